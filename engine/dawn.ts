@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 import { DeviceUnavailableError } from './errors.js';
 
-export type DawnBackend = 'gpu' | 'swiftshader' | 'llvmpipe';
+export type DawnBackend = 'gpu' | 'swiftshader' | 'llvmpipe' | 'null';
 
 export interface DawnPaths {
   /** SwiftShader's Vulkan ICD, shipped by Debian's chromium package. */
@@ -24,6 +24,7 @@ export const INSTALL_HINT: Record<DawnBackend, string> = {
   gpu: 'a GPU with a Vulkan driver plus the Vulkan loader (apt-get install -y libvulkan1)',
   swiftshader: 'SwiftShader from Debian\'s chromium package plus the Vulkan loader (apt-get install -y chromium libvulkan1)',
   llvmpipe: 'Mesa llvmpipe through EGL (apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri)',
+  null: 'nothing (Dawn\'s null backend is built in)',
 };
 
 let globalsInstalled = false;
@@ -52,7 +53,10 @@ export function dawnInstance(backend: DawnBackend, fast: boolean, paths: DawnPat
   }
   const flags: string[] = [];
   let featureLevel: 'core' | 'compatibility' = 'core';
-  if (backend === 'llvmpipe') {
+  if (backend === 'null') {
+    // Validates and compiles everything (subgroup matrices and f16 included) but executes nothing.
+    flags.push('backend=null');
+  } else if (backend === 'llvmpipe') {
     if (!paths.mesaEgl.some(existsSync)) {
       throw new DeviceUnavailableError(`llvmpipe: Mesa's EGL driver is not installed; install ${INSTALL_HINT.llvmpipe}`);
     }

@@ -9,10 +9,12 @@ import { DeviceUnavailableError } from './errors.js';
  * - gpu: hardware only (Dawn Vulkan), an error if only a software adapter exists
  * - swiftshader: SwiftShader's Vulkan (core feature level, subgroups, timestamps; no f16). Default for tests.
  * - llvmpipe: Mesa llvmpipe through Dawn's OpenGL backend (compatibility level; ~7x faster matmul, no subgroups)
+ * - null: Dawn's null backend: validates and compiles every kernel (f16, subgroup matrices) but runs nothing;
+ *   tests use it to check GPU-only shaders on machines without a GPU
  * - browser: navigator.gpu
  */
 export type DeviceChoice = 'auto' | DawnBackend | 'browser';
-export const DEVICE_CHOICES: readonly DeviceChoice[] = ['auto', 'gpu', 'swiftshader', 'llvmpipe', 'browser'];
+export const DEVICE_CHOICES: readonly DeviceChoice[] = ['auto', 'gpu', 'swiftshader', 'llvmpipe', 'null', 'browser'];
 
 export interface DeviceOptions {
   /** Defaults to the WEBGPU_DEVICE environment variable, else 'auto'. */
@@ -42,6 +44,8 @@ export interface DeviceInfo {
   subgroups: boolean;
   subgroupSize: { min: number; max: number };
   timestamps: boolean;
+  /** chromium-experimental-subgroup-matrix is enabled (configs may be empty on the null backend). */
+  subgroupMatrixFeature: boolean;
   subgroupMatrix: SubgroupMatrixConfig[];
   limits: {
     maxStorageBufferBindingSize: number;
@@ -99,7 +103,7 @@ async function requestDevice(
   const name = adapterName(adapter);
   const info: DeviceInfo = {
     backend,
-    software: backend === 'swiftshader' || backend === 'llvmpipe' || SOFTWARE_NAMES.test(name),
+    software: backend === 'swiftshader' || backend === 'llvmpipe' || backend === 'null' || SOFTWARE_NAMES.test(name),
     fast,
     featureLevel,
     adapter: name,
@@ -110,6 +114,7 @@ async function requestDevice(
       max: Number((adapter.info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize ?? 0),
     },
     timestamps: device.features.has('timestamp-query'),
+    subgroupMatrixFeature: device.features.has('chromium-experimental-subgroup-matrix'),
     subgroupMatrix: device.features.has('chromium-experimental-subgroup-matrix') ? readSubgroupMatrixConfigs(adapter) : [],
     limits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,

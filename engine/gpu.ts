@@ -104,6 +104,7 @@ export class Gpu {
     if (uniforms.length > 1) throw new Error(`kernel ${label}: at most one uniform binding is supported`);
     this.openScopes();
     this.batchKernels.push(label);
+    this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label });
     const layout = this.device.createBindGroupLayout({
       label,
@@ -114,12 +115,17 @@ export class Gpu {
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout], label }),
       compute: { module, entryPoint: entry },
     });
-    this.checks.push({
-      kernels: [label],
-      promise: module.getCompilationInfo().then((ci) =>
-        ci.messages.some((m) => m.type === 'error') ? new GpuError(formatCompilation(label, code, ci.messages), [label], 'compilation') : null,
-      ),
+    const created = this.device.popErrorScope();
+    const failure = Promise.all([module.getCompilationInfo(), created]).then(([ci, err]) => {
+      const e = ci.messages.some((m) => m.type === 'error')
+        ? new GpuError(formatCompilation(label, code, ci.messages), [label], 'compilation')
+        : err
+          ? new GpuError(`kernel ${label}: pipeline creation failed: ${err.message}`, [label], 'validation')
+          : null;
+      if (e) kernel.error = e; // later dispatches of this variant throw it instead of failing obscurely
+      return e;
     });
+    this.checks.push({ kernels: [label], promise: failure });
     const kernel: Kernel = { label, pipeline, layout, bindings, storage: bindings.filter((b) => b.kind !== 'uniform'), uniform: uniforms[0] };
     this.kernels.set(key, kernel);
     return kernel;
@@ -139,6 +145,7 @@ export class Gpu {
    * its uniform binding. Nothing runs until flush() (or a read/sync, which flush).
    */
   dispatch(kernel: Kernel, tensors: readonly Tensor[], params: ParamValue[] | Uint8Array | null, workgroups: Workgroups): void {
+    if (kernel.error) throw kernel.error;
     if (tensors.length !== kernel.storage.length) {
       throw new Error(`kernel ${kernel.label} binds ${kernel.storage.length} tensors (${kernel.storage.map((b) => b.variable).join(', ')}); got ${tensors.length}`);
     }

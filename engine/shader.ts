@@ -71,6 +71,8 @@ export interface Kernel {
   /** Storage bindings in order: the tensors a dispatch passes bind to these. */
   storage: Binding[];
   uniform?: Binding;
+  /** Set once the GPU reports that this variant failed to compile or to create. */
+  error?: Error;
 }
 
 /** Formats compiler messages with the offending source line, so a WGSL error is readable from the exception. */

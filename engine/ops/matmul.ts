@@ -1,0 +1,149 @@
+// matmul: C = act(op(A) · op(B) + bias), batched, with the transposed forms backward passes need.
+//   A: [...batch, M, K]   (transA: [...batch, K, M])
+//   B: [...batch, K, N]   (transB: [...batch, N, K]); or without batch dims, shared by every batch item
+//   bias: [N]; activation: 'gelu' (tanh approximation); output [...batch, M, N].
+// Variants: 'tiled' (portable register-blocked, f32 math, f32/f16 storage, shaders/matmul.wgsl) and
+// 'tensorcore' (f16 × f16 → f32 accumulate through subgroup matrices, shaders/matmul_tc.wgsl).
+import type { DType } from '../dtype.js';
+import { ShapeError, shapeStr } from '../errors.js';
+import type { Gpu } from '../gpu.js';
+import type { Defines } from '../shader.js';
+import type { Tensor } from '../tensor.js';
+import { expectDType, expectLive, output, sameShape } from './common.js';
+import matmulWgsl from '../../shaders/matmul.wgsl';
+import matmulTcWgsl from '../../shaders/matmul_tc.wgsl';
+
+const TILED = { name: 'matmul', template: matmulWgsl };
+const TENSORCORE = { name: 'matmul_tc', template: matmulTcWgsl };
+
+export type MatmulVariant = 'auto' | 'tiled' | 'tensorcore';
+
+export interface MatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+  bias?: Tensor;
+  activation?: 'none' | 'gelu';
+  /** Output dtype; defaults to A's dtype. */
+  outDtype?: DType;
+  out?: Tensor;
+  variant?: MatmulVariant;
+  /** Tile config of the tiled kernel (benchmarks sweep these); default chosen by size. */
+  tile?: TiledTile;
+}
+
+export interface TiledTile {
+  BM: number;
+  BN: number;
+  BK: number;
+  TM: number;
+  TN: number;
+}
+
+export const TILED_LARGE: TiledTile = { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 };
+export const TILED_SMALL: TiledTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
+
+/** Shapes of a matmul after validation. */
+export interface MatmulShape {
+  batch: number[];
+  M: number;
+  N: number;
+  K: number;
+  sharedB: boolean;
+}
+
+export function matmulShape(a: Tensor, b: Tensor, opts: MatmulOptions = {}): MatmulShape {
+  const op = 'matmul';
+  if (a.rank < 2 || b.rank < 2) throw new ShapeError(`${op}: A ${a} and B ${b} need at least 2 dims`);
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
+  const [M, K] = opts.transA ? [ac, ar] : [ar, ac];
+  const [Kb, N] = opts.transB ? [bc, br] : [br, bc];
+  if (K !== Kb) {
+    throw new ShapeError(
+      `${op}: inner dimensions differ: op(A) is ${M}×${K} (A ${shapeStr(a.shape)}${opts.transA ? ', transA' : ''}) but op(B) is ${Kb}×${N} (B ${shapeStr(b.shape)}${opts.transB ? ', transB' : ''})`,
+    );
+  }
+  const batch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  const sharedB = bBatch.length === 0;
+  if (!sharedB && !sameShape(batch, bBatch)) {
+    throw new ShapeError(`${op}: batch dims of A ${shapeStr(batch)} and B ${shapeStr(bBatch)} differ; B must have the same batch dims or none`);
+  }
+  return { batch, M, N, K, sharedB };
+}
+
+/** The tensor-core kernel's requirements on this device, or why it cannot run. */
+export function tensorcoreUnavailable(gpu: Gpu): string | null {
+  const i = gpu.info;
+  if (!i.f16) return 'no shader-f16 feature';
+  if (!i.subgroups) return 'no subgroups feature';
+  if (i.backend === 'null') return i.subgroupMatrixFeature ? null : 'no subgroup-matrix feature'; // compiles only, lists no configs
+  if (!i.subgroupMatrix.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) {
+    return 'no f16→f32 16×16×16 subgroup-matrix config';
+  }
+  if ((i.subgroupSize.min !== 32 || i.subgroupSize.max !== 32)) return `subgroup size ${i.subgroupSize.min}..${i.subgroupSize.max}, kernel needs 32`;
+  return null;
+}
+
+export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const op = 'matmul';
+  expectLive(op, a, b);
+  expectDType(op, a, ['f32', 'f16']);
+  expectDType(op, b, ['f32', 'f16']);
+  const { batch, M, N, K, sharedB } = matmulShape(a, b, opts);
+  const outDtype = opts.outDtype ?? a.dtype;
+  if (outDtype !== 'f32' && outDtype !== 'f16') throw new ShapeError(`${op}: outDtype ${outDtype} must be f32 or f16`);
+  if (opts.bias) {
+    expectLive(op, opts.bias);
+    expectDType(op, opts.bias, ['f32', 'f16']);
+    if (opts.bias.size !== N) throw new ShapeError(`${op}: bias ${opts.bias} must have ${N} elements (the output's last dim)`);
+  }
+  const c = output(gpu, op, [...batch, M, N], outDtype, opts.out);
+  const nb = batch.reduce((x, y) => x * y, 1);
+  if (nb > gpu.info.limits.maxComputeWorkgroupsPerDimension) throw new ShapeError(`${op}: ${nb} batch items exceed the grid's z limit; fold the batch into M`);
+
+  const variant = chooseVariant(gpu, a, b, opts.variant ?? 'auto');
+  const common: Defines = {
+    TRANS_A: !!opts.transA,
+    TRANS_B: !!opts.transB,
+    OUT_F16: outDtype === 'f16',
+    BIAS: !!opts.bias,
+    BIAS_F16: opts.bias?.dtype === 'f16',
+    GELU: opts.activation === 'gelu',
+  };
+  const params = [M, N, K, M * K, sharedB ? 0 : K * N, M * N];
+  const tensors = opts.bias ? [a, b, c, opts.bias] : [a, b, c];
+  if (variant === 'tensorcore') {
+    const tile = { SG_M: 4, SG_N: 2, FM: 2, FN: 4, BK: 32 }; // 128×128 tile, 8 subgroups of 32×64
+    const BM = tile.SG_M * tile.FM * 16;
+    const BN = tile.SG_N * tile.FN * 16;
+    const defines: Defines = {
+      ...common,
+      ...tile,
+      VEC_A: (opts.transA ? M : K) % 8 === 0,
+      VEC_B: (opts.transB ? K : N) % 8 === 0,
+      DIRECT: !common.BIAS && !common.GELU && outDtype === 'f32',
+    };
+    gpu.dispatch(gpu.kernel(TENSORCORE, 'main', defines), tensors, params, [Math.ceil(N / BN), Math.ceil(M / BM), nb]);
+    return c;
+  }
+  if (outDtype === 'f16' && N % 2 !== 0) {
+    throw new ShapeError(`${op}: the tiled kernel writes f16 output in pairs and needs an even N (got ${N}); use outDtype 'f32'`);
+  }
+  const t = opts.tile ?? (M * N >= 1 << 20 ? TILED_LARGE : TILED_SMALL);
+  const defines: Defines = { ...common, A_F16: a.dtype === 'f16', B_F16: b.dtype === 'f16', ...t, WG: (t.BM / t.TM) * (t.BN / t.TN) };
+  gpu.dispatch(gpu.kernel(TILED, 'main', defines), tensors, params, [Math.ceil(N / t.BN), Math.ceil(M / t.BM), nb]);
+  return c;
+}
+
+function chooseVariant(gpu: Gpu, a: Tensor, b: Tensor, wanted: MatmulVariant): 'tiled' | 'tensorcore' {
+  const f16 = a.dtype === 'f16' && b.dtype === 'f16';
+  if (wanted === 'tensorcore') {
+    if (!f16) throw new ShapeError(`matmul: the tensorcore variant takes f16 A and B (got ${a.dtype}, ${b.dtype}); cast them or use variant 'tiled'`);
+    const why = tensorcoreUnavailable(gpu);
+    if (why) throw new ShapeError(`matmul: the tensorcore variant cannot run on ${gpu.info.adapter}: ${why}; use variant 'tiled'`);
+    return 'tensorcore';
+  }
+  if (wanted === 'tiled') return 'tiled';
+  return f16 && !tensorcoreUnavailable(gpu) ? 'tensorcore' : 'tiled';
+}

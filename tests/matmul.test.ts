@@ -1,0 +1,195 @@
+// matmul: both kernels against an f64 CPU reference, every operand layout, batching, bias, GELU, f16.
+import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
+import { matmul, tensorcoreUnavailable, TILED_LARGE, type MatmulOptions } from '../engine/ops/matmul.js';
+import { roundToF16, type DType } from '../engine/dtype.js';
+import { Gpu } from '../engine/gpu.js';
+import { GpuError } from '../engine/errors.js';
+
+// ---- f64 reference -----------------------------------------------------------------------------------
+
+export function geluRef(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+}
+
+interface RefArgs {
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+  sharedB?: boolean;
+  bias?: ArrayLike<number>;
+  gelu?: boolean;
+}
+
+export function matmulRef(a: ArrayLike<number>, b: ArrayLike<number>, r: RefArgs): Float64Array {
+  const { batch, M, N, K } = r;
+  const out = new Float64Array(batch * M * N);
+  for (let z = 0; z < batch; z++) {
+    const ao = z * M * K;
+    const bo = r.sharedB ? 0 : z * K * N;
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          const av = a[ao + (r.transA ? k * M + m : m * K + k)]!;
+          const bv = b[bo + (r.transB ? n * K + k : k * N + n)]!;
+          s += av * bv;
+        }
+        if (r.bias) s += r.bias[n]!;
+        out[z * M * N + m * N + n] = r.gelu ? geluRef(s) : s;
+      }
+    }
+  }
+  return out;
+}
+
+// ---- cases -------------------------------------------------------------------------------------------
+
+interface Case {
+  batch?: number[];
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+  sharedB?: boolean;
+  bias?: DType;
+  gelu?: boolean;
+  aType?: DType;
+  bType?: DType;
+  outDtype?: DType;
+  tile?: MatmulOptions['tile'];
+}
+
+async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore', rtol: number): Promise<void> {
+  const batch = c.batch ?? [];
+  const nb = batch.reduce((x, y) => x * y, 1);
+  const aType = c.aType ?? 'f32';
+  const bType = c.bType ?? 'f32';
+  const aShape = [...batch, ...(c.transA ? [c.K, c.M] : [c.M, c.K])];
+  const bShape = [...(c.sharedB ? [] : batch), ...(c.transB ? [c.N, c.K] : [c.K, c.N])];
+  const aData = rng.normal(nb * c.M * c.K);
+  const bData = rng.normal((c.sharedB ? 1 : nb) * c.K * c.N, 1 / Math.sqrt(c.K));
+  const biasData = c.bias ? rng.normal(c.N) : undefined;
+  const a = gpu.upload(aData, aShape, aType, 'A');
+  const b = gpu.upload(bData, bShape, bType, 'B');
+  const bias = c.bias && biasData ? gpu.upload(biasData, [c.N], c.bias, 'bias') : undefined;
+  const outDtype = c.outDtype ?? 'f32';
+  const out = gpu.tensor([...batch, c.M, c.N], outDtype, 'C'); // poisoned with NaN by the test device
+  matmul(gpu, a, b, { transA: c.transA, transB: c.transB, bias, activation: c.gelu ? 'gelu' : 'none', outDtype, out, variant, tile: c.tile });
+  const got = await out.read();
+  const want = matmulRef(aType === 'f16' ? roundToF16(aData) : aData, bType === 'f16' ? roundToF16(bData) : bData, {
+    batch: nb, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, sharedB: c.sharedB,
+    bias: biasData && c.bias === 'f16' ? roundToF16(biasData) : biasData, gelu: c.gelu,
+  });
+  const name = `${variant} ${JSON.stringify(c)}`;
+  assertClose(got, want, { rtol: outDtype === 'f16' ? 1e-2 : rtol, what: name });
+  for (const t of [a, b, out, bias]) t?.release();
+}
+
+const layouts = [
+  {},
+  { transA: true },
+  { transB: true },
+  { transA: true, transB: true },
+];
+
+const s = suite('matmul');
+
+s.test('tiled f32: tiny and ragged shapes, all operand layouts', async (ctx) => {
+  for (const l of layouts) {
+    for (const [M, N, K] of [[1, 1, 1], [7, 13, 5], [65, 33, 17], [3, 70, 129]] as const) {
+      await check(ctx, { M, N, K, ...l }, 'tiled', 1e-5);
+    }
+  }
+});
+
+s.test('tiled f32: large tile config on a ragged multi-tile shape', async (ctx) => {
+  for (const l of layouts) await check(ctx, { M: 150, N: 140, K: 37, tile: TILED_LARGE, ...l }, 'tiled', 1e-5);
+});
+
+s.test('tiled f32: batched, per-batch and shared B', async (ctx) => {
+  await check(ctx, { batch: [2, 3], M: 9, N: 20, K: 11 }, 'tiled', 1e-5);
+  await check(ctx, { batch: [4], M: 17, N: 6, K: 10, sharedB: true, transB: true }, 'tiled', 1e-5);
+  await check(ctx, { batch: [3], M: 12, N: 9, K: 30, transA: true }, 'tiled', 1e-5);
+});
+
+s.test('tiled: bias and GELU epilogues (f32 and f16 bias)', async (ctx) => {
+  await check(ctx, { M: 33, N: 47, K: 19, bias: 'f32' }, 'tiled', 1e-5);
+  await check(ctx, { M: 33, N: 48, K: 19, bias: 'f16', gelu: true }, 'tiled', 1e-5);
+  await check(ctx, { batch: [2], M: 20, N: 30, K: 8, gelu: true, transB: true, sharedB: true }, 'tiled', 1e-5);
+});
+
+s.test('tiled: f16 storage (inputs, mixed, f16 output)', async (ctx) => {
+  await check(ctx, { M: 31, N: 42, K: 27, aType: 'f16', bType: 'f16' }, 'tiled', 1e-5);
+  await check(ctx, { M: 31, N: 42, K: 27, aType: 'f16', transA: true }, 'tiled', 1e-5);
+  await check(ctx, { M: 19, N: 22, K: 23, bType: 'f16', transB: true, outDtype: 'f16', bias: 'f16', gelu: true }, 'tiled', 1e-5);
+  await check(ctx, { batch: [3], M: 5, N: 10, K: 7, aType: 'f16', bType: 'f16', outDtype: 'f16' }, 'tiled', 1e-5);
+});
+
+s.test('bad shapes and dtypes are clear errors', async ({ gpu }) => {
+  const a = gpu.tensor([4, 5]);
+  const b = gpu.tensor([6, 3]);
+  await assertThrows(() => matmul(gpu, a, b), /inner dimensions differ: op\(A\) is 4×5 .* op\(B\) is 6×3/, 'K mismatch');
+  const b2 = gpu.tensor([2, 5, 3]);
+  await assertThrows(() => matmul(gpu, gpu.tensor([3, 4, 5]), b2), /batch dims of A \[3\] and B \[2\] differ/, 'batch mismatch');
+  await assertThrows(() => matmul(gpu, a, gpu.tensor([5, 3]), { bias: gpu.tensor([4]) }), /bias .* must have 3 elements/, 'bias size');
+  await assertThrows(() => matmul(gpu, gpu.tensor([4, 5], 'i32'), gpu.tensor([5, 3])), /dtype i32; expected f32 or f16/, 'int input');
+  await assertThrows(() => matmul(gpu, a, gpu.tensor([5, 3]), { out: gpu.tensor([3, 4]) }), /output .* must be \[4, 3\] f32/, 'out shape');
+  await assertThrows(() => matmul(gpu, a, gpu.tensor([5, 3]), { outDtype: 'f16', variant: 'tiled' }), /needs an even N/, 'odd f16 N');
+  if (tensorcoreUnavailable(gpu)) {
+    await assertThrows(() => matmul(gpu, gpu.tensor([4, 8], 'f16'), gpu.tensor([8, 8], 'f16'), { variant: 'tensorcore' }), /tensorcore variant cannot run/, 'no tensor cores');
+  }
+  await assertThrows(() => matmul(gpu, a, gpu.tensor([5, 3]), { variant: 'tensorcore' }), /tensorcore variant takes f16/, 'tc needs f16');
+  await gpu.sync();
+});
+
+// ---- tensor cores: run on a GPU; compile-checked on Dawn's null backend everywhere ----------------------
+
+const tcCases: Case[] = [
+  { M: 128, N: 128, K: 64 },
+  { M: 256, N: 384, K: 96 },
+  { M: 100, N: 72, K: 40 },
+  { M: 131, N: 136, K: 48 },
+  { M: 64, N: 200, K: 24, transA: true },
+  { M: 136, N: 96, K: 56, transB: true },
+  { M: 37, N: 50, K: 45, transA: true, transB: true },
+  { batch: [3], M: 40, N: 264, K: 72, transB: true, sharedB: true, bias: 'f32', gelu: true },
+  { batch: [2], M: 128, N: 128, K: 32, outDtype: 'f16', bias: 'f16' },
+  { M: 65, N: 33, K: 17, outDtype: 'f16', gelu: true },
+].map((c) => ({ aType: 'f16', bType: 'f16', ...c }) as Case);
+
+s.gpuTest('tensorcore f16→f32: layouts, ragged, batched, epilogues', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
+  for (const c of tcCases) await check(ctx, c, 'tensorcore', 1e-3);
+});
+
+s.test('tensorcore kernels compile on Dawn null backend (all variants)', async () => {
+  let nullGpu: Gpu;
+  try {
+    nullGpu = await Gpu.open({ device: 'null' });
+  } catch (e) {
+    throw new Error(`Dawn's null backend did not open: ${(e as Error).message}`);
+  }
+  const why = tensorcoreUnavailable(nullGpu);
+  if (why) throw new Error(`null backend lacks tensor-core features: ${why}`);
+  // The null adapter allows only 16 KiB of workgroup memory (GPUs: 48 KiB), so pipeline creation may report
+  // exactly that limit; any other error (WGSL, uniformity, bindings) fails the test.
+  const limitOnly = /total use of workgroup storage \(\d+ bytes\) is larger than the maximum allowed \(16384 bytes\)/;
+  for (const c of tcCases) {
+    const batch = c.batch ?? [];
+    const a = nullGpu.tensor([...batch, ...(c.transA ? [c.K, c.M] : [c.M, c.K])], 'f16');
+    const b = nullGpu.tensor([...(c.sharedB ? [] : batch), ...(c.transB ? [c.N, c.K] : [c.K, c.N])], 'f16');
+    const bias = c.bias ? nullGpu.tensor([c.N], c.bias) : undefined;
+    try {
+      matmul(nullGpu, a, b, { transA: c.transA, transB: c.transB, bias, activation: c.gelu ? 'gelu' : 'none', outDtype: c.outDtype, variant: 'tensorcore' });
+      await nullGpu.sync(); // throws with the WGSL line on a compile error
+    } catch (e) {
+      if (!(e instanceof GpuError && e.kind === 'validation' && limitOnly.test(e.message))) throw e;
+    }
+  }
+  await nullGpu.destroy();
+});
+
+s.run();
