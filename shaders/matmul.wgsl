@@ -2,7 +2,8 @@
 // op(A) is M×K (A stored M×K, or K×M with TRANS_A); op(B) is K×N (B stored K×N, or N×K with TRANS_B).
 // A workgroup computes a BM×BN tile of C; each thread a TM×TN block held in registers as vec4 columns.
 // The K loop stages BK-deep slices of A and B in workgroup memory (k-major, so the inner loop reads
-// vec4s). f16 inputs/outputs are packed words (unpack2x16float), so this runs without shader-f16.
+// vec4s; VEC_A/VEC_B: f32 operands whose stored rows are multiples of 4 are staged with 16-byte loads).
+// f16 inputs/outputs are packed words (unpack2x16float / pack_f16 from f16.wgsl), so this runs without shader-f16.
 // Grid: x = column tiles, y = row tiles, z = batch.
 
 struct Params {
@@ -16,11 +17,15 @@ struct Params {
 
 #if ${A_F16}
 @group(0) @binding(0) var<storage, read> A: array<u32>;
+#elif ${VEC_A}
+@group(0) @binding(0) var<storage, read> A4: array<vec4<f32>>;
 #else
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 #endif
 #if ${B_F16}
 @group(0) @binding(1) var<storage, read> B: array<u32>;
+#elif ${VEC_B}
+@group(0) @binding(1) var<storage, read> B4: array<vec4<f32>>;
 #else
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 #endif
@@ -51,6 +56,8 @@ const THREADS = (BM / TM) * (BN / TN);
 var<workgroup> As: array<vec4<f32>, BK * BM / 4u>; // As[k][m]
 var<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>; // Bs[k][n]
 
+#if ${VEC_A}
+#else
 fn load_a(i: u32) -> f32 {
 #if ${A_F16}
   return unpack2x16float(A[i >> 1u])[i & 1u];
@@ -58,7 +65,10 @@ fn load_a(i: u32) -> f32 {
   return A[i];
 #endif
 }
+#endif
 
+#if ${VEC_B}
+#else
 fn load_b(i: u32) -> f32 {
 #if ${B_F16}
   return unpack2x16float(B[i >> 1u])[i & 1u];
@@ -66,6 +76,7 @@ fn load_b(i: u32) -> f32 {
   return B[i];
 #endif
 }
+#endif
 
 fn epilogue(v: f32, n: u32) -> f32 {
   var x = v;
@@ -97,6 +108,27 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var acc: array<vec4<f32>, TM * TN4>;
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
     // Stage op(A)[row0.., k0..] and op(B)[k0.., col0..]; threads walk the stored layout's fast axis.
+#if ${VEC_A}
+    // 16-byte loads along the stored rows (f32, row length a multiple of 4).
+    for (var i = lid; i < BM * BK / 4u; i += THREADS) {
+#if ${TRANS_A}
+      let m = (i % (BM / 4u)) * 4u;
+      let k = i / (BM / 4u);
+      var v = vec4<f32>(0.0);
+      if (row0 + m < p.M && k0 + k < p.K) { v = A4[(a_base + (k0 + k) * p.M + row0 + m) / 4u]; }
+      As[(k * BM + m) / 4u] = v;
+#else
+      let k = (i % (BK / 4u)) * 4u;
+      let m = i / (BK / 4u);
+      var v = vec4<f32>(0.0);
+      if (row0 + m < p.M && k0 + k < p.K) { v = A4[(a_base + (row0 + m) * p.K + k0 + k) / 4u]; }
+      As[(k * BM + m) / 4u][m % 4u] = v.x;
+      As[((k + 1u) * BM + m) / 4u][m % 4u] = v.y;
+      As[((k + 2u) * BM + m) / 4u][m % 4u] = v.z;
+      As[((k + 3u) * BM + m) / 4u][m % 4u] = v.w;
+#endif
+    }
+#else
     for (var i = lid; i < BM * BK; i += THREADS) {
 #if ${TRANS_A}
       let m = i % BM;
@@ -115,6 +147,27 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #endif
       As[(k * BM + m) / 4u][m % 4u] = v;
     }
+#endif
+#if ${VEC_B}
+    for (var i = lid; i < BN * BK / 4u; i += THREADS) {
+#if ${TRANS_B}
+      let k = (i % (BK / 4u)) * 4u;
+      let n = i / (BK / 4u);
+      var v = vec4<f32>(0.0);
+      if (col0 + n < p.N && k0 + k < p.K) { v = B4[(b_base + (col0 + n) * p.K + k0 + k) / 4u]; }
+      Bs[(k * BN + n) / 4u][n % 4u] = v.x;
+      Bs[((k + 1u) * BN + n) / 4u][n % 4u] = v.y;
+      Bs[((k + 2u) * BN + n) / 4u][n % 4u] = v.z;
+      Bs[((k + 3u) * BN + n) / 4u][n % 4u] = v.w;
+#else
+      let n = (i % (BN / 4u)) * 4u;
+      let k = i / (BN / 4u);
+      var v = vec4<f32>(0.0);
+      if (col0 + n < p.N && k0 + k < p.K) { v = B4[(b_base + (k0 + k) * p.N + col0 + n) / 4u]; }
+      Bs[(k * BN + n) / 4u] = v;
+#endif
+    }
+#else
     for (var i = lid; i < BN * BK; i += THREADS) {
 #if ${TRANS_B}
       let k = i % BK;
@@ -133,6 +186,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #endif
       Bs[(k * BN + n) / 4u][n % 4u] = v;
     }
+#endif
     workgroupBarrier();
 
     for (var k = 0u; k < BK; k++) {
@@ -163,8 +217,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         let o = c_base + m * p.N + n;
 #if ${OUT_F16}
         // N is even (checked by the op), so each pair of columns is one aligned word.
-        if (n < p.N) { C[o >> 1u] = pack2x16float(vec2<f32>(epilogue(v.x, n), epilogue(v.y, n + 1u))); }
-        if (n + 2u < p.N) { C[(o >> 1u) + 1u] = pack2x16float(vec2<f32>(epilogue(v.z, n + 2u), epilogue(v.w, n + 3u))); }
+        if (n < p.N) { C[o >> 1u] = pack_f16(epilogue(v.x, n), epilogue(v.y, n + 1u)); }
+        if (n + 2u < p.N) { C[(o >> 1u) + 1u] = pack_f16(epilogue(v.z, n + 2u), epilogue(v.w, n + 3u)); }
 #else
         if (n < p.N) { C[o] = epilogue(v.x, n); }
         if (n + 1u < p.N) { C[o + 1u] = epilogue(v.y, n + 1u); }

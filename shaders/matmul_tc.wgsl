@@ -4,6 +4,7 @@
 // fragments. Per BK-deep step, A and B slices are staged in workgroup memory in their stored orientation
 // (so global reads are contiguous) and loaded as fragments row- or column-major accordingly.
 // VEC_A / VEC_B: the stored rows are multiples of 8 halves, so staging moves 16-byte chunks.
+// GLOBAL_LOADS: M, N multiples of the tile and K of 16: fragments are loaded from storage, no staging.
 enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -155,6 +156,29 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   let c_base = wid.z * p.stride_c;
 
   var acc: array<subgroup_matrix_result<f32, 16, 16>, FM * FN>;
+#if ${GLOBAL_LOADS}
+  // Fragments straight from storage (tile multiples only; L1/L2 serve the reuse across subgroups).
+  for (var k = 0u; k < p.K; k += 16u) {
+    var left: array<subgroup_matrix_left<f16, 16, 16>, FM>;
+    for (var i = 0u; i < FM; i++) {
+#if ${TRANS_A}
+      left[i] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&A, a_base + k * p.M + row0 + sg_m + i * 16u, p.M);
+#else
+      left[i] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&A, a_base + (row0 + sg_m + i * 16u) * p.K + k, p.K);
+#endif
+    }
+    for (var j = 0u; j < FN; j++) {
+#if ${TRANS_B}
+      let right = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&B, b_base + (col0 + sg_n + j * 16u) * p.K + k, p.K);
+#else
+      let right = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&B, b_base + k * p.N + col0 + sg_n + j * 16u, p.N);
+#endif
+      for (var i = 0u; i < FM; i++) {
+        acc[i * FN + j] = subgroupMatrixMultiplyAccumulate(left[i], right, acc[i * FN + j]);
+      }
+    }
+  }
+#else
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
 #if ${TRANS_A}
     stage_a(lid, a_base, k0, row0, p.K, p.M, p.M);
@@ -190,6 +214,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     workgroupBarrier();
   }
 
+#endif
 #if ${DIRECT}
   // Whole tile in bounds, f32 output, no epilogue: fragments go straight to C.
   if (row0 + BM <= p.M && col0 + BN <= p.N) {

@@ -45,11 +45,12 @@ s.test('fill writes every element; poisoned tensors read as NaN', async ({ gpu }
 });
 
 s.test('buffer pool reuses released buffers of the same size class', async ({ gpu }) => {
-  const before = gpu.pool.stats.reuses;
   const a = gpu.tensor([1000], 'f32');
+  const buffer = a.buffer;
   a.release();
+  const before = gpu.pool.stats.reuses; // counted from here: earlier tests may have left buffers of this class
   const b = gpu.tensor([900], 'f32');
-  if (gpu.pool.stats.reuses !== before + 1) throw new Error('expected the released buffer to be reused');
+  if (b.buffer !== buffer || gpu.pool.stats.reuses !== before + 1) throw new Error('expected the released buffer to be reused');
   b.release();
   if (sizeClass(3000) !== 4096 || sizeClass(3 << 20) !== 3 << 20 || sizeClass((1 << 20) + 1) !== (1 << 20) + (1 << 17)) {
     throw new Error('size classes: powers of two up to 1 MiB, then 1/8 steps');

@@ -1,6 +1,6 @@
 // matmul: both kernels against an f64 CPU reference, every operand layout, batching, bias, GELU, f16.
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
-import { matmul, tensorcoreUnavailable, TILED_LARGE, type MatmulOptions } from '../engine/ops/matmul.js';
+import { matmul, tensorcoreUnavailable, TILED_LARGE, TC_DEFAULT, type MatmulOptions } from '../engine/ops/matmul.js';
 import { roundToF16, type DType } from '../engine/dtype.js';
 import { Gpu } from '../engine/gpu.js';
 import { GpuError } from '../engine/errors.js';
@@ -61,6 +61,7 @@ interface Case {
   bType?: DType;
   outDtype?: DType;
   tile?: MatmulOptions['tile'];
+  tcTile?: MatmulOptions['tcTile'];
 }
 
 async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore', rtol: number): Promise<void> {
@@ -78,7 +79,7 @@ async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore'
   const bias = c.bias && biasData ? gpu.upload(biasData, [c.N], c.bias, 'bias') : undefined;
   const outDtype = c.outDtype ?? 'f32';
   const out = gpu.tensor([...batch, c.M, c.N], outDtype, 'C'); // poisoned with NaN by the test device
-  matmul(gpu, a, b, { transA: c.transA, transB: c.transB, bias, activation: c.gelu ? 'gelu' : 'none', outDtype, out, variant, tile: c.tile });
+  matmul(gpu, a, b, { transA: c.transA, transB: c.transB, bias, activation: c.gelu ? 'gelu' : 'none', outDtype, out, variant, tile: c.tile, tcTile: c.tcTile });
   const got = await out.read();
   const want = matmulRef(aType === 'f16' ? roundToF16(aData) : aData, bType === 'f16' ? roundToF16(bData) : bData, {
     batch: nb, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, sharedB: c.sharedB,
@@ -100,14 +101,17 @@ const s = suite('matmul');
 
 s.test('tiled f32: tiny and ragged shapes, all operand layouts', async (ctx) => {
   for (const l of layouts) {
-    for (const [M, N, K] of [[1, 1, 1], [7, 13, 5], [65, 33, 17], [3, 70, 129]] as const) {
+    for (const [M, N, K] of [[1, 1, 1], [7, 13, 5], [65, 33, 17], [3, 70, 129], [36, 44, 24], [66, 52, 20]] as const) {
       await check(ctx, { M, N, K, ...l }, 'tiled', 1e-5);
     }
   }
 });
 
 s.test('tiled f32: large tile config on a ragged multi-tile shape', async (ctx) => {
-  for (const l of layouts) await check(ctx, { M: 150, N: 140, K: 37, tile: TILED_LARGE, ...l }, 'tiled', 1e-5);
+  for (const l of layouts) {
+    await check(ctx, { M: 150, N: 140, K: 37, tile: TILED_LARGE, ...l }, 'tiled', 1e-5);
+    await check(ctx, { M: 132, N: 136, K: 40, tile: TILED_LARGE, ...l }, 'tiled', 1e-5); // 16-byte staging path
+  }
 });
 
 s.test('tiled f32: batched, per-batch and shared B', async (ctx) => {
@@ -159,6 +163,9 @@ const tcCases: Case[] = [
   { batch: [3], M: 40, N: 264, K: 72, transB: true, sharedB: true, bias: 'f32', gelu: true },
   { batch: [2], M: 128, N: 128, K: 32, outDtype: 'f16', bias: 'f16' },
   { M: 65, N: 33, K: 17, outDtype: 'f16', gelu: true },
+  { M: 256, N: 128, K: 48, tcTile: { ...TC_DEFAULT, global: true } },
+  { batch: [2], M: 128, N: 256, K: 32, transA: true, transB: true, tcTile: { ...TC_DEFAULT, global: true }, bias: 'f32' },
+  { M: 64, N: 64, K: 80, transB: true, tcTile: { SG_M: 2, SG_N: 2, FM: 2, FN: 2, BK: 16, global: true } },
 ].map((c) => ({ aType: 'f16', bType: 'f16', ...c }) as Case);
 
 s.gpuTest('tensorcore f16→f32: layouts, ragged, batched, epilogues', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
@@ -183,7 +190,7 @@ s.test('tensorcore kernels compile on Dawn null backend (all variants)', async (
     const b = nullGpu.tensor([...(c.sharedB ? [] : batch), ...(c.transB ? [c.N, c.K] : [c.K, c.N])], 'f16');
     const bias = c.bias ? nullGpu.tensor([c.N], c.bias) : undefined;
     try {
-      matmul(nullGpu, a, b, { transA: c.transA, transB: c.transB, bias, activation: c.gelu ? 'gelu' : 'none', outDtype: c.outDtype, variant: 'tensorcore' });
+      matmul(nullGpu, a, b, { transA: c.transA, transB: c.transB, bias, activation: c.gelu ? 'gelu' : 'none', outDtype: c.outDtype, variant: 'tensorcore', tcTile: c.tcTile });
       await nullGpu.sync(); // throws with the WGSL line on a compile error
     } catch (e) {
       if (!(e instanceof GpuError && e.kind === 'validation' && limitOnly.test(e.message))) throw e;

@@ -1,4 +1,5 @@
 // Elementwise arithmetic on f32 or f16 tensors: add, mul (b may broadcast along leading dims), scale, axpby.
+// Broadcasting b reads b[i % b.size], so b's dims (after any leading 1s) must be a trailing part of a's.
 // Outputs have a's shape and dtype; math runs in f32 (f16 is read and written packed, two halves a word).
 import elementwiseWgsl from '../../shaders/elementwise.wgsl';
 import f16Wgsl from '../../shaders/f16.wgsl';
@@ -9,10 +10,12 @@ import { expectDType, expectLive, expectSameDType, grid, output, sameShape, word
 
 const SHADER = { name: 'elementwise', template: elementwiseWgsl + f16Wgsl };
 
-/** b's shape equals a trailing part of a's (e.g. [C] for [N, C]), or b has a single element. */
+/** b's shape, less leading 1s, equals a trailing part of a's (e.g. [C] or [1, C] for [N, C]), or b has one element. */
 function broadcasts(b: readonly number[], a: readonly number[]): boolean {
-  if (b.reduce((n, d) => n * d, 1) === 1) return true;
-  return b.length <= a.length && b.every((d, i) => d === a[a.length - b.length + i]);
+  let lead = 0;
+  while (lead < b.length && b[lead] === 1) lead++;
+  const core = b.slice(lead);
+  return core.length <= a.length && core.every((d, i) => d === a[a.length - core.length + i]);
 }
 
 interface Spec {
@@ -53,7 +56,7 @@ function run(gpu: Gpu, s: Spec): Tensor {
   return y;
 }
 
-/** a + b; b is a's shape, a trailing part of it (bias [C] over [N, C]) or a single element. */
+/** a + b; b is a's shape, a trailing part of it (bias [C] or [1, C] over [N, C]) or a single element. */
 export function add(gpu: Gpu, a: Tensor, b: Tensor, out?: Tensor): Tensor {
   return run(gpu, { op: 'add', a, b, mul: false, alpha: 1, beta: 1, broadcast: true, out });
 }

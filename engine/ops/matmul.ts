@@ -12,8 +12,9 @@ import type { Tensor } from '../tensor.js';
 import { expectDType, expectLive, output, sameShape } from './common.js';
 import matmulWgsl from '../../shaders/matmul.wgsl';
 import matmulTcWgsl from '../../shaders/matmul_tc.wgsl';
+import f16Wgsl from '../../shaders/f16.wgsl';
 
-const TILED = { name: 'matmul', template: matmulWgsl };
+const TILED = { name: 'matmul', template: matmulWgsl + f16Wgsl };
 const TENSORCORE = { name: 'matmul_tc', template: matmulTcWgsl };
 
 export type MatmulVariant = 'auto' | 'tiled' | 'tensorcore';
@@ -29,7 +30,22 @@ export interface MatmulOptions {
   variant?: MatmulVariant;
   /** Tile config of the tiled kernel (benchmarks sweep these); default chosen by size. */
   tile?: TiledTile;
+  /** Tile config of the tensor-core kernel (benchmarks sweep these). */
+  tcTile?: TensorcoreTile;
 }
+
+export interface TensorcoreTile {
+  /** Subgroups along M and N, 16×16 fragments per subgroup along M and N, K step (multiple of 16). */
+  SG_M: number;
+  SG_N: number;
+  FM: number;
+  FN: number;
+  BK: number;
+  /** Load fragments straight from storage when the shape is a tile multiple (no workgroup staging). */
+  global?: boolean;
+}
+
+export const TC_DEFAULT: TensorcoreTile = { SG_M: 4, SG_N: 2, FM: 2, FN: 4, BK: 32 }; // 128×128, 8 subgroups of 32×64
 
 export interface TiledTile {
   BM: number;
@@ -114,12 +130,13 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
   const params = [M, N, K, M * K, sharedB ? 0 : K * N, M * N];
   const tensors = opts.bias ? [a, b, c, opts.bias] : [a, b, c];
   if (variant === 'tensorcore') {
-    const tile = { SG_M: 4, SG_N: 2, FM: 2, FN: 4, BK: 32 }; // 128×128 tile, 8 subgroups of 32×64
+    const { global = false, ...tile } = opts.tcTile ?? TC_DEFAULT;
     const BM = tile.SG_M * tile.FM * 16;
     const BN = tile.SG_N * tile.FN * 16;
     const defines: Defines = {
       ...common,
       ...tile,
+      GLOBAL_LOADS: global && M % BM === 0 && N % BN === 0 && K % 16 === 0,
       VEC_A: (opts.transA ? M : K) % 8 === 0,
       VEC_B: (opts.transB ? K : N) % 8 === 0,
       DIRECT: !common.BIAS && !common.GELU && outDtype === 'f32',
@@ -131,7 +148,15 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
     throw new ShapeError(`${op}: the tiled kernel writes f16 output in pairs and needs an even N (got ${N}); use outDtype 'f32'`);
   }
   const t = opts.tile ?? (M * N >= 1 << 20 ? TILED_LARGE : TILED_SMALL);
-  const defines: Defines = { ...common, A_F16: a.dtype === 'f16', B_F16: b.dtype === 'f16', ...t, WG: (t.BM / t.TM) * (t.BN / t.TN) };
+  const defines: Defines = {
+    ...common,
+    A_F16: a.dtype === 'f16',
+    B_F16: b.dtype === 'f16',
+    VEC_A: a.dtype === 'f32' && (opts.transA ? M : K) % 4 === 0,
+    VEC_B: b.dtype === 'f32' && (opts.transB ? K : N) % 4 === 0,
+    ...t,
+    WG: (t.BM / t.TM) * (t.BN / t.TN),
+  };
   gpu.dispatch(gpu.kernel(TILED, 'main', defines), tensors, params, [Math.ceil(N / t.BN), Math.ceil(M / t.BM), nb]);
   return c;
 }

@@ -1,0 +1,92 @@
+// Benchmark helpers: open the device in fast mode, time recorded work with GPU timestamps (and wall clock),
+// measure the copy ceiling in the same run, run PyTorch beside us when it is installed, print a table.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { Gpu } from '../engine/gpu.js';
+import { copy16 } from '../engine/ops/copy.js';
+
+export async function openBenchGpu(): Promise<Gpu> {
+  const gpu = await Gpu.open({ fast: !process.argv.includes('--safe') });
+  const i = gpu.info;
+  console.log(`# ${i.backend}: ${i.adapter} | f16 ${i.f16} subgroups ${i.subgroups} subgroup-matrix ${i.subgroupMatrix.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}x${c.N}x${c.K}`).join(', ') || 'none'} | fast toggles ${i.fast}`);
+  return gpu;
+}
+
+export interface Timing {
+  /** Median GPU time of one call from timestamps (ms); NaN without timestamp-query. */
+  gpuMs: number;
+  /** Wall-clock time per call over one submit of all iterations (ms). */
+  wallMs: number;
+}
+
+/** Times `record` (which records one call's dispatches): warm-up, then `iters` calls. */
+export async function time(gpu: Gpu, record: () => void, iters = 20): Promise<Timing> {
+  record();
+  await gpu.sync();
+  let gpuMs = NaN;
+  if (gpu.info.timestamps) {
+    const samples: number[] = [];
+    gpu.profiler.enable();
+    for (let i = 0; i < Math.min(iters, 10); i++) {
+      gpu.profiler.reset();
+      record();
+      await gpu.sync();
+      const rows = await gpu.profiler.report();
+      samples.push(rows.reduce((s, r) => s + r.totalMs, 0));
+    }
+    gpu.profiler.enable(false);
+    gpu.profiler.reset();
+    samples.sort((a, b) => a - b);
+    gpuMs = samples[samples.length >> 1]!;
+  }
+  const t0 = performance.now();
+  for (let i = 0; i < iters; i++) record();
+  await gpu.sync();
+  const wallMs = (performance.now() - t0) / iters;
+  return { gpuMs, wallMs };
+}
+
+/** Best time: GPU timestamps when available, else wall clock. */
+export const best = (t: Timing): number => (Number.isFinite(t.gpuMs) ? Math.min(t.gpuMs, t.wallMs) : t.wallMs);
+
+/** Device-memory bandwidth of the 16-byte copy kernel over `mib` MiB (GB/s, read + write counted). */
+export async function copyCeiling(gpu: Gpu, mib = 1024): Promise<{ copy16: number; copyBuffer: number }> {
+  const bytesMax = Math.min(mib << 20, gpu.info.limits.maxStorageBufferBindingSize);
+  const n = Math.floor(bytesMax / 16) * 4;
+  const src = gpu.tensor([n], 'f32', 'copy src');
+  const dst = gpu.tensor([n], 'f32', 'copy dst');
+  gpu.fill(src, 1.5);
+  const bytes = 2 * n * 4;
+  const k = best(await time(gpu, () => copy16(gpu, src, dst, 4 * 1024)));
+  const c = (await time(gpu, () => gpu.copy(src, dst))).wallMs;
+  src.release();
+  dst.release();
+  return { copy16: bytes / k / 1e6, copyBuffer: bytes / c / 1e6 };
+}
+
+/** Runs a PyTorch script from bench/ and returns its JSON lines, or null when python/torch is missing. */
+export function torch(script: string, args: string[] = []): Record<string, unknown>[] | null {
+  if (process.argv.includes('--no-torch')) return null;
+  const path = new URL(`../bench/${script}`, import.meta.url).pathname;
+  const file = existsSync(path) ? path : `bench/${script}`;
+  const r = spawnSync('python3', [file, ...args], { encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) {
+    console.log(`# PyTorch reference not run (${(r.stderr || r.error?.message || '').trim().split('\n').pop()})`);
+    return null;
+  }
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+export function table(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? (Number.isFinite(c) ? (Math.abs(c) >= 100 ? c.toFixed(0) : c.toFixed(2)) : '-') : c)))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)));
+  const line = (r: (string | number)[]) => r.map((c, i) => String(c).padStart(widths[i]!)).join('  ');
+  return [line(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
+
+export function finish(code = 0): never {
+  process.exit(code);
+}
