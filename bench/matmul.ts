@@ -23,7 +23,7 @@ const cases: Case[] = [
   ['fc1  dYᵀ·X', 4608, 1152, T, true, false],
 ];
 
-async function run(gpu: Gpu, c: Case, dtype: 'f32' | 'f16', tile?: TiledTile, tcTile?: TensorcoreTile): Promise<number> {
+async function run(gpu: Gpu, c: Case, dtype: 'f32' | 'f16', tile?: TiledTile, tcTile?: TensorcoreTile, noPrefetch = false): Promise<number> {
   const [, M, N, K, ta, tb] = c;
   const a = gpu.tensor(ta ? [K, M] : [M, K], dtype, 'A');
   const b = gpu.tensor(tb ? [N, K] : [K, N], dtype, 'B');
@@ -33,7 +33,7 @@ async function run(gpu: Gpu, c: Case, dtype: 'f32' | 'f16', tile?: TiledTile, tc
   const variant = dtype === 'f16' ? 'tensorcore' : 'tiled';
   const flops = 2 * M * N * K;
   const iters = Math.max(3, Math.min(30, Math.round(2e13 / flops)));
-  const ms = best(await time(gpu, () => matmul(gpu, a, b, { transA: ta, transB: tb, out, outDtype: 'f32', variant, tile, tcTile }), iters));
+  const ms = best(await time(gpu, () => matmul(gpu, a, b, { transA: ta, transB: tb, out, outDtype: 'f32', variant, tile, tcTile, noPrefetch }), iters));
   for (const t of [a, b, out]) t.release();
   return flops / ms / 1e9;
 }
@@ -44,12 +44,11 @@ const tc = gpu.info.subgroupMatrix.length > 0;
 
 if (process.argv.includes('--sweep')) {
   const sq = cases[2]!;
-  const tiles: TiledTile[] = [TILED_LARGE, { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 }, { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8 }, { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 }, { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 }];
+  const tiles: TiledTile[] = [TILED_LARGE, { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 }, { BM: 64, BN: 128, BK: 8, TM: 4, TN: 8 }, { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 }, { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 }];
   for (const t of tiles) console.log(`sweep f32 ${JSON.stringify(t)}: ${(await run(gpu, sq, 'f32', t)).toFixed(1)} TFLOP/s`);
   if (tc) {
-    const tcs: TensorcoreTile[] = [TC_DEFAULT, { SG_M: 2, SG_N: 2, FM: 4, FN: 4, BK: 32 }, { SG_M: 2, SG_N: 4, FM: 4, FN: 2, BK: 32 }, { SG_M: 4, SG_N: 2, FM: 2, FN: 4, BK: 16 }, { SG_M: 2, SG_N: 2, FM: 2, FN: 4, BK: 32 }, { SG_M: 4, SG_N: 2, FM: 2, FN: 4, BK: 64 },
-      { SG_M: 2, SG_N: 2, FM: 4, FN: 4, BK: 16, global: true }, { SG_M: 4, SG_N: 2, FM: 2, FN: 4, BK: 16, global: true }, { SG_M: 2, SG_N: 2, FM: 2, FN: 2, BK: 16, global: true }, { SG_M: 1, SG_N: 1, FM: 4, FN: 4, BK: 16, global: true }];
-    for (const t of tcs) console.log(`sweep f16 ${JSON.stringify(t)}: ${(await run(gpu, sq, 'f16', undefined, t)).toFixed(1)} TFLOP/s`);
+    const tcs: TensorcoreTile[] = [TC_DEFAULT, { SG_M: 4, SG_N: 2, BK: 64 }, { SG_M: 4, SG_N: 4, BK: 16 }, { SG_M: 8, SG_N: 2, BK: 32 }, { SG_M: 8, SG_N: 2, BK: 16 }, { SG_M: 2, SG_N: 4, BK: 32 }];
+    for (const t of tcs) console.log(`sweep f16 ${JSON.stringify(t)}: ${(await run(gpu, sq, 'f16', undefined, t)).toFixed(1)} TFLOP/s, without prefetch ${(await run(gpu, sq, 'f16', undefined, t, true)).toFixed(1)}`);
   }
 }
 

@@ -1,10 +1,11 @@
 // Tensor-core matmul through subgroup matrices: f16 inputs, f32 accumulation.
 // C[b] = act(op(A[b]) · op(B[b]) + bias), same operand conventions as matmul.wgsl.
-// A workgroup of SG_M×SG_N subgroups computes a BM×BN tile; each subgroup an FM×FN grid of 16×16
-// fragments. Per BK-deep step, A and B slices are staged in workgroup memory in their stored orientation
+// A workgroup of SG_M×SG_N subgroups computes a BM×BN tile; each subgroup a 2×4 grid of 16×16
+// fragments (32×64), written out as eight named accumulators: arrays of subgroup matrices indexed in
+// loops compile to far slower code on NVIDIA. Per BK-deep step, A and B slices are staged in workgroup memory in their stored orientation
 // (so global reads are contiguous) and loaded as fragments row- or column-major accordingly.
-// VEC_A / VEC_B: the stored rows are multiples of 8 halves, so staging moves 16-byte chunks.
-// GLOBAL_LOADS: M, N multiples of the tile and K of 16: fragments are loaded from storage, no staging.
+// VEC_A / VEC_B: the stored rows are multiples of 8 halves, so staging moves 16-byte chunks;
+// with both, PREFETCH loads the next K slice into registers during the current one's multiplies.
 enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -44,8 +45,8 @@ struct Params {
 
 const SG_M = ${SG_M}u;
 const SG_N = ${SG_N}u;
-const FM = ${FM}u;                 // fragments per subgroup along M
-const FN = ${FN}u;                 // fragments per subgroup along N
+const FM = 2u;                     // fragments per subgroup along M (unrolled below: acc<i><j>)
+const FN = 4u;                     // fragments per subgroup along N
 const BM = SG_M * FM * 16u;
 const BN = SG_N * FN * 16u;
 const BK = ${BK}u;
@@ -129,6 +130,51 @@ fn stage_b(lid: u32, base: u32, r0: u32, c0: u32, nr: u32, nc: u32, ld: u32) {
 #endif
 }
 
+#if ${PREFETCH}
+// Register prefetch (both operands VEC): each thread holds its 16-byte chunks of the next A and B slices
+// while the current slices are multiplied, so global latency overlaps the tensor-core work.
+const A_CHUNKS = A_ROWS * A_COLS / 8u;
+const B_CHUNKS = B_ROWS * B_COLS / 8u;
+const A_PER = (A_CHUNKS + THREADS - 1u) / THREADS;
+const B_PER = (B_CHUNKS + THREADS - 1u) / THREADS;
+
+fn fetch_a(c: u32, k0: u32, row0: u32, base: u32) -> vec4<u32> {
+  let r = c / (A_COLS / 8u);
+  let col = (c % (A_COLS / 8u)) * 8u;
+#if ${TRANS_A}
+  let ok = k0 + r < p.K && row0 + col < p.M;
+  let idx = base + (k0 + r) * p.M + row0 + col;
+#else
+  let ok = row0 + r < p.M && k0 + col < p.K;
+  let idx = base + (row0 + r) * p.K + k0 + col;
+#endif
+  if (c < A_CHUNKS && ok) { return A[idx / 8u]; }
+  return vec4<u32>(0u);
+}
+
+fn fetch_b(c: u32, k0: u32, col0: u32, base: u32) -> vec4<u32> {
+  let r = c / (B_COLS / 8u);
+  let col = (c % (B_COLS / 8u)) * 8u;
+#if ${TRANS_B}
+  let ok = col0 + r < p.N && k0 + col < p.K;
+  let idx = base + (col0 + r) * p.K + k0 + col;
+#else
+  let ok = k0 + r < p.K && col0 + col < p.N;
+  let idx = base + (k0 + r) * p.N + col0 + col;
+#endif
+  if (c < B_CHUNKS && ok) { return B[idx / 8u]; }
+  return vec4<u32>(0u);
+}
+
+fn put_a(c: u32, w: vec4<u32>) {
+  if (c < A_CHUNKS) { put8(true, (c / (A_COLS / 8u)) * AS + (c % (A_COLS / 8u)) * 8u, w); }
+}
+
+fn put_b(c: u32, w: vec4<u32>) {
+  if (c < B_CHUNKS) { put8(false, (c / (B_COLS / 8u)) * BS + (c % (B_COLS / 8u)) * 8u, w); }
+}
+#endif
+
 fn epilogue(v: f32, n: u32) -> f32 {
   var x = v;
 #if ${BIAS}
@@ -141,6 +187,49 @@ fn epilogue(v: f32, n: u32) -> f32 {
   return x;
 }
 
+// Fragment loaders from the staged tiles: kk within the BK step, m / n offsets within the workgroup tile.
+fn left_frag(kk: u32, m: u32) -> subgroup_matrix_left<f16, 16, 16> {
+#if ${TRANS_A}
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&As, kk * AS + m, AS);
+#else
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&As, m * AS + kk, AS);
+#endif
+}
+
+fn right_frag(kk: u32, n: u32) -> subgroup_matrix_right<f16, 16, 16> {
+#if ${TRANS_B}
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bs, n * BS + kk, BS);
+#else
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bs, kk * BS + n, BS);
+#endif
+}
+
+// Writes one accumulator fragment whose top-left is (m, n) in C: directly when the whole tile is in bounds
+// and there is no epilogue (DIRECT), else through this subgroup's staging area with bias/GELU and bounds.
+fn store_frag(acc: subgroup_matrix_result<f32, 16, 16>, m: u32, n: u32, c_base: u32, direct: bool, sg: u32, lane: u32, sg_size: u32) {
+#if ${DIRECT}
+  if (direct) {
+    subgroupMatrixStore<row_major>(&C, c_base + m * p.N + n, acc, p.N);
+    return;
+  }
+#endif
+  let cs = sg * 256u;
+  subgroupMatrixStore<row_major>(&Cs, cs, acc, 16u);
+  workgroupBarrier();
+  for (var e = lane; e < 256u; e += sg_size) {
+    let mm = m + e / 16u;
+    let nn = n + e % 16u;
+    if (mm < p.M && nn < p.N) {
+#if ${OUT_F16}
+      C[c_base + mm * p.N + nn] = f16(epilogue(Cs[cs + e], nn));
+#else
+      C[c_base + mm * p.N + nn] = epilogue(Cs[cs + e], nn);
+#endif
+    }
+  }
+  workgroupBarrier();
+}
+
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wid: vec3u,
         @builtin(local_invocation_index) lid: u32,
@@ -149,37 +238,37 @@ fn main(@builtin(workgroup_id) wid: vec3u,
         @builtin(subgroup_size) sg_size: u32) {
   let row0 = wid.y * BM;
   let col0 = wid.x * BN;
-  let sg_m = (sg / SG_N) * FM * 16u; // this subgroup's rows within the tile
-  let sg_n = (sg % SG_N) * FN * 16u;
+  let m0 = (sg / SG_N) * 32u; // this subgroup's 32×64 block within the tile
+  let n0 = (sg % SG_N) * 64u;
   let a_base = wid.z * p.stride_a;
   let b_base = wid.z * p.stride_b;
   let c_base = wid.z * p.stride_c;
 
-  var acc: array<subgroup_matrix_result<f32, 16, 16>, FM * FN>;
-#if ${GLOBAL_LOADS}
-  // Fragments straight from storage (tile multiples only; L1/L2 serve the reuse across subgroups).
-  for (var k = 0u; k < p.K; k += 16u) {
-    var left: array<subgroup_matrix_left<f16, 16, 16>, FM>;
-    for (var i = 0u; i < FM; i++) {
-#if ${TRANS_A}
-      left[i] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&A, a_base + k * p.M + row0 + sg_m + i * 16u, p.M);
-#else
-      left[i] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&A, a_base + (row0 + sg_m + i * 16u) * p.K + k, p.K);
+  var acc00: subgroup_matrix_result<f32, 16, 16>;
+  var acc01: subgroup_matrix_result<f32, 16, 16>;
+  var acc02: subgroup_matrix_result<f32, 16, 16>;
+  var acc03: subgroup_matrix_result<f32, 16, 16>;
+  var acc10: subgroup_matrix_result<f32, 16, 16>;
+  var acc11: subgroup_matrix_result<f32, 16, 16>;
+  var acc12: subgroup_matrix_result<f32, 16, 16>;
+  var acc13: subgroup_matrix_result<f32, 16, 16>;
+
+#if ${PREFETCH}
+  var ra: array<vec4<u32>, A_PER>;
+  var rb: array<vec4<u32>, B_PER>;
+  for (var i = 0u; i < A_PER; i++) { ra[i] = fetch_a(lid + i * THREADS, 0u, row0, a_base); }
+  for (var i = 0u; i < B_PER; i++) { rb[i] = fetch_b(lid + i * THREADS, 0u, col0, b_base); }
 #endif
-    }
-    for (var j = 0u; j < FN; j++) {
-#if ${TRANS_B}
-      let right = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&B, b_base + (col0 + sg_n + j * 16u) * p.K + k, p.K);
-#else
-      let right = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&B, b_base + k * p.N + col0 + sg_n + j * 16u, p.N);
-#endif
-      for (var i = 0u; i < FM; i++) {
-        acc[i * FN + j] = subgroupMatrixMultiplyAccumulate(left[i], right, acc[i * FN + j]);
-      }
-    }
-  }
-#else
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
+#if ${PREFETCH}
+    for (var i = 0u; i < A_PER; i++) { put_a(lid + i * THREADS, ra[i]); }
+    for (var i = 0u; i < B_PER; i++) { put_b(lid + i * THREADS, rb[i]); }
+    workgroupBarrier();
+    if (k0 + BK < p.K) {
+      for (var i = 0u; i < A_PER; i++) { ra[i] = fetch_a(lid + i * THREADS, k0 + BK, row0, a_base); }
+      for (var i = 0u; i < B_PER; i++) { rb[i] = fetch_b(lid + i * THREADS, k0 + BK, col0, b_base); }
+    }
+#else
 #if ${TRANS_A}
     stage_a(lid, a_base, k0, row0, p.K, p.M, p.M);
 #else
@@ -191,60 +280,35 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     stage_b(lid, b_base, k0, col0, p.K, p.N, p.N);
 #endif
     workgroupBarrier();
+#endif
     for (var kk = 0u; kk < BK; kk += 16u) {
-      var left: array<subgroup_matrix_left<f16, 16, 16>, FM>;
-      for (var i = 0u; i < FM; i++) {
-#if ${TRANS_A}
-        left[i] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&As, kk * AS + sg_m + i * 16u, AS);
-#else
-        left[i] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&As, (sg_m + i * 16u) * AS + kk, AS);
-#endif
-      }
-      for (var j = 0u; j < FN; j++) {
-#if ${TRANS_B}
-        let right = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bs, (sg_n + j * 16u) * BS + kk, BS);
-#else
-        let right = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bs, kk * BS + sg_n + j * 16u, BS);
-#endif
-        for (var i = 0u; i < FM; i++) {
-          acc[i * FN + j] = subgroupMatrixMultiplyAccumulate(left[i], right, acc[i * FN + j]);
-        }
-      }
+      let l0 = left_frag(kk, m0);
+      let l1 = left_frag(kk, m0 + 16u);
+      var r = right_frag(kk, n0);
+      acc00 = subgroupMatrixMultiplyAccumulate(l0, r, acc00);
+      acc10 = subgroupMatrixMultiplyAccumulate(l1, r, acc10);
+      r = right_frag(kk, n0 + 16u);
+      acc01 = subgroupMatrixMultiplyAccumulate(l0, r, acc01);
+      acc11 = subgroupMatrixMultiplyAccumulate(l1, r, acc11);
+      r = right_frag(kk, n0 + 32u);
+      acc02 = subgroupMatrixMultiplyAccumulate(l0, r, acc02);
+      acc12 = subgroupMatrixMultiplyAccumulate(l1, r, acc12);
+      r = right_frag(kk, n0 + 48u);
+      acc03 = subgroupMatrixMultiplyAccumulate(l0, r, acc03);
+      acc13 = subgroupMatrixMultiplyAccumulate(l1, r, acc13);
     }
     workgroupBarrier();
   }
 
-#endif
-#if ${DIRECT}
-  // Whole tile in bounds, f32 output, no epilogue: fragments go straight to C.
-  if (row0 + BM <= p.M && col0 + BN <= p.N) {
-    for (var i = 0u; i < FM; i++) {
-      for (var j = 0u; j < FN; j++) {
-        let off = c_base + (row0 + sg_m + i * 16u) * p.N + col0 + sg_n + j * 16u;
-        subgroupMatrixStore<row_major>(&C, off, acc[i * FN + j], p.N);
-      }
-    }
-    return;
-  }
-#endif
-  // Each fragment goes through this subgroup's staging area; lanes apply bias/GELU and bounds.
-  let cs = sg * 256u;
-  for (var i = 0u; i < FM; i++) {
-    for (var j = 0u; j < FN; j++) {
-      subgroupMatrixStore<row_major>(&Cs, cs, acc[i * FN + j], 16u);
-      workgroupBarrier();
-      for (var e = lane; e < 256u; e += sg_size) {
-        let m = row0 + sg_m + i * 16u + e / 16u;
-        let n = col0 + sg_n + j * 16u + e % 16u;
-        if (m < p.M && n < p.N) {
-#if ${OUT_F16}
-          C[c_base + m * p.N + n] = f16(epilogue(Cs[cs + e], n));
-#else
-          C[c_base + m * p.N + n] = epilogue(Cs[cs + e], n);
-#endif
-        }
-      }
-      workgroupBarrier();
-    }
-  }
+  let direct = row0 + BM <= p.M && col0 + BN <= p.N;
+  let m = row0 + m0;
+  let n = col0 + n0;
+  store_frag(acc00, m, n, c_base, direct, sg, lane, sg_size);
+  store_frag(acc01, m, n + 16u, c_base, direct, sg, lane, sg_size);
+  store_frag(acc02, m, n + 32u, c_base, direct, sg, lane, sg_size);
+  store_frag(acc03, m, n + 48u, c_base, direct, sg, lane, sg_size);
+  store_frag(acc10, m + 16u, n, c_base, direct, sg, lane, sg_size);
+  store_frag(acc11, m + 16u, n + 16u, c_base, direct, sg, lane, sg_size);
+  store_frag(acc12, m + 16u, n + 32u, c_base, direct, sg, lane, sg_size);
+  store_frag(acc13, m + 16u, n + 48u, c_base, direct, sg, lane, sg_size);
 }

@@ -30,22 +30,37 @@ export interface MatmulOptions {
   variant?: MatmulVariant;
   /** Tile config of the tiled kernel (benchmarks sweep these); default chosen by size. */
   tile?: TiledTile;
+  /** Disable the tensor-core kernel's register prefetch (benchmarks compare both). */
+  noPrefetch?: boolean;
   /** Tile config of the tensor-core kernel (benchmarks sweep these). */
   tcTile?: TensorcoreTile;
 }
 
 export interface TensorcoreTile {
-  /** Subgroups along M and N, 16×16 fragments per subgroup along M and N, K step (multiple of 16). */
+  /** Subgroups along M and N (each computes 32×64), K step (multiple of 16). */
   SG_M: number;
   SG_N: number;
-  FM: number;
-  FN: number;
   BK: number;
-  /** Load fragments straight from storage when the shape is a tile multiple (no workgroup staging). */
-  global?: boolean;
 }
 
-export const TC_DEFAULT: TensorcoreTile = { SG_M: 4, SG_N: 2, FM: 2, FN: 4, BK: 32 }; // 128×128, 8 subgroups of 32×64
+export const TC_DEFAULT: TensorcoreTile = { SG_M: 4, SG_N: 4, BK: 32 }; // 128×256 tile, 16 subgroups of 32×64
+/** Smaller tiles for problems too small to fill the GPU with TC_DEFAULT's tiles (tried in order). */
+const TC_SMALLER: TensorcoreTile[] = [{ SG_M: 4, SG_N: 2, BK: 64 }, { SG_M: 2, SG_N: 2, BK: 32 }];
+
+/** Workgroup memory of a tensor-core tile config (bytes): staged A and B (padded rows) + f32 staging. */
+export function tensorcoreSharedBytes(t: TensorcoreTile, transA = false, transB = false): number {
+  const BM = t.SG_M * 32;
+  const BN = t.SG_N * 64;
+  const a = transA ? t.BK * (BM + 8) : BM * (t.BK + 8);
+  const b = transB ? BN * (t.BK + 8) : t.BK * (BN + 8);
+  return (a + b) * 2 + t.SG_M * t.SG_N * 1024;
+}
+
+function chooseTensorcoreTile(M: number, N: number, nb: number): TensorcoreTile {
+  const tiles = (t: TensorcoreTile) => Math.ceil(M / (t.SG_M * 32)) * Math.ceil(N / (t.SG_N * 64)) * nb;
+  for (const t of [TC_DEFAULT, ...TC_SMALLER]) if (tiles(t) >= 264) return t; // ≥ 2 waves on a 132-SM GPU
+  return TC_SMALLER[TC_SMALLER.length - 1]!;
+}
 
 export interface TiledTile {
   BM: number;
@@ -55,7 +70,7 @@ export interface TiledTile {
   TN: number;
 }
 
-export const TILED_LARGE: TiledTile = { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 };
+export const TILED_LARGE: TiledTile = { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8 }; // fastest of the H100 sweep
 export const TILED_SMALL: TiledTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 
 /** Shapes of a matmul after validation. */
@@ -130,16 +145,21 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
   const params = [M, N, K, M * K, sharedB ? 0 : K * N, M * N];
   const tensors = opts.bias ? [a, b, c, opts.bias] : [a, b, c];
   if (variant === 'tensorcore') {
-    const { global = false, ...tile } = opts.tcTile ?? TC_DEFAULT;
-    const BM = tile.SG_M * tile.FM * 16;
-    const BN = tile.SG_N * tile.FN * 16;
+    const tile = opts.tcTile ?? chooseTensorcoreTile(M, N, nb);
+    const shared = tensorcoreSharedBytes(tile, opts.transA, opts.transB);
+    // (Dawn's null backend reports a 16 KiB limit but only compiles: let its pipeline creation say so.)
+    if (shared > gpu.info.limits.maxComputeWorkgroupStorageSize && gpu.info.backend !== 'null') {
+      throw new ShapeError(`${op}: tensor-core tile ${JSON.stringify(tile)} needs ${shared} bytes of workgroup memory, over this device's ${gpu.info.limits.maxComputeWorkgroupStorageSize}; use a smaller SG_M/SG_N/BK`);
+    }
+    const BM = tile.SG_M * 32;
+    const BN = tile.SG_N * 64;
     const defines: Defines = {
       ...common,
       ...tile,
-      GLOBAL_LOADS: global && M % BM === 0 && N % BN === 0 && K % 16 === 0,
       VEC_A: (opts.transA ? M : K) % 8 === 0,
       VEC_B: (opts.transB ? K : N) % 8 === 0,
       DIRECT: !common.BIAS && !common.GELU && outDtype === 'f32',
+      PREFETCH: !opts.noPrefetch && (opts.transA ? M : K) % 8 === 0 && (opts.transB ? K : N) % 8 === 0,
     };
     gpu.dispatch(gpu.kernel(TENSORCORE, 'main', defines), tensors, params, [Math.ceil(N / BN), Math.ceil(M / BM), nb]);
     return c;
