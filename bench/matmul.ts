@@ -44,10 +44,10 @@ const tc = gpu.info.subgroupMatrix.length > 0;
 
 if (process.argv.includes('--sweep')) {
   const sq = cases[2]!;
-  const tiles: TiledTile[] = [TILED_LARGE, { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 }, { BM: 64, BN: 128, BK: 8, TM: 4, TN: 8 }, { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 }, { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 }];
-  for (const t of tiles) console.log(`sweep f32 ${JSON.stringify(t)}: ${(await run(gpu, sq, 'f32', t)).toFixed(1)} TFLOP/s`);
+  const tiles: TiledTile[] = [TILED_LARGE, { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 }, { BM: 64, BN: 128, BK: 8, TM: 4, TN: 8 }, { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 }, { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 }, { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 }, { BM: 64, BN: 64, BK: 32, TM: 4, TN: 4 }];
+  for (const t of tiles) console.log(`sweep f32 ${JSON.stringify(t)}: ${(await run(gpu, sq, 'f32', t)).toFixed(1)} TFLOP/s, without prefetch ${(await run(gpu, sq, 'f32', t, undefined, true)).toFixed(1)}`);
   if (tc) {
-    const tcs: TensorcoreTile[] = [TC_DEFAULT, { SG_M: 4, SG_N: 2, BK: 64 }, { SG_M: 4, SG_N: 4, BK: 16 }, { SG_M: 8, SG_N: 2, BK: 32 }, { SG_M: 8, SG_N: 2, BK: 16 }, { SG_M: 2, SG_N: 4, BK: 32 }];
+    const tcs: TensorcoreTile[] = [TC_DEFAULT, { SG_M: 4, SG_N: 2, BK: 64 }, { SG_M: 8, SG_N: 2, BK: 32 }, { SG_M: 2, SG_N: 2, BK: 32 }];
     for (const t of tcs) console.log(`sweep f16 ${JSON.stringify(t)}: ${(await run(gpu, sq, 'f16', undefined, t)).toFixed(1)} TFLOP/s, without prefetch ${(await run(gpu, sq, 'f16', undefined, t, true)).toFixed(1)}`);
   }
 }

@@ -78,6 +78,69 @@ fn load_b(i: u32) -> f32 {
 }
 #endif
 
+// 16-byte staging (VEC_A / VEC_B): chunk i of the BM×BK (BK×BN) slice as stored, zero outside the matrix.
+#if ${VEC_A}
+fn fetch_a4(i: u32, k0: u32, row0: u32, base: u32) -> vec4<f32> {
+#if ${TRANS_A}
+  let m = (i % (BM / 4u)) * 4u;
+  let k = i / (BM / 4u);
+  if (row0 + m < p.M && k0 + k < p.K) { return A4[(base + (k0 + k) * p.M + row0 + m) / 4u]; }
+#else
+  let k = (i % (BK / 4u)) * 4u;
+  let m = i / (BK / 4u);
+  if (row0 + m < p.M && k0 + k < p.K) { return A4[(base + (row0 + m) * p.K + k0 + k) / 4u]; }
+#endif
+  return vec4<f32>(0.0);
+}
+
+fn put_a4(i: u32, v: vec4<f32>) {
+#if ${TRANS_A}
+  As[i] = v; // (k, m..m+3) is already a vec4 of As[k][m]
+#else
+  let k = (i % (BK / 4u)) * 4u;
+  let m = i / (BK / 4u);
+  As[(k * BM + m) / 4u][m % 4u] = v.x;
+  As[((k + 1u) * BM + m) / 4u][m % 4u] = v.y;
+  As[((k + 2u) * BM + m) / 4u][m % 4u] = v.z;
+  As[((k + 3u) * BM + m) / 4u][m % 4u] = v.w;
+#endif
+}
+#endif
+
+#if ${VEC_B}
+fn fetch_b4(i: u32, k0: u32, col0: u32, base: u32) -> vec4<f32> {
+#if ${TRANS_B}
+  let k = (i % (BK / 4u)) * 4u;
+  let n = i / (BK / 4u);
+  if (col0 + n < p.N && k0 + k < p.K) { return B4[(base + (col0 + n) * p.K + k0 + k) / 4u]; }
+#else
+  let n = (i % (BN / 4u)) * 4u;
+  let k = i / (BN / 4u);
+  if (col0 + n < p.N && k0 + k < p.K) { return B4[(base + (k0 + k) * p.N + col0 + n) / 4u]; }
+#endif
+  return vec4<f32>(0.0);
+}
+
+fn put_b4(i: u32, v: vec4<f32>) {
+#if ${TRANS_B}
+  let k = (i % (BK / 4u)) * 4u;
+  let n = i / (BK / 4u);
+  Bs[(k * BN + n) / 4u][n % 4u] = v.x;
+  Bs[((k + 1u) * BN + n) / 4u][n % 4u] = v.y;
+  Bs[((k + 2u) * BN + n) / 4u][n % 4u] = v.z;
+  Bs[((k + 3u) * BN + n) / 4u][n % 4u] = v.w;
+#else
+  Bs[i] = v;
+#endif
+}
+#endif
+
+#if ${PREFETCH}
+// Both operands VEC: each thread keeps its chunks of the next K slice in registers during the FMAs.
+const A_PER = (BM * BK / 4u + THREADS - 1u) / THREADS;
+const B_PER = (BN * BK / 4u + THREADS - 1u) / THREADS;
+#endif
+
 fn epilogue(v: f32, n: u32) -> f32 {
   var x = v;
 #if ${BIAS}
@@ -106,28 +169,25 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let c_base = wid.z * p.stride_c;
 
   var acc: array<vec4<f32>, TM * TN4>;
+#if ${PREFETCH}
+  var ra: array<vec4<f32>, A_PER>;
+  var rb: array<vec4<f32>, B_PER>;
+  for (var j = 0u; j < A_PER; j++) { ra[j] = fetch_a4(lid + j * THREADS, 0u, row0, a_base); }
+  for (var j = 0u; j < B_PER; j++) { rb[j] = fetch_b4(lid + j * THREADS, 0u, col0, b_base); }
+#endif
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
+#if ${PREFETCH}
+    for (var j = 0u; j < A_PER; j++) { if (lid + j * THREADS < BM * BK / 4u) { put_a4(lid + j * THREADS, ra[j]); } }
+    for (var j = 0u; j < B_PER; j++) { if (lid + j * THREADS < BN * BK / 4u) { put_b4(lid + j * THREADS, rb[j]); } }
+    workgroupBarrier();
+    if (k0 + BK < p.K) {
+      for (var j = 0u; j < A_PER; j++) { ra[j] = fetch_a4(lid + j * THREADS, k0 + BK, row0, a_base); }
+      for (var j = 0u; j < B_PER; j++) { rb[j] = fetch_b4(lid + j * THREADS, k0 + BK, col0, b_base); }
+    }
+#else
     // Stage op(A)[row0.., k0..] and op(B)[k0.., col0..]; threads walk the stored layout's fast axis.
 #if ${VEC_A}
-    // 16-byte loads along the stored rows (f32, row length a multiple of 4).
-    for (var i = lid; i < BM * BK / 4u; i += THREADS) {
-#if ${TRANS_A}
-      let m = (i % (BM / 4u)) * 4u;
-      let k = i / (BM / 4u);
-      var v = vec4<f32>(0.0);
-      if (row0 + m < p.M && k0 + k < p.K) { v = A4[(a_base + (k0 + k) * p.M + row0 + m) / 4u]; }
-      As[(k * BM + m) / 4u] = v;
-#else
-      let k = (i % (BK / 4u)) * 4u;
-      let m = i / (BK / 4u);
-      var v = vec4<f32>(0.0);
-      if (row0 + m < p.M && k0 + k < p.K) { v = A4[(a_base + (row0 + m) * p.K + k0 + k) / 4u]; }
-      As[(k * BM + m) / 4u][m % 4u] = v.x;
-      As[((k + 1u) * BM + m) / 4u][m % 4u] = v.y;
-      As[((k + 2u) * BM + m) / 4u][m % 4u] = v.z;
-      As[((k + 3u) * BM + m) / 4u][m % 4u] = v.w;
-#endif
-    }
+    for (var i = lid; i < BM * BK / 4u; i += THREADS) { put_a4(i, fetch_a4(i, k0, row0, a_base)); }
 #else
     for (var i = lid; i < BM * BK; i += THREADS) {
 #if ${TRANS_A}
@@ -149,24 +209,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
 #endif
 #if ${VEC_B}
-    for (var i = lid; i < BN * BK / 4u; i += THREADS) {
-#if ${TRANS_B}
-      let k = (i % (BK / 4u)) * 4u;
-      let n = i / (BK / 4u);
-      var v = vec4<f32>(0.0);
-      if (col0 + n < p.N && k0 + k < p.K) { v = B4[(b_base + (col0 + n) * p.K + k0 + k) / 4u]; }
-      Bs[(k * BN + n) / 4u][n % 4u] = v.x;
-      Bs[((k + 1u) * BN + n) / 4u][n % 4u] = v.y;
-      Bs[((k + 2u) * BN + n) / 4u][n % 4u] = v.z;
-      Bs[((k + 3u) * BN + n) / 4u][n % 4u] = v.w;
-#else
-      let n = (i % (BN / 4u)) * 4u;
-      let k = i / (BN / 4u);
-      var v = vec4<f32>(0.0);
-      if (col0 + n < p.N && k0 + k < p.K) { v = B4[(b_base + (k0 + k) * p.N + col0 + n) / 4u]; }
-      Bs[(k * BN + n) / 4u] = v;
-#endif
-    }
+    for (var i = lid; i < BN * BK / 4u; i += THREADS) { put_b4(i, fetch_b4(i, k0, col0, b_base)); }
 #else
     for (var i = lid; i < BN * BK; i += THREADS) {
 #if ${TRANS_B}
@@ -188,6 +231,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
 #endif
     workgroupBarrier();
+#endif
 
     for (var k = 0u; k < BK; k++) {
       var a: array<vec4<f32>, TM4>;

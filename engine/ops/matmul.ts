@@ -30,7 +30,7 @@ export interface MatmulOptions {
   variant?: MatmulVariant;
   /** Tile config of the tiled kernel (benchmarks sweep these); default chosen by size. */
   tile?: TiledTile;
-  /** Disable the tensor-core kernel's register prefetch (benchmarks compare both). */
+  /** Disable the register prefetch of the next K slice (benchmarks compare both). */
   noPrefetch?: boolean;
   /** Tile config of the tensor-core kernel (benchmarks sweep these). */
   tcTile?: TensorcoreTile;
@@ -70,7 +70,7 @@ export interface TiledTile {
   TN: number;
 }
 
-export const TILED_LARGE: TiledTile = { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8 }; // fastest of the H100 sweep
+export const TILED_LARGE: TiledTile = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 }; // fastest of the H100 sweep (with prefetch)
 export const TILED_SMALL: TiledTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 
 /** Shapes of a matmul after validation. */
@@ -168,12 +168,15 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
     throw new ShapeError(`${op}: the tiled kernel writes f16 output in pairs and needs an even N (got ${N}); use outDtype 'f32'`);
   }
   const t = opts.tile ?? (M * N >= 1 << 20 ? TILED_LARGE : TILED_SMALL);
+  const vecA = a.dtype === 'f32' && (opts.transA ? M : K) % 4 === 0;
+  const vecB = b.dtype === 'f32' && (opts.transB ? K : N) % 4 === 0;
   const defines: Defines = {
     ...common,
     A_F16: a.dtype === 'f16',
     B_F16: b.dtype === 'f16',
-    VEC_A: a.dtype === 'f32' && (opts.transA ? M : K) % 4 === 0,
-    VEC_B: b.dtype === 'f32' && (opts.transB ? K : N) % 4 === 0,
+    VEC_A: vecA,
+    VEC_B: vecB,
+    PREFETCH: !opts.noPrefetch && vecA && vecB,
     ...t,
     WG: (t.BM / t.TM) * (t.BN / t.TN),
   };
