@@ -45,7 +45,7 @@ const node = {
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['webgpu'],
+  external: ['webgpu', 'playwright-core'],
   outExtension: { '.js': '.mjs' },
   // Some bundled CommonJS dependencies call require(); give ESM output one.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },

@@ -5,3 +5,8 @@ export { Tensor, numel } from './tensor.js';
 export { type DType, toF16Bits, fromF16Bits, f32ToF16Bits, f16BitsToF32 } from './dtype.js';
 export { ShapeError, GpuError, DeviceUnavailableError } from './errors.js';
 export { Profiler, type KernelTime } from './profiler.js';
+export { matmul, type MatmulOptions } from './ops/matmul.js';
+export { cast } from './ops/cast.js';
+export { add, mul, scale, axpby } from './ops/elementwise.js';
+export { sum } from './ops/reduce.js';
+export { permute, transpose2d } from './ops/permute.js';
