@@ -1,0 +1,242 @@
+// Flash attention forward on tensor cores (subgroup matrices): f16 q/k/v, f32 softmax and accumulation.
+// q [B, H, Nq, D], k/v [B, H, Nk, D] (head-major), o [B, H, Nq, D], lse [B, H, Nq] = log Σ_j exp(scale·q·k_j).
+// A workgroup of 4 subgroups takes 64 query rows of one (b, h); each subgroup owns 16 rows. Per tile of 64
+// keys: S = Q·Kᵀ with fragments (the Q fragments stay in registers), S goes to workgroup memory where lanes
+// do the online softmax (two lanes per row), P (f16) is written over that subgroup's rows of the K tile, and P·V
+// fragments are folded into per-lane f32 accumulators rescaled by the running max. The N×N score matrix never
+// exists. D is zero-padded to DP (a multiple of 16, at most 128) in workgroup memory.
+// MASK: keys at positions ≥ kv_len[b] (caption lengths of cross-attention) get zero weight.
+// VEC (D a multiple of 8): K/V tiles move as 16-byte chunks, and the next tile is prefetched into registers
+// while the current one is used.
+// Dawn/NVIDIA pitfalls measured on the H100 (keep them): subgroup-matrix variables declared inside loops are
+// not reliably zeroed, so every accumulation starts with subgroupMatrixMultiply; and the scalar workgroup
+// variable wg_nk must be declared before the tiles — declared after them, every result was wrong.
+enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+
+struct Params {
+  nq: u32,
+  nk: u32,
+  d: u32,
+  heads: u32,
+  scale_log2: f32, // scale · log2(e): exponentials are exp2
+}
+
+@group(0) @binding(0) var<storage, read> q: array<f16>;
+#if ${VEC}
+@group(0) @binding(1) var<storage, read> k: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<u32>>;
+#else
+@group(0) @binding(1) var<storage, read> k: array<f16>;
+@group(0) @binding(2) var<storage, read> v: array<f16>;
+#endif
+#if ${OUT_F16}
+@group(0) @binding(3) var<storage, read_write> o: array<f16>;
+#else
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+#endif
+@group(0) @binding(4) var<storage, read_write> lse: array<f32>;
+#if ${MASK}
+@group(0) @binding(5) var<storage, read> kv_len: array<u32>;
+#endif
+@group(0) @binding(6) var<uniform> p: Params;
+
+const DP = ${DP}u;            // head dim padded to a multiple of 16
+const DF = DP / 16u;          // 16-wide fragments along D
+const BQ = 64u;               // query rows per workgroup (16 per subgroup)
+const BKV = 64u;              // keys per tile
+const KS = max(DP, BKV) + 8u; // padded row stride (halves) of the Q/K/V tiles and of P
+const THREADS = 128u;
+
+var<workgroup> wg_nk: u32;                     // keys in use, read back as a uniform value
+var<workgroup> Ks: array<f16, BKV * KS>;       // K tile (first the Q tile, later each subgroup's P rows)
+var<workgroup> Vs: array<f16, BKV * KS>;
+var<workgroup> Ss: array<f32, 4u * 16u * BKV>; // per subgroup: scores, then P·V fragments
+
+#if ${VEC}
+// 16-byte chunks of a K or V tile: chunk c is row c / (DP/8), columns 8·(c mod DP/8) .. +7.
+const CHUNKS = BKV * DP / 8u;
+const PER = (CHUNKS + THREADS - 1u) / THREADS;
+
+fn fetch(is_v: bool, c: u32, base: u32, r0: u32, rows: u32) -> vec4<u32> {
+  let r = c / (DP / 8u);
+  let col = (c % (DP / 8u)) * 8u;
+  if (c < CHUNKS && r0 + r < rows && col < p.d) {
+    let i = (base + (r0 + r) * p.d + col) / 8u;
+    if (is_v) { return v[i]; }
+    return k[i];
+  }
+  return vec4<u32>(0u);
+}
+
+fn put(is_v: bool, c: u32, w: vec4<u32>) {
+  if (c >= CHUNKS) { return; }
+  let off = (c / (DP / 8u)) * KS + (c % (DP / 8u)) * 8u;
+  for (var i = 0u; i < 4u; i++) {
+    let h = bitcast<vec2<f16>>(w[i]);
+    if (is_v) { Vs[off + 2u * i] = h.x; Vs[off + 2u * i + 1u] = h.y; }
+    else { Ks[off + 2u * i] = h.x; Ks[off + 2u * i + 1u] = h.y; }
+  }
+}
+#else
+// Stages rows [r0, r0 + 64) of a [rows, D] matrix at `base` into the K or V tile, zero-padded.
+fn stage(is_v: bool, lid: u32, base: u32, r0: u32, rows: u32) {
+  for (var i = lid; i < BKV * DP; i += THREADS) {
+    let r = i / DP;
+    let c = i % DP;
+    var x = f16(0.0);
+    if (r0 + r < rows && c < p.d) {
+      if (is_v) { x = v[base + (r0 + r) * p.d + c]; } else { x = k[base + (r0 + r) * p.d + c]; }
+    }
+    if (is_v) { Vs[r * KS + c] = x; } else { Ks[r * KS + c] = x; }
+  }
+}
+#endif
+
+@compute @workgroup_size(THREADS)
+fn main(@builtin(workgroup_id) wid: vec3u,
+        @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  let bh = wid.y;
+  let b = bh / p.heads;
+  let q0 = wid.x * BQ;
+  let qbase = bh * p.nq * p.d;
+  let kbase = bh * p.nk * p.d;
+  if (lid == 0u) {
+#if ${MASK}
+    wg_nk = min(p.nk, kv_len[b]);
+#else
+    wg_nk = p.nk;
+#endif
+  }
+  let nk = workgroupUniformLoad(&wg_nk);
+
+  // Q tile → Ks (as a staging area) → this subgroup's fragments, kept in registers.
+  for (var i = lid; i < BQ * DP; i += THREADS) {
+    let r = i / DP;
+    let c = i % DP;
+    var x = f16(0.0);
+    if (q0 + r < p.nq && c < p.d) { x = q[qbase + (q0 + r) * p.d + c]; }
+    Ks[r * KS + c] = x;
+  }
+  workgroupBarrier();
+  var qf: array<subgroup_matrix_left<f16, 16, 16>, DF>;
+  for (var f = 0u; f < DF; f++) {
+    qf[f] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + f * 16u, KS);
+  }
+
+  // Lanes: row r of this subgroup's 16, half h of the keys and of each 16-wide D fragment.
+  let r = lane / 2u;
+  let h = lane % 2u;
+  var m = -1.0e30;      // running max (log2 domain)
+  var l = 0.0;          // running sum of exp2(s − m)
+  var acc: array<f32, DF * 8u>;
+  let srow = sg * 16u * BKV + r * BKV;
+
+#if ${VEC}
+  var rk: array<vec4<u32>, PER>;
+  var rv: array<vec4<u32>, PER>;
+  for (var i = 0u; i < PER; i++) {
+    rk[i] = fetch(false, lid + i * THREADS, kbase, 0u, nk);
+    rv[i] = fetch(true, lid + i * THREADS, kbase, 0u, nk);
+  }
+#endif
+  for (var k0 = 0u; k0 < nk; k0 += BKV) {
+    workgroupBarrier();   // everyone is done with the previous tile (and with the Q staging)
+#if ${VEC}
+    for (var i = 0u; i < PER; i++) {
+      put(false, lid + i * THREADS, rk[i]);
+      put(true, lid + i * THREADS, rv[i]);
+    }
+    workgroupBarrier();
+    if (k0 + BKV < nk) {
+      for (var i = 0u; i < PER; i++) {
+        rk[i] = fetch(false, lid + i * THREADS, kbase, k0 + BKV, nk);
+        rv[i] = fetch(true, lid + i * THREADS, kbase, k0 + BKV, nk);
+      }
+    }
+#else
+    stage(false, lid, kbase, k0, nk);
+    stage(true, lid, kbase, k0, nk);
+    workgroupBarrier();
+#endif
+
+    // S = Q·Kᵀ for 16 rows × 64 keys.
+    for (var j = 0u; j < BKV / 16u; j++) {
+      let kt0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS, KS);
+      var s = subgroupMatrixMultiply<f32>(qf[0], kt0);
+      for (var f = 1u; f < DF; f++) {
+        let kt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS + f * 16u, KS);
+        s = subgroupMatrixMultiplyAccumulate(qf[f], kt, s);
+      }
+      subgroupMatrixStore<row_major>(&Ss, sg * 16u * BKV + j * 16u, s, BKV);
+    }
+    workgroupBarrier();
+
+    // Online softmax: each lane takes 32 keys of its row; the row's two lanes combine by shuffle.
+    var tmax = -1.0e30;
+    for (var c = 0u; c < 32u; c++) {
+      let key = h * 32u + c;
+      if (k0 + key < nk) { tmax = max(tmax, Ss[srow + key] * p.scale_log2); }
+    }
+    tmax = max(tmax, subgroupShuffleXor(tmax, 1u));
+    let m_new = max(m, tmax);
+    let alpha = exp2(m - m_new);
+    var psum = 0.0;
+    let prow = (sg * 16u + r) * KS;
+    for (var c = 0u; c < 32u; c++) {
+      let key = h * 32u + c;
+      var pv = 0.0;
+      if (k0 + key < nk) { pv = exp2(Ss[srow + key] * p.scale_log2 - m_new); }
+      psum += pv;
+      Ks[prow + key] = f16(pv);
+    }
+    psum += subgroupShuffleXor(psum, 1u);
+    l = l * alpha + psum;
+    m = m_new;
+    for (var i = 0u; i < DF * 8u; i++) { acc[i] *= alpha; }
+    workgroupBarrier();
+
+    // O += P·V, four D fragments at a time through this subgroup's part of Ss.
+    for (var f0 = 0u; f0 < DF; f0 += 4u) {
+      for (var f = f0; f < min(f0 + 4u, DF); f++) {
+        let pf0 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS, KS);
+        let vf0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, f * 16u, KS);
+        var pv = subgroupMatrixMultiply<f32>(pf0, vf0);
+        for (var kk = 1u; kk < BKV / 16u; kk++) {
+          let pf = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + kk * 16u, KS);
+          let vf = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, kk * 16u * KS + f * 16u, KS);
+          pv = subgroupMatrixMultiplyAccumulate(pf, vf, pv);
+        }
+        subgroupMatrixStore<row_major>(&Ss, sg * 16u * BKV + (f - f0) * 16u, pv, BKV);
+      }
+      workgroupBarrier();
+      for (var f = f0; f < min(f0 + 4u, DF); f++) {
+        for (var c = 0u; c < 8u; c++) {
+          acc[f * 8u + c] += Ss[srow + (f - f0) * 16u + h * 8u + c];
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+
+  let row = q0 + sg * 16u + r;
+  if (row < p.nq) {
+    let inv = 1.0 / l;
+    for (var f = 0u; f < DF; f++) {
+      for (var c = 0u; c < 8u; c++) {
+        let d = f * 16u + h * 8u + c;
+        if (d < p.d) {
+#if ${OUT_F16}
+          o[qbase + row * p.d + d] = f16(acc[f * 8u + c] * inv);
+#else
+          o[qbase + row * p.d + d] = acc[f * 8u + c] * inv;
+#endif
+        }
+      }
+    }
+    if (h == 0u) { lse[bh * p.nq + row] = (m + log2(l)) * 0.6931471805599453; }
+  }
+}
