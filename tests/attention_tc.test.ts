@@ -1,7 +1,7 @@
 // Tensor-core flash attention forward: against an f64 softmax-attention reference on the GPU; compiled on
 // Dawn's null backend everywhere.
 import { suite, assertClose, type Ctx } from './harness.js';
-import { attentionForwardTc } from '../engine/ops/attention_tc.js';
+import { attentionForwardTc, attentionBackwardTc } from '../engine/ops/attention_tc.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { roundToF16 } from '../engine/dtype.js';
 import { Gpu } from '../engine/gpu.js';
@@ -36,6 +36,50 @@ export function attentionRef(q: ArrayLike<number>, k: ArrayLike<number>, v: Arra
     }
   }
   return { o, lse };
+}
+
+
+/** dq, dk, dv of sum(o · dout) for softmax attention, in f64 (keys ≥ len[b] masked). */
+export function attentionBackwardRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, dout: ArrayLike<number>, B: number, H: number, Nq: number, Nk: number, D: number, scale: number, kvLen?: number[]) {
+  const dq = new Float64Array(B * H * Nq * D);
+  const dk = new Float64Array(B * H * Nk * D);
+  const dv = new Float64Array(B * H * Nk * D);
+  for (let b = 0; b < B; b++) {
+    const n = Math.min(Nk, kvLen ? kvLen[b]! : Nk);
+    for (let h = 0; h < H; h++) {
+      const bh = b * H + h;
+      for (let i = 0; i < Nq; i++) {
+        const s = new Float64Array(n);
+        let mx = -Infinity;
+        for (let j = 0; j < n; j++) {
+          let d = 0;
+          for (let c = 0; c < D; c++) d += q[(bh * Nq + i) * D + c]! * k[(bh * Nk + j) * D + c]!;
+          s[j] = d * scale;
+          mx = Math.max(mx, s[j]!);
+        }
+        let sum = 0;
+        for (let j = 0; j < n; j++) sum += Math.exp(s[j]! - mx);
+        const pr = s.map((x) => Math.exp(x - mx) / sum);
+        const dp = new Float64Array(n);
+        let rowdot = 0;
+        for (let j = 0; j < n; j++) {
+          let d = 0;
+          for (let c = 0; c < D; c++) d += dout[(bh * Nq + i) * D + c]! * v[(bh * Nk + j) * D + c]!;
+          dp[j] = d;
+          rowdot += d * pr[j]!;
+        }
+        for (let j = 0; j < n; j++) {
+          const ds = pr[j]! * (dp[j]! - rowdot);
+          for (let c = 0; c < D; c++) {
+            dv[(bh * Nk + j) * D + c] += pr[j]! * dout[(bh * Nq + i) * D + c]!;
+            dq[(bh * Nq + i) * D + c] += scale * ds * k[(bh * Nk + j) * D + c]!;
+            dk[(bh * Nk + j) * D + c] += scale * ds * q[(bh * Nq + i) * D + c]!;
+          }
+        }
+      }
+    }
+  }
+  return { dq, dk, dv };
 }
 
 interface Case { B: number; H: number; Nq: number; Nk: number; D: number; kvLen?: number[]; outF16?: boolean; noVec?: boolean }
@@ -88,17 +132,64 @@ s.gpuTest('tensor-core forward: D 64/72/24, ragged, many tiny sequences, masked 
   if (failures.length) throw new Error(`${failures.length} of ${cases.length} cases failed:\n${failures.join('\n')}`);
 });
 
-s.test('tensor-core forward compiles on Dawn null backend', async () => {
+
+async function checkBackward({ gpu, rng }: Ctx, c: Case): Promise<void> {
+  const { B, H, Nq, Nk, D } = c;
+  const qd = rng.normal(B * H * Nq * D);
+  const kd = rng.normal(B * H * Nk * D);
+  const vd = rng.normal(B * H * Nk * D);
+  const dd = rng.normal(B * H * Nq * D);
+  const q = gpu.upload(qd, [B, H, Nq, D], 'f16');
+  const k = gpu.upload(kd, [B, H, Nk, D], 'f16');
+  const v = gpu.upload(vd, [B, H, Nk, D], 'f16');
+  const dout = gpu.upload(dd, [B, H, Nq, D], 'f16');
+  const o = gpu.tensor([B, H, Nq, D], 'f16');
+  const lse = gpu.tensor([B, H, Nq], 'f32');
+  const kvLen = c.kvLen ? gpu.upload(c.kvLen, [B], 'u32') : undefined;
+  const scale = 1 / Math.sqrt(D);
+  attentionForwardTc(gpu, { q, k, v, o, lse, kvLen, scale });
+  const dt = c.outF16 ? 'f16' : 'f32';
+  const dq = gpu.tensor([B, H, Nq, D], dt);
+  const dk = gpu.tensor([B, H, Nk, D], dt);
+  const dv = gpu.tensor([B, H, Nk, D], dt);
+  attentionBackwardTc(gpu, { q, k, v, o, dout, lse, dq, dk, dv, kvLen, scale });
+  const ref = attentionBackwardRef(roundToF16(qd), roundToF16(kd), roundToF16(vd), roundToF16(dd), B, H, Nq, Nk, D, scale, c.kvLen);
+  const name = JSON.stringify(c);
+  assertClose(await dv.read(), ref.dv, { rtol: 1e-2, what: `dv ${name}` });
+  assertClose(await dk.read(), ref.dk, { rtol: 2e-2, what: `dk ${name}` });
+  assertClose(await dq.read(), ref.dq, { rtol: 2e-2, what: `dq ${name}` });
+  for (const t of [q, k, v, dout, o, lse, dq, dk, dv, kvLen]) t?.release();
+}
+
+s.gpuTest('tensor-core backward: dq, dk, dv against the f64 reference', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
+  const failures: string[] = [];
+  for (const c of cases) {
+    try {
+      await checkBackward(ctx, c);
+    } catch (e) {
+      failures.push((e as Error).message);
+    }
+  }
+  if (failures.length) throw new Error(`${failures.length} of ${cases.length} cases failed:\n${failures.join('\n')}`);
+});
+
+s.test('tensor-core forward and backward compile on Dawn null backend', async () => {
   const g = await Gpu.open({ device: 'null' });
   const limitOnly = /total use of workgroup storage \(\d+ bytes\) is larger than the maximum allowed \(16384 bytes\)/;
   for (const c of cases) {
     const { B, H, Nq, Nk, D } = c;
     const o = g.tensor([B, H, Nq, D], c.outF16 ? 'f16' : 'f32');
     try {
-      attentionForwardTc(g, {
-        q: g.tensor([B, H, Nq, D], 'f16'), k: g.tensor([B, H, Nk, D], 'f16'), v: g.tensor([B, H, Nk, D], 'f16'), o,
-        lse: g.tensor([B, H, Nq]), kvLen: c.kvLen ? g.tensor([B], 'u32') : undefined, scale: 0.1,
-      });
+      const q = g.tensor([B, H, Nq, D], 'f16');
+      const k = g.tensor([B, H, Nk, D], 'f16');
+      const v = g.tensor([B, H, Nk, D], 'f16');
+      const lse = g.tensor([B, H, Nq]);
+      const kvLen = c.kvLen ? g.tensor([B], 'u32') : undefined;
+      attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1 });
+      await g.sync();
+      const dt = c.outF16 ? 'f16' : 'f32';
+      const dout = g.tensor([B, H, Nq, D], o.dtype);
+      attentionBackwardTc(g, { q, k, v, o, dout, lse, kvLen, scale: 0.1, dq: g.tensor([B, H, Nq, D], dt), dk: g.tensor([B, H, Nk, D], dt), dv: g.tensor([B, H, Nk, D], dt) });
       await g.sync();
     } catch (e) {
       if (!(e instanceof GpuError && e.kind === 'validation' && limitOnly.test(e.message))) throw e;

@@ -1,12 +1,17 @@
-// Flash attention forward on tensor cores (shaders/attention_tc.wgsl): f16 q/k/v, f32 softmax/accumulation.
+// Flash attention on tensor cores: forward (shaders/attention_tc.wgsl) and backward
+// (shaders/attention_tc_backward.wgsl, Δ from shaders/attention_delta.wgsl); f16 q/k/v, f32 softmax/accumulation.
 // Called by the attention op for variant 'tensorcore'; shapes are checked there.
 import type { Gpu } from '../gpu.js';
 import type { Tensor } from '../tensor.js';
 import type { Defines } from '../shader.js';
 import { ShapeError } from '../errors.js';
 import attentionTcWgsl from '../../shaders/attention_tc.wgsl';
+import attentionTcBackwardWgsl from '../../shaders/attention_tc_backward.wgsl';
+import attentionDeltaWgsl from '../../shaders/attention_delta.wgsl';
 
 const SHADER = { name: 'attention_tc', template: attentionTcWgsl };
+const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl };
+const DELTA = { name: 'attention_delta', template: attentionDeltaWgsl };
 
 export interface AttentionTcArgs {
   q: Tensor; // [B, H, Nq, D] f16
@@ -38,4 +43,50 @@ export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
   const kernel = gpu.kernel(SHADER, 'main', defines);
   const tensors = [a.q, a.k, a.v, a.o, a.lse, ...(a.kvLen ? [a.kvLen] : [])];
   gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }], [Math.ceil(Nq / 64), B * H, 1]);
+}
+
+export interface AttentionTcBackwardArgs {
+  q: Tensor; // [B, H, Nq, D] f16
+  k: Tensor; // [B, H, Nk, D] f16
+  v: Tensor;
+  o: Tensor; // forward output [B, H, Nq, D] (f16 or f32)
+  dout: Tensor; // [B, H, Nq, D] f16
+  lse: Tensor; // [B, H, Nq] f32 from the forward
+  dq: Tensor; // [B, H, Nq, D] f16 or f32 (all three the same dtype)
+  dk: Tensor; // [B, H, Nk, D]
+  dv: Tensor;
+  kvLen?: Tensor;
+  scale: number;
+}
+
+/** Δ_i = Σ_d dO_id · O_id ([B, H, Nq] f32) for the attention backward. */
+export function attentionDelta(gpu: Gpu, o: Tensor, dout: Tensor, delta: Tensor): void {
+  const D = o.shape[o.rank - 1]!;
+  const rows = o.size / D;
+  if (o.dtype !== dout.dtype) throw new ShapeError(`attention backward: o (${o.dtype}) and dout (${dout.dtype}) must share a dtype for the Δ kernel`);
+  const g = gpu.grid1d(Math.ceil(rows / 64));
+  gpu.dispatch(gpu.kernel(DELTA, 'main', { F16: o.dtype === 'f16' }), [o, dout, delta], [rows, D, g[0]], g);
+}
+
+/** dQ, dK, dV on tensor cores, recomputing the scores from q, k and lse (no N×N matrix). */
+export function attentionBackwardTc(gpu: Gpu, a: AttentionTcBackwardArgs): void {
+  const [B, H, Nq, D] = a.q.shape as [number, number, number, number];
+  const Nk = a.k.shape[2]!;
+  const DP = Math.ceil(D / 16) * 16;
+  const need = 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * 64 * 4 + 4 * 16 * 72 * 2 + 4;
+  if (need > gpu.info.limits.maxComputeWorkgroupStorageSize && gpu.info.backend !== 'null') {
+    throw new ShapeError(`attention backward: the tensor-core kernel needs ${need} bytes of workgroup memory for head dim ${D}, over this device's ${gpu.info.limits.maxComputeWorkgroupStorageSize}; use variant 'tiled'`);
+  }
+  const delta = gpu.tensor([B, H, Nq], 'f32', 'attention delta');
+  const dout = a.dout;
+  const o = a.o.dtype === dout.dtype ? a.o : null;
+  if (!o) throw new ShapeError(`attention backward: o (${a.o.dtype}) and dout (${dout.dtype}) must share a dtype`);
+  attentionDelta(gpu, o, dout, delta);
+  const defines: Defines = { DP, OUT_F16: a.dq.dtype === 'f16', MASK: !!a.kvLen };
+  const params = [Nq, Nk, D, H, { f32: a.scale }, { f32: a.scale * Math.LOG2E }];
+  const mask = a.kvLen ? [a.kvLen] : [];
+  gpu.dispatch(gpu.kernel(BACKWARD, 'dkdv', defines), [a.q, a.k, a.v, dout, a.lse, delta, a.dk, a.dv, ...mask], params, [Math.ceil(Nk / 64), B * H, 1]);
+  // dq writes only its first gradient binding; dv fills the second slot of the shared layout.
+  gpu.dispatch(gpu.kernel(BACKWARD, 'dq', defines), [a.q, a.k, a.v, dout, a.lse, delta, a.dq, a.dv, ...mask], params, [Math.ceil(Nq / 64), B * H, 1]);
+  delta.release();
 }
