@@ -94,6 +94,7 @@ const cases: Case[] = [
   { B: 1, H: 1, Nq: 33, Nk: 130, D: 24, outF16: true },
   { B: 2, H: 3, Nq: 77, Nk: 77, D: 72, noVec: true },
   { B: 1, H: 2, Nq: 200, Nk: 150, D: 72, noVec: true },
+  { B: 3, H: 2, Nq: 70, Nk: 200, D: 72, kvLen: [200, 130, 64] },
   { B: 1, H: 1, Nq: 33, Nk: 130, D: 20, outF16: true },
   { B: 2, H: 2, Nq: 40, Nk: 90, D: 40, kvLen: [90, 33] },
 ];

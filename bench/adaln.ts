@@ -1,0 +1,63 @@
+// adaLN bandwidth at the STDiT-XL/2 block size [4, 4096, 1152]: modulate (LN + scale/shift) and the gated
+// residual, forward and backward, f32 and f16 storage, against the copy ceiling measured in the same run.
+// Bytes counted are those each call must move: modulate x + y / x + dy + dx (+ mean/rstd); gated residual
+// x + y + out / dout + y + dy (dx is dout itself). Per-sample vectors and gradient partials are overhead.
+//   node dist/bench/adaln.mjs [--quick] [--sweep] [--safe]
+import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackward } from '../engine/ops/adaln.js';
+import type { Gpu } from '../engine/gpu.js';
+import type { Tensor } from '../engine/tensor.js';
+import { best, copyCeiling, finish, openBenchGpu, table, time } from './_harness.js';
+
+const quick = process.argv.includes('--quick');
+const [B, N, C] = quick ? [2, 512, 1152] : [4, 4096, 1152];
+
+interface Row {
+  name: string;
+  dtype: string;
+  ms: number;
+  gbs: number;
+}
+
+async function bench(gpu: Gpu, dtype: 'f32' | 'f16', rowsPerBlock?: number): Promise<Row[]> {
+  const eb = dtype === 'f32' ? 4 : 2;
+  const shape = [B, N, C];
+  const [x, y, d, o] = ['x', 'y', 'dy', 'out'].map((n) => gpu.tensor(shape, dtype, n)) as [Tensor, Tensor, Tensor, Tensor];
+  const [shift, scale, gate] = ['shift', 'scale', 'gate'].map((n) => gpu.tensor([B, C], 'f32', n)) as [Tensor, Tensor, Tensor];
+  for (const [t, v] of [[x, 0.5], [y, 0.75], [d, 0.25], [shift, 0.1], [scale, 0.2], [gate, 0.3]] as const) gpu.fill(t, v);
+  const stats = adalnModulate(gpu, x, shift, scale, { out: o });
+  const iters = quick ? 5 : 50;
+  const modF = best(await time(gpu, () => {
+    const r = adalnModulate(gpu, x, shift, scale, { out: o });
+    r.mean.release();
+    r.rstd.release();
+  }, iters));
+  const modB = best(await time(gpu, () => {
+    const g = adalnModulateBackward(gpu, d, x, stats.mean, stats.rstd, scale, { out: o, rowsPerBlock });
+    g.dscale.release();
+    g.dshift.release();
+  }, iters));
+  const gatF = best(await time(gpu, () => gatedResidual(gpu, x, gate, y, o), iters));
+  const gatB = best(await time(gpu, () => gatedResidualBackward(gpu, d, gate, y, { out: o, rowsPerBlock }).dgate.release(), iters));
+  for (const t of [x, y, d, o, shift, scale, gate, stats.mean, stats.rstd]) t.release();
+  const S = B * N * C * eb;
+  const st = 8 * B * N;
+  const tag = rowsPerBlock ? ` rpb ${rowsPerBlock}` : '';
+  return [
+    { name: 'modulate forward', dtype, ms: modF, gbs: (2 * S + st) / modF / 1e6 },
+    { name: `modulate backward${tag}`, dtype, ms: modB, gbs: (3 * S + st) / modB / 1e6 },
+    { name: 'gated residual forward', dtype, ms: gatF, gbs: (3 * S) / gatF / 1e6 },
+    { name: `gated residual backward${tag}`, dtype, ms: gatB, gbs: (3 * S) / gatB / 1e6 },
+  ];
+}
+
+const gpu = await openBenchGpu();
+const ceiling = await copyCeiling(gpu, quick ? 64 : 1024);
+const results: Row[] = [];
+for (const dtype of ['f32', 'f16'] as const) results.push(...(await bench(gpu, dtype)));
+if (process.argv.includes('--sweep')) {
+  for (const rpb of [4, 8, 32, 64]) results.push(...(await bench(gpu, 'f32', rpb)).filter((r) => r.name.includes('backward')));
+}
+
+console.log(`\nadaLN [${B}, ${N}, ${C}]; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);
+console.log(table(['case', 'dtype', 'ms', 'GB/s', '% copy16'], results.map((r) => [r.name, r.dtype, r.ms, r.gbs, (100 * r.gbs) / ceiling.copy16])));
+finish();

@@ -1,0 +1,153 @@
+// adaLN (DiT): the fused modulate y = LN(x)·(1 + scale) + shift (LayerNorm without affine, eps 1e-6) and the
+// gated residual out = x + gate·y, for x of [B, N, C] and per-sample shift/scale/gate of [B, C] or [B, 1, C]
+// (f32), with their backwards. x/y/dy are f32 or f16 storage; statistics and per-sample gradients are f32.
+// The modulate runs layernorm.wgsl's kernels with per-sample weights; the gated residual is shaders/adaln.wgsl.
+import adalnWgsl from '../../shaders/adaln.wgsl';
+import f16Wgsl from '../../shaders/f16.wgsl';
+import { ShapeError } from '../errors.js';
+import type { Gpu } from '../gpu.js';
+import type { Tensor } from '../tensor.js';
+import { expectDType, expectLive, expectRank, expectSameDType, grid, output, sameShape } from './common.js';
+import { blockPlan, expectParam, normBackward, normForward, rowPlan, unitLayout } from './layernorm.js';
+import { sum } from './reduce.js';
+
+const SHADER = { name: 'adaln', template: adalnWgsl + f16Wgsl };
+
+/** [B, N, C] of x, checked (f32/f16, rank 3). */
+function dims(op: string, x: Tensor): [number, number, number] {
+  expectLive(op, x);
+  expectDType(op, x, ['f32', 'f16']);
+  expectRank(op, x, 3);
+  return x.shape as [number, number, number];
+}
+
+/** A per-sample vector for x [B, N, C]: f32 [B, C] or [B, 1, C]. */
+function expectPerSample(op: string, t: Tensor, name: string, x: Tensor): void {
+  const [B, , C] = x.shape as [number, number, number];
+  expectParam(op, t, name, [[B, C], [B, 1, C]], `one row of C per sample of x ${x}`);
+}
+
+// ---- modulate ------------------------------------------------------------------------------------
+
+export interface AdalnOptions {
+  /** Default 1e-6. */
+  eps?: number;
+  out?: Tensor;
+  /** Row reductions through subgroupAdd (default: when the device has subgroups). */
+  subgroups?: boolean;
+}
+
+/**
+ * y = LayerNorm(x)·(1 + scale) + shift over the last dim (no affine of its own), x [B, N, C], shift and
+ * scale per sample; y has x's shape and dtype; mean and rstd ([B·N] f32) are saved for the backward.
+ */
+export function adalnModulate(gpu: Gpu, x: Tensor, shift: Tensor, scale: Tensor, opts: AdalnOptions = {}): { y: Tensor; mean: Tensor; rstd: Tensor } {
+  const op = 'adalnModulate';
+  const [, N] = dims(op, x);
+  expectPerSample(op, shift, 'shift', x);
+  expectPerSample(op, scale, 'scale', x);
+  const eps = opts.eps ?? 1e-6;
+  if (!(eps >= 0 && Number.isFinite(eps))) throw new ShapeError(`${op}: eps ${eps} must be a finite number ≥ 0 (default 1e-6)`);
+  return normForward(gpu, { op, x, weight: scale, bias: shift, wOffset: 1, groupRows: Math.max(1, N), eps, out: opts.out, subgroups: opts.subgroups });
+}
+
+export interface AdalnBackwardOptions {
+  /** dx output. */
+  out?: Tensor;
+  subgroups?: boolean;
+  /** Tokens each workgroup handles for dscale/dshift (default: about 1024 workgroups in all). */
+  rowsPerBlock?: number;
+}
+
+/**
+ * Gradients of adalnModulate from dy, the forward's x, mean, rstd and scale: dx, dscale[b] = Σ_n dy·x̂ and
+ * dshift[b] = Σ_n dy (f32, shaped like scale; deterministic two-pass sums over the tokens).
+ */
+export function adalnModulateBackward(
+  gpu: Gpu,
+  dy: Tensor,
+  x: Tensor,
+  mean: Tensor,
+  rstd: Tensor,
+  scale: Tensor,
+  opts: AdalnBackwardOptions = {},
+): { dx: Tensor; dscale: Tensor; dshift: Tensor } {
+  const op = 'adalnModulateBackward';
+  const [, N] = dims(op, x);
+  expectPerSample(op, scale, 'scale', x);
+  const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: scale, wOffset: 1, groupRows: Math.max(1, N), gradShape: scale.shape, out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock });
+  return { dx: r.dx, dscale: r.dw!, dshift: r.db! };
+}
+
+// ---- gated residual ------------------------------------------------------------------------------
+
+function gatedCheck(op: string, x: Tensor, gate: Tensor, y: Tensor, xName: string): [number, number, number] {
+  const d = dims(op, x);
+  expectLive(op, y);
+  expectSameDType(op, x, y);
+  if (!sameShape(x.shape, y.shape)) throw new ShapeError(`${op}: y ${y} must have the shape of ${xName} ${x}`);
+  expectPerSample(op, gate, 'gate', x);
+  return d;
+}
+
+function gatedKernel(gpu: Gpu, x: Tensor, backward: boolean) {
+  const C = x.shape[2]!;
+  const lay = unitLayout(x.dtype, C);
+  const { wg, per } = rowPlan(lay.units);
+  return { kernel: gpu.kernel(SHADER, backward ? 'backward' : 'forward', { ...lay.defines, WG: wg, PER: per, BACKWARD: backward }), units: lay.units };
+}
+
+/** out = x + gate·y for x, y [B, N, C] (same dtype) and gate [B, C] or [B, 1, C] f32. */
+export function gatedResidual(gpu: Gpu, x: Tensor, gate: Tensor, y: Tensor, out?: Tensor): Tensor {
+  const op = 'gatedResidual';
+  const [B, N, C] = gatedCheck(op, x, gate, y, 'x');
+  const o = output(gpu, op, x.shape, x.dtype, out);
+  if (x.size === 0) return o;
+  const { kernel, units } = gatedKernel(gpu, x, false);
+  const { workgroups, groupsX } = grid(gpu, B * N * units, 256);
+  gpu.dispatch(kernel, [x, gate, y, o], [B * N, C, units, groupsX, N, 1, 1, x.size], workgroups);
+  return o;
+}
+
+export interface GatedResidualBackwardOptions {
+  /** dy output. */
+  out?: Tensor;
+  /** Tokens each workgroup handles for dgate (default: about 1024 workgroups in all). */
+  rowsPerBlock?: number;
+}
+
+/**
+ * Gradients of gatedResidual from dout: dx = dout (the same tensor, not a copy), dy = gate·dout (y's dtype)
+ * and dgate[b] = Σ_n dout·y (f32, shaped like gate), dy and dgate from one pass over dout and y.
+ */
+export function gatedResidualBackward(
+  gpu: Gpu,
+  dout: Tensor,
+  gate: Tensor,
+  y: Tensor,
+  opts: GatedResidualBackwardOptions = {},
+): { dx: Tensor; dy: Tensor; dgate: Tensor } {
+  const op = 'gatedResidualBackward';
+  const [B, N, C] = gatedCheck(op, dout, gate, y, 'dout');
+  if (opts.rowsPerBlock !== undefined && !(Number.isInteger(opts.rowsPerBlock) && opts.rowsPerBlock >= 1)) {
+    throw new ShapeError(`${op}: rowsPerBlock ${opts.rowsPerBlock} must be a positive integer`);
+  }
+  const dy = output(gpu, op, y.shape, y.dtype, opts.out);
+  const dgate = gpu.tensor(gate.shape, 'f32', `${op}.dgate`);
+  if (B * C === 0) return { dx: dout, dy, dgate };
+  if (N === 0) {
+    gpu.fill(dgate, 0);
+    return { dx: dout, dy, dgate };
+  }
+  const { blockRows, blocks } = blockPlan(B, N, opts.rowsPerBlock);
+  const { kernel, units } = gatedKernel(gpu, dout, true);
+  const { workgroups, groupsX } = grid(gpu, B * blocks, 1);
+  const direct = blocks === 1;
+  const pg = direct ? dgate : gpu.tensor([B, blocks, C], 'f32', `${op}.dgate.partial`);
+  gpu.dispatch(kernel, [dout, gate, y, dy, pg], [B * N, C, units, groupsX, N, blockRows, blocks, dout.size], workgroups);
+  if (!direct) {
+    sum(gpu, pg, 1, dgate.reshape([B, C]));
+    pg.release();
+  }
+  return { dx: dout, dy, dgate };
+}

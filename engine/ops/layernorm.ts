@@ -1,0 +1,248 @@
+// LayerNorm over the last dim (rows = all leading dims), with or without an affine weight/bias, and its
+// backward. x/y/dy/dx are f32 or f16 storage; math, mean/rstd and the weight gradients are f32. The row
+// machinery (normForward/normBackward) is shared with adaLN's modulate (ops/adaln.ts), whose weight and
+// bias are per sample. See shaders/layernorm.wgsl for the kernels.
+import layernormWgsl from '../../shaders/layernorm.wgsl';
+import f16Wgsl from '../../shaders/f16.wgsl';
+import type { DType } from '../dtype.js';
+import { ShapeError, shapeStr } from '../errors.js';
+import type { Gpu } from '../gpu.js';
+import type { Tensor } from '../tensor.js';
+import { expectDType, expectLive, expectSameDType, grid, output, sameShape } from './common.js';
+import { sum } from './reduce.js';
+
+const SHADER = { name: 'layernorm', template: layernormWgsl + f16Wgsl };
+
+/** Most units (E-element vectors, see unitLayout) a row may have: 256 threads × 32 register slots. */
+export const NORM_MAX_UNITS = 256 * 32;
+/** Backward: aim for about this many workgroups (blocks of rows) in all, so the partials stay small. */
+const BLOCK_TARGET = 1024;
+
+export interface Plan {
+  wg: number;
+  per: number;
+}
+
+/**
+ * Workgroup size (a multiple of 32, ≤ 256) and register slots per thread for rows of `units` units: the
+ * fewest slots that fit in 256 threads, or up to 3 more when that wastes fewer idle slots (288 units:
+ * 96 threads × 3 rather than 160 × 2).
+ */
+export function rowPlan(units: number): Plan {
+  const min = Math.max(1, Math.ceil(units / 256));
+  let best: Plan & { waste: number } = { wg: 0, per: 0, waste: Infinity };
+  for (let per = min; per <= min + 3; per++) {
+    const wg = Math.min(256, Math.max(32, 32 * Math.ceil(units / per / 32)));
+    const waste = wg * per - units;
+    if (wg * per >= units && waste < best.waste) best = { wg, per, waste };
+  }
+  return { wg: best.wg, per: best.per };
+}
+
+/** How a row of C elements is cut into units, and the WGSL types that hold them. */
+export function unitLayout(dtype: DType, C: number) {
+  const f16 = dtype === 'f16';
+  const e = C % 4 === 0 ? 4 : f16 && C % 2 === 0 ? 2 : 1;
+  const odd = f16 && C % 2 === 1;
+  const V = e === 4 ? 'vec4<f32>' : e === 2 ? 'vec2<f32>' : 'f32';
+  const XW = !f16 ? V : e === 4 ? 'vec2<u32>' : 'u32';
+  return { e, units: C / e, defines: { F16: f16, ODD: odd, E4: e === 4, E2: e === 2, V, XW } };
+}
+
+function checkSubgroups(gpu: Gpu, op: string, subgroups: boolean | undefined): boolean {
+  const on = subgroups ?? gpu.info.subgroups;
+  if (on && !gpu.info.subgroups) {
+    throw new ShapeError(`${op}: {subgroups: true} needs the subgroups feature, which ${gpu.info.adapter} lacks; leave the option unset`);
+  }
+  return on;
+}
+
+function checkRow(op: string, x: Tensor): { rows: number; C: number } {
+  expectDType(op, x, ['f32', 'f16']);
+  if (x.rank < 1) throw new ShapeError(`${op}: ${x} has rank 0; expected at least one dim (the normalized last dim)`);
+  const C = x.shape.at(-1)!;
+  if (C === 0) throw new ShapeError(`${op}: ${x} has an empty last dim; LayerNorm needs at least one element per row`);
+  const { units } = unitLayout(x.dtype, C);
+  if (units > NORM_MAX_UNITS) {
+    throw new ShapeError(`${op}: rows of ${x} have ${C} elements, over what this kernel holds in registers (${NORM_MAX_UNITS} units, ${NORM_MAX_UNITS * 4} elements when C % 4 == 0); split the last dim`);
+  }
+  return { rows: x.size / C, C };
+}
+
+function kernelFor(gpu: Gpu, dtype: DType, C: number, backward: boolean, affine: boolean, subgroups: boolean) {
+  const lay = unitLayout(dtype, C);
+  const { wg, per } = rowPlan(lay.units);
+  const tree = 2 ** Math.ceil(Math.log2(wg)) / 2;
+  const k = gpu.kernel(SHADER, backward ? 'backward' : 'forward', { ...lay.defines, WG: wg, PER: per, TREE: tree, AFFINE: affine, BACKWARD: backward, SUBGROUPS: subgroups });
+  return { kernel: k, units: lay.units };
+}
+
+// ---- shared with adaLN ---------------------------------------------------------------------------
+
+export interface NormForwardSpec {
+  op: string;
+  x: Tensor;
+  /** [groups · C] f32 (any shape of that size): row r uses weight row ⌊r / groupRows⌋. */
+  weight?: Tensor;
+  bias?: Tensor;
+  /** Added to every weight (1 for adaLN's 1 + scale). */
+  wOffset: number;
+  groupRows: number;
+  eps: number;
+  out?: Tensor;
+  subgroups?: boolean;
+}
+
+export function normForward(gpu: Gpu, s: NormForwardSpec): { y: Tensor; mean: Tensor; rstd: Tensor } {
+  const { op, x } = s;
+  const { rows, C } = checkRow(op, x);
+  const subgroups = checkSubgroups(gpu, op, s.subgroups);
+  const y = output(gpu, op, x.shape, x.dtype, s.out);
+  const mean = gpu.tensor([rows], 'f32', `${op}.mean`);
+  const rstd = gpu.tensor([rows], 'f32', `${op}.rstd`);
+  if (rows === 0) return { y, mean, rstd };
+  const affine = !!s.weight;
+  const { kernel, units } = kernelFor(gpu, x.dtype, C, false, affine, subgroups);
+  const { workgroups, groupsX } = grid(gpu, rows, 1);
+  const params = [rows, C, units, groupsX, { f32: s.eps }, { f32: s.wOffset }, s.groupRows, 1, 1, x.size];
+  gpu.dispatch(kernel, affine ? [x, s.weight!, s.bias!, mean, rstd, y] : [x, mean, rstd, y], params, workgroups);
+  return { y, mean, rstd };
+}
+
+export interface NormBackwardSpec {
+  op: string;
+  dy: Tensor;
+  x: Tensor;
+  mean: Tensor;
+  rstd: Tensor;
+  weight?: Tensor;
+  wOffset: number;
+  groupRows: number;
+  /** Shape of the weight gradients (groups · C elements). */
+  gradShape: readonly number[];
+  out?: Tensor;
+  subgroups?: boolean;
+  rowsPerBlock?: number;
+}
+
+/** Rows per workgroup and workgroups per group for the backward. */
+export function blockPlan(groups: number, groupRows: number, rowsPerBlock?: number): { blockRows: number; blocks: number } {
+  const want = rowsPerBlock ?? Math.ceil(groupRows / Math.max(1, Math.ceil(BLOCK_TARGET / groups)));
+  const blockRows = Math.max(1, Math.min(want, groupRows));
+  return { blockRows, blocks: Math.max(1, Math.ceil(groupRows / blockRows)) };
+}
+
+export function normBackward(gpu: Gpu, s: NormBackwardSpec): { dx: Tensor; dw?: Tensor; db?: Tensor } {
+  const { op, dy, x, mean, rstd } = s;
+  expectLive(op, dy, x, mean, rstd, ...(s.weight ? [s.weight] : []));
+  const { rows, C } = checkRow(op, x);
+  expectSameDType(op, x, dy);
+  if (!sameShape(dy.shape, x.shape)) throw new ShapeError(`${op}: dy ${dy} must have the shape of x ${x}; pass the gradient of the forward's output`);
+  for (const t of [mean, rstd]) {
+    if (t.dtype !== 'f32' || t.size !== rows) throw new ShapeError(`${op}: ${t} must be the forward's f32 ${t === mean ? 'mean' : 'rstd'} with one value per row (${rows})`);
+  }
+  if (s.rowsPerBlock !== undefined && !(Number.isInteger(s.rowsPerBlock) && s.rowsPerBlock >= 1)) {
+    throw new ShapeError(`${op}: rowsPerBlock ${s.rowsPerBlock} must be a positive integer`);
+  }
+  const subgroups = checkSubgroups(gpu, op, s.subgroups);
+  const dx = output(gpu, op, x.shape, x.dtype, s.out);
+  const affine = !!s.weight;
+  const groups = rows === 0 ? 0 : rows / s.groupRows;
+  const dw = affine ? gpu.tensor(s.gradShape, 'f32', `${op}.dweight`) : undefined;
+  const db = affine ? gpu.tensor(s.gradShape, 'f32', `${op}.dbias`) : undefined;
+  if (rows === 0) {
+    if (dw) gpu.fill(dw, 0);
+    if (db) gpu.fill(db, 0);
+    return { dx, dw, db };
+  }
+  // Without weight gradients every row can have its own workgroup.
+  const { blockRows, blocks } = affine ? blockPlan(groups, s.groupRows, s.rowsPerBlock) : { blockRows: 1, blocks: s.groupRows };
+  const { kernel, units } = kernelFor(gpu, x.dtype, C, true, affine, subgroups);
+  const { workgroups, groupsX } = grid(gpu, groups * blocks, 1);
+  const params = [rows, C, units, groupsX, { f32: 0 }, { f32: s.wOffset }, s.groupRows, blockRows, blocks, x.size];
+  if (!affine) {
+    gpu.dispatch(kernel, [x, dy, mean, rstd, dx], params, workgroups);
+    return { dx };
+  }
+  // One block per group writes the gradients directly; otherwise [groups, blocks, C] partials are summed.
+  const direct = blocks === 1;
+  const pw = direct ? dw! : gpu.tensor([groups, blocks, C], 'f32', `${op}.dweight.partial`);
+  const pb = direct ? db! : gpu.tensor([groups, blocks, C], 'f32', `${op}.dbias.partial`);
+  gpu.dispatch(kernel, [x, s.weight!, dy, mean, rstd, dx, pw, pb], params, workgroups);
+  if (!direct) {
+    sum(gpu, pw, 1, dw!.reshape([groups, C]), { subgroups });
+    sum(gpu, pb, 1, db!.reshape([groups, C]), { subgroups });
+    pw.release();
+    pb.release();
+  }
+  return { dx, dw, db };
+}
+
+/** A weight-like f32 tensor of exactly `shape`, or a ShapeError naming it and the fix. */
+export function expectParam(op: string, t: Tensor, name: string, shapes: (readonly number[])[], hint: string): void {
+  expectLive(op, t);
+  if (!shapes.some((sh) => sameShape(t.shape, sh))) {
+    throw new ShapeError(`${op}: ${name} ${t} must be ${shapes.map(shapeStr).join(' or ')}; ${hint}`);
+  }
+  if (t.dtype !== 'f32') throw new ShapeError(`${op}: ${name} ${t} must be f32 (got ${t.dtype}); cast it with cast(gpu, ${name}, 'f32')`);
+}
+
+// ---- LayerNorm ---------------------------------------------------------------------------------------
+
+export interface LayerNormOptions {
+  /** [C] f32 weight (γ); pass bias with it. */
+  weight?: Tensor;
+  /** [C] f32 bias (β); pass weight with it. */
+  bias?: Tensor;
+  /** Default 1e-6. */
+  eps?: number;
+  out?: Tensor;
+  /** Row reductions through subgroupAdd (default: when the device has subgroups). */
+  subgroups?: boolean;
+}
+
+/** y = LayerNorm(x) over the last dim (y has x's shape and dtype); mean and rstd ([rows] f32) are saved for the backward. */
+export function layernorm(gpu: Gpu, x: Tensor, opts: LayerNormOptions = {}): { y: Tensor; mean: Tensor; rstd: Tensor } {
+  const op = 'layernorm';
+  expectLive(op, x);
+  const eps = opts.eps ?? 1e-6;
+  if (!(eps >= 0 && Number.isFinite(eps))) throw new ShapeError(`${op}: eps ${eps} must be a finite number ≥ 0 (default 1e-6)`);
+  checkRow(op, x);
+  const C = x.shape.at(-1)!;
+  if (!!opts.weight !== !!opts.bias) throw new ShapeError(`${op}: pass both weight and bias (affine) or neither; for a weight without bias pass a zero bias`);
+  if (opts.weight) expectParam(op, opts.weight, 'weight', [[C]], `one value per element of the last dim of ${x}`);
+  if (opts.bias) expectParam(op, opts.bias, 'bias', [[C]], `one value per element of the last dim of ${x}`);
+  return normForward(gpu, { op, x, weight: opts.weight, bias: opts.bias, wOffset: 0, groupRows: Math.max(1, x.size / C), eps, out: opts.out, subgroups: opts.subgroups });
+}
+
+export interface LayerNormBackwardOptions {
+  /** The forward's [C] f32 weight: also returns dweight and dbias. */
+  weight?: Tensor;
+  /** dx output. */
+  out?: Tensor;
+  subgroups?: boolean;
+  /** Rows each workgroup handles for the weight gradients (default: about 1024 workgroups in all). */
+  rowsPerBlock?: number;
+}
+
+/**
+ * Gradients of layernorm from dy (x's shape and dtype), the forward's input x and its saved mean and rstd:
+ * dx, and with weight, dweight = Σ_rows dy·x̂ and dbias = Σ_rows dy ([C] f32, deterministic).
+ */
+export function layernormBackward(
+  gpu: Gpu,
+  dy: Tensor,
+  x: Tensor,
+  mean: Tensor,
+  rstd: Tensor,
+  opts: LayerNormBackwardOptions = {},
+): { dx: Tensor; dweight?: Tensor; dbias?: Tensor } {
+  const op = 'layernormBackward';
+  expectLive(op, x);
+  checkRow(op, x);
+  const C = x.shape.at(-1)!;
+  if (opts.weight) expectParam(op, opts.weight, 'weight', [[C]], `pass the forward's weight`);
+  const rows = x.size / C;
+  const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: opts.weight, wOffset: 0, groupRows: Math.max(1, rows), gradShape: [C], out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock });
+  return r.dw ? { dx: r.dx, dweight: r.dw, dbias: r.db } : { dx: r.dx };
+}

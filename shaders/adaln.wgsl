@@ -1,0 +1,153 @@
+// adaLN's gated residual for x, y of [B, N, C] and a per-sample gate [B, C] (f32):
+//   forward:  out = x + gate[b]·y                       (one thread per unit)
+//   backward: dy = gate[b]·dout, dgate[b] = Σ_n dout·y   (dx = dout needs no kernel)
+// The backward runs one workgroup per block of block_rows tokens of one sample: each thread owns PER
+// column units (unit t + k·WG: coalesced), writes dy and sums dout·y over the block's rows in registers,
+// then stores the block's partial [B, blocks, C]; the op adds the partials over blocks in a second pass
+// (fixed order: deterministic). Units are as in layernorm.wgsl: vec4 (E4), f16 pairs (E2) or single
+// elements; f16 rows of odd C (ODD) read halves one at a time and write them with atomics.
+// (adaLN's modulate, y = LN(x)·(1 + scale) + shift, is layernorm.wgsl with per-sample weights.)
+struct Params {
+  rows: u32,       // B · N
+  len: u32,        // C
+  units: u32,      // units per row: C / E
+  groups_x: u32,   // workgroups along x of the folded 2-D grid
+  group_rows: u32, // N: rows per sample
+  block_rows: u32, // backward: rows per workgroup
+  blocks: u32,     // backward: workgroups per sample
+  total: u32,      // B · N · C
+}
+
+alias V = ${V};
+const WG: u32 = ${WG};
+const PER: u32 = ${PER};
+
+#if ${BACKWARD}
+@group(0) @binding(0) var<storage, read> a: array<${XW}>; // dout
+#else
+@group(0) @binding(0) var<storage, read> a: array<${XW}>; // x
+#endif
+@group(0) @binding(1) var<storage, read> gate: array<V>;  // [B, C]
+@group(0) @binding(2) var<storage, read> y: array<${XW}>;
+// out (forward) or dy (backward)
+#if ${ODD}
+@group(0) @binding(3) var<storage, read_write> dst: array<atomic<u32>>;
+#else
+@group(0) @binding(3) var<storage, read_write> dst: array<${XW}>;
+#endif
+#if ${BACKWARD}
+@group(0) @binding(4) var<storage, read_write> pg: array<V>; // Σ dout·y per block: [B, blocks, C]
+#endif
+@group(0) @binding(5) var<uniform> p: Params;
+
+#if ${ODD}
+fn half_at(w: u32, e: u32) -> f32 {
+  return unpack2x16float(w)[e & 1u];
+}
+
+fn ld_a(row: u32, j: u32) -> V {
+  let e = row * p.len + j;
+  return half_at(a[e >> 1u], e);
+}
+
+fn ld_y(row: u32, j: u32) -> V {
+  let e = row * p.len + j;
+  return half_at(y[e >> 1u], e);
+}
+
+// Writes one half with atomics: the other half of the word belongs to another thread.
+fn st(row: u32, j: u32, v: V) {
+  let e = row * p.len + j;
+  let h = f16_bits(bitcast<u32>(v));
+  if ((e & 1u) == 1u) {
+    atomicAnd(&dst[e >> 1u], 0xffffu);
+    atomicOr(&dst[e >> 1u], h << 16u);
+  } else if (e + 1u == p.total) {
+    atomicStore(&dst[e >> 1u], h); // the tensor's last element: its upper half is padding, written 0
+  } else {
+    atomicAnd(&dst[e >> 1u], 0xffff0000u);
+    atomicOr(&dst[e >> 1u], h);
+  }
+}
+#else
+fn to_v(w: ${XW}) -> V {
+#if ${F16}
+#if ${E4}
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+#else
+  return unpack2x16float(w);
+#endif
+#else
+  return w;
+#endif
+}
+
+fn ld_a(row: u32, j: u32) -> V {
+  return to_v(a[row * p.units + j]);
+}
+
+fn ld_y(row: u32, j: u32) -> V {
+  return to_v(y[row * p.units + j]);
+}
+
+fn st(row: u32, j: u32, v: V) {
+#if ${F16}
+#if ${E4}
+  dst[row * p.units + j] = vec2<u32>(pack_f16(v.x, v.y), pack_f16(v.z, v.w));
+#else
+  dst[row * p.units + j] = pack_f16(v.x, v.y);
+#endif
+#else
+  dst[row * p.units + j] = v;
+#endif
+}
+#endif
+
+#if ${BACKWARD}
+@compute @workgroup_size(WG)
+fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let blk = wid.x + wid.y * p.groups_x; // sample · blocks + block
+  let b = blk / p.blocks;
+  let g0 = b * p.group_rows;
+  if (g0 >= p.rows) {
+    return;
+  }
+  let r0 = g0 + (blk % p.blocks) * p.block_rows;
+  let r1 = min(r0 + p.block_rows, g0 + p.group_rows);
+  var gt: array<V, PER>;
+  var acc: array<V, PER>;
+  for (var k = 0u; k < PER; k++) {
+    let j = lid + k * WG;
+    if (j < p.units) {
+      gt[k] = gate[b * p.units + j];
+    }
+  }
+  for (var r = r0; r < r1; r++) {
+    for (var k = 0u; k < PER; k++) {
+      let j = lid + k * WG;
+      if (j < p.units) {
+        let d = ld_a(r, j);
+        acc[k] += d * ld_y(r, j);
+        st(r, j, gt[k] * d);
+      }
+    }
+  }
+  for (var k = 0u; k < PER; k++) {
+    let j = lid + k * WG;
+    if (j < p.units) {
+      pg[blk * p.units + j] = acc[k];
+    }
+  }
+}
+#else
+@compute @workgroup_size(256)
+fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * p.groups_x) * 256u + lid; // unit index over all rows
+  if (i >= p.rows * p.units) {
+    return;
+  }
+  let row = i / p.units;
+  let j = i - row * p.units;
+  st(row, j, ld_a(row, j) + gate[(row / p.group_rows) * p.units + j] * ld_y(row, j));
+}
+#endif
