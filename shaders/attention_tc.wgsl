@@ -6,6 +6,8 @@
 // fragments are folded into per-lane f32 accumulators rescaled by the running max. The N×N score matrix never
 // exists. D is zero-padded to DP (a multiple of 16, at most 128) in workgroup memory.
 // MASK: keys at positions ≥ kv_len[b] (caption lengths of cross-attention) get zero weight.
+// PACK (Nq ≤ 16 and Nk ≤ 16, e.g. STDiT's temporal attention over 16 frames): entry `packed` gives each
+// subgroup its own (b, h) sequence, four per workgroup, in one 64-row tile (block-diagonal keys).
 // VEC (D a multiple of 8): K/V tiles move as 16-byte chunks, and the next tile is prefetched into registers
 // while the current one is used.
 // Dawn/NVIDIA pitfalls measured on the H100 (keep them): subgroup-matrix variables declared inside loops are
@@ -21,6 +23,8 @@ struct Params {
   d: u32,
   heads: u32,
   scale_log2: f32, // scale · log2(e): exponentials are exp2
+  bh_total: u32,   // B·H (packed entry)
+  groups_x: u32,   // width of a folded 2-D grid (packed entry)
 }
 
 @group(0) @binding(0) var<storage, read> q: array<f16>;
@@ -240,3 +244,117 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     if (h == 0u) { lse[bh * p.nq + row] = (m + log2(l)) * 0.6931471805599453; }
   }
 }
+
+#if ${PACK}
+// Four short sequences per workgroup: subgroup sg owns sequence bh0 + sg; tile rows 16·sg .. 16·sg + 15 hold
+// its queries (then its keys / values). Scores against the other subgroups' keys are computed and masked.
+fn seq_rows(lid: u32, bh0: u32, which: u32) {
+  for (var i = lid; i < BKV * DP; i += THREADS) {
+    let r = i / DP;
+    let c = i % DP;
+    let bh = bh0 + r / 16u;
+    let j = r % 16u;
+    var x = f16(0.0);
+    if (which == 0u) {
+      if (bh < p.bh_total && j < p.nq && c < p.d) { x = q[(bh * p.nq + j) * p.d + c]; }
+      Ks[r * KS + c] = x;
+    } else if (which == 1u) {
+      if (bh < p.bh_total && j < p.nk && c < p.d) { x = k[(bh * p.nk + j) * p.d + c]; }
+      Ks[r * KS + c] = x;
+    } else {
+      if (bh < p.bh_total && j < p.nk && c < p.d) { x = v[(bh * p.nk + j) * p.d + c]; }
+      Vs[r * KS + c] = x;
+    }
+  }
+}
+
+@compute @workgroup_size(THREADS)
+fn packed(@builtin(workgroup_id) wid: vec3u,
+          @builtin(local_invocation_index) lid: u32,
+          @builtin(subgroup_id) sg: u32,
+          @builtin(subgroup_invocation_id) lane: u32) {
+  let bh0 = (wid.x + wid.y * p.groups_x) * 4u;
+  let bh = bh0 + sg;
+  seq_rows(lid, bh0, 0u);
+  workgroupBarrier();
+  var qf: array<subgroup_matrix_left<f16, 16, 16>, DF>;
+  for (var f = 0u; f < DF; f++) {
+    qf[f] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + f * 16u, KS);
+  }
+  workgroupBarrier();
+  seq_rows(lid, bh0, 1u);
+  seq_rows(lid, bh0, 2u);
+  workgroupBarrier();
+  for (var j = 0u; j < BKV / 16u; j++) {
+    let kt0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS, KS);
+    var s = subgroupMatrixMultiply<f32>(qf[0], kt0);
+    for (var f = 1u; f < DF; f++) {
+      let kt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS + f * 16u, KS);
+      s = subgroupMatrixMultiplyAccumulate(qf[f], kt, s);
+    }
+    subgroupMatrixStore<row_major>(&Ss, sg * 16u * BKV + j * 16u, s, BKV);
+  }
+  workgroupBarrier();
+
+  // Softmax over this sequence's keys only (columns 16·sg .. 16·sg + nk): two lanes per row, 8 keys each.
+  let r = lane / 2u;
+  let h = lane % 2u;
+  var nk = p.nk;
+#if ${MASK}
+  if (bh < p.bh_total) { nk = min(p.nk, kv_len[bh / p.heads]); }
+#endif
+  let srow = sg * 16u * BKV + r * BKV;
+  var mx = -1.0e30;
+  for (var c = 0u; c < 8u; c++) {
+    let j = h * 8u + c;
+    if (j < nk) { mx = max(mx, Ss[srow + sg * 16u + j] * p.scale_log2); }
+  }
+  mx = max(mx, subgroupShuffleXor(mx, 1u));
+  var l = 0.0;
+  let prow = (sg * 16u + r) * KS;
+  workgroupBarrier();   // every subgroup has read K: P rows may overwrite it
+  for (var c = 0u; c < BKV / 2u; c++) {
+    let key = h * (BKV / 2u) + c;
+    let j = key - sg * 16u;
+    var pv = 0.0;
+    if (key >= sg * 16u && j < 16u && j < nk) { pv = exp2(Ss[srow + key] * p.scale_log2 - mx); }
+    l += pv;
+    Ks[prow + key] = f16(pv);
+  }
+  l += subgroupShuffleXor(l, 1u);
+  workgroupBarrier();
+
+  // O = P·V through Ss, four D fragments at a time, written out directly.
+  for (var f0 = 0u; f0 < DF; f0 += 4u) {
+    for (var f = f0; f < min(f0 + 4u, DF); f++) {
+      let pf0 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS, KS);
+      let vf0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, f * 16u, KS);
+      var pv = subgroupMatrixMultiply<f32>(pf0, vf0);
+      for (var kk = 1u; kk < BKV / 16u; kk++) {
+        let pf = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + kk * 16u, KS);
+        let vf = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, kk * 16u * KS + f * 16u, KS);
+        pv = subgroupMatrixMultiplyAccumulate(pf, vf, pv);
+      }
+      subgroupMatrixStore<row_major>(&Ss, sg * 16u * BKV + (f - f0) * 16u, pv, BKV);
+    }
+    workgroupBarrier();
+    if (bh < p.bh_total && r < p.nq) {
+      for (var f = f0; f < min(f0 + 4u, DF); f++) {
+        for (var c = 0u; c < 8u; c++) {
+          let d = f * 16u + h * 8u + c;
+          if (d < p.d) {
+            let val = Ss[srow + (f - f0) * 16u + h * 8u + c] / l;
+#if ${OUT_F16}
+            o[(bh * p.nq + r) * p.d + d] = f16(val);
+#else
+            o[(bh * p.nq + r) * p.d + d] = val;
+#endif
+          }
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  if (bh < p.bh_total && r < p.nq && h == 0u) { lse[bh * p.nq + r] = (mx + log2(l)) * 0.6931471805599453; }
+}
+#endif

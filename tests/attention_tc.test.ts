@@ -82,7 +82,7 @@ export function attentionBackwardRef(q: ArrayLike<number>, k: ArrayLike<number>,
   return { dq, dk, dv };
 }
 
-interface Case { B: number; H: number; Nq: number; Nk: number; D: number; kvLen?: number[]; outF16?: boolean; noVec?: boolean }
+interface Case { B: number; H: number; Nq: number; Nk: number; D: number; kvLen?: number[]; outF16?: boolean; noVec?: boolean; noPack?: boolean }
 
 const cases: Case[] = [
 
@@ -90,6 +90,9 @@ const cases: Case[] = [
   { B: 2, H: 3, Nq: 77, Nk: 77, D: 72 },
   { B: 1, H: 2, Nq: 200, Nk: 150, D: 72 },
   { B: 16, H: 2, Nq: 16, Nk: 16, D: 72 },
+  { B: 16, H: 2, Nq: 16, Nk: 16, D: 72, noPack: true },
+  { B: 5, H: 3, Nq: 13, Nk: 9, D: 40, outF16: true },
+  { B: 3, H: 3, Nq: 16, Nk: 12, D: 72, kvLen: [12, 1, 5] },
   { B: 3, H: 2, Nq: 50, Nk: 12, D: 72, kvLen: [1, 7, 12] },
   { B: 1, H: 1, Nq: 33, Nk: 130, D: 24, outF16: true },
   { B: 2, H: 3, Nq: 77, Nk: 77, D: 72, noVec: true },
@@ -111,7 +114,7 @@ async function check({ gpu, rng }: Ctx, c: Case): Promise<void> {
   const lse = gpu.tensor([B, H, Nq], 'f32');
   const kvLen = c.kvLen ? gpu.upload(c.kvLen, [B], 'u32') : undefined;
   const scale = 1 / Math.sqrt(D);
-  attentionForwardTc(gpu, { q, k, v, o, lse, kvLen, scale, noVec: c.noVec });
+  attentionForwardTc(gpu, { q, k, v, o, lse, kvLen, scale, noVec: c.noVec, noPack: c.noPack });
   const ref = attentionRef(roundToF16(qd), roundToF16(kd), roundToF16(vd), B, H, Nq, Nk, D, scale, c.kvLen);
   // P is rounded to f16 before P·V (as FlashAttention does on tensor cores): 1e-2 covers it.
   assertClose(await o.read(), ref.o, { rtol: 1e-2, what: `o ${JSON.stringify(c)}` });

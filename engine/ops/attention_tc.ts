@@ -23,6 +23,8 @@ export interface AttentionTcArgs {
   scale: number;
   /** Stage K/V with scalar loads and no prefetch even when D allows 16-byte chunks (tests compare both). */
   noVec?: boolean;
+  /** Use the general kernel even for sequences short enough to pack four per workgroup. */
+  noPack?: boolean;
 }
 
 /** Workgroup memory the kernel needs for head dim D (K, V, P tiles in f16 and the f32 score staging). */
@@ -39,10 +41,18 @@ export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
   }
   const Nk = a.k.shape[2]!;
   const DP = Math.ceil(D / 16) * 16;
-  const defines: Defines = { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: D % 8 === 0 && !a.noVec };
-  const kernel = gpu.kernel(SHADER, 'main', defines);
   const tensors = [a.q, a.k, a.v, a.o, a.lse, ...(a.kvLen ? [a.kvLen] : [])];
-  gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }], [Math.ceil(Nq / 64), B * H, 1]);
+  const pack = Nq <= 16 && Nk <= 16 && !a.noPack;
+  if (pack) {
+    // short sequences (temporal attention): four (b, h) per workgroup, one per subgroup
+    const grid = gpu.grid1d(Math.ceil((B * H) / 4));
+    const kernel = gpu.kernel(SHADER, 'packed', { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: false, PACK: true });
+    gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }, B * H, grid[0]], grid);
+    return;
+  }
+  const defines: Defines = { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: D % 8 === 0 && !a.noVec, PACK: false };
+  const kernel = gpu.kernel(SHADER, 'main', defines);
+  gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }, B * H, 0], [Math.ceil(Nq / 64), B * H, 1]);
 }
 
 export interface AttentionTcBackwardArgs {
