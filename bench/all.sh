@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every benchmark in one run on the GPU machine (after `source .gpu/setup.sh`), PyTorch beside us where a
+# benchmark has a PyTorch twin. Usage: bash bench/all.sh [outdir]   (each benchmark's output is also saved)
+set -uo pipefail
+out=${1:-bench-out}; mkdir -p "$out"
+export WEBGPU_DEVICE=${WEBGPU_DEVICE:-gpu}
+status=0
+for b in matmul attention layernorm adaln activation optim; do
+  [ -f "dist/bench/$b.mjs" ] || continue
+  echo "=== $b"
+  node "dist/bench/$b.mjs" 2>&1 | tee "$out/$b.txt" || status=1
+done
+exit $status

@@ -1,0 +1,132 @@
+// Flash attention throughput: the tiled portable kernels (f32 math; f32 storage, plus f16 storage for the
+// forward) and the tensor-core kernels (f16), forward and backward at B4 H16 N4096 D72 and the STDiT-XL/2
+// 16×256 shapes (spatial: 64 sequences of 256 tokens; temporal: 1024 sequences of 16 tokens; H16, D72), beside
+// PyTorch SDPA (f32 and f16) on the same GPU in the same run. FLOPs: 4·B·H·Nq·Nk·D forward, 2.5× that backward
+// (FlashAttention's count).
+//   node dist/bench/attention.mjs [--quick] [--sweep] [--no-torch] [--safe]
+import { attention, attentionBackward, attentionFlops, chooseAttentionTile, type AttentionTile, type AttentionVariant } from '../engine/ops/attention.js';
+import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
+import type { Gpu } from '../engine/gpu.js';
+import type { Tensor } from '../engine/tensor.js';
+import { best, copyCeiling, finish, openBenchGpu, table, time, torch } from './_harness.js';
+
+type Case = [name: string, B: number, H: number, Nq: number, Nk: number, D: number];
+
+const quick = process.argv.includes('--quick');
+const cases: Case[] = quick
+  ? [['N256 (quick)', 1, 2, 256, 256, 72], ['spatial (quick)', 4, 2, 256, 256, 72], ['temporal (quick)', 64, 2, 16, 16, 72]]
+  : [['B4 H16 N4096', 4, 16, 4096, 4096, 72], ['spatial 64×256', 64, 16, 256, 256, 72], ['temporal 1024×16', 1024, 16, 16, 16, 72]];
+
+interface Inputs {
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  o: Tensor;
+  lse: Tensor;
+  dO: Tensor;
+  grads: { dq: Tensor; dk: Tensor; dv: Tensor };
+}
+
+function inputs(gpu: Gpu, c: Case, dtype: 'f32' | 'f16'): Inputs {
+  const [, B, H, Nq, Nk, D] = c;
+  const t = (n: number, name: string, value: number) => {
+    const x = gpu.tensor([B, H, n, D], dtype, name);
+    gpu.fill(x, value);
+    return x;
+  };
+  const q = t(Nq, 'q', 0.05);
+  const k = t(Nk, 'k', 0.03);
+  const v = t(Nk, 'v', 0.5);
+  const o = gpu.tensor([B, H, Nq, D], dtype, 'o');
+  const lse = gpu.tensor([B, H, Nq], 'f32', 'lse');
+  attention(gpu, q, k, v, { out: o, lse });
+  return { q, k, v, o, lse, dO: t(Nq, 'dO', 0.1), grads: { dq: gpu.tensor(q.shape, dtype), dk: gpu.tensor(k.shape, dtype), dv: gpu.tensor(v.shape, dtype) } };
+}
+
+function release(x: Inputs): void {
+  for (const t of [x.q, x.k, x.v, x.o, x.lse, x.dO, x.grads.dq, x.grads.dk, x.grads.dv]) t.release();
+}
+
+const iters = (flops: number) => Math.max(3, Math.min(30, Math.round(3e12 / flops)));
+
+async function forward(gpu: Gpu, c: Case, dtype: 'f32' | 'f16', tile?: AttentionTile, variant: AttentionVariant = 'tiled'): Promise<number> {
+  const x = inputs(gpu, c, dtype);
+  const flops = attentionFlops(c[1], c[2], c[3], c[4], c[5]);
+  const ms = best(await time(gpu, () => attention(gpu, x.q, x.k, x.v, { out: x.o, lse: x.lse, tile, variant }), iters(flops)));
+  release(x);
+  return flops / ms / 1e9;
+}
+
+async function backward(gpu: Gpu, c: Case, tiles?: { dkdv?: AttentionTile; dq?: AttentionTile }, dtype: 'f32' | 'f16' = 'f32', variant: AttentionVariant = 'tiled'): Promise<number> {
+  const x = inputs(gpu, c, dtype);
+  const flops = attentionFlops(c[1], c[2], c[3], c[4], c[5], true);
+  const ms = best(await time(gpu, () => attentionBackward(gpu, x.q, x.k, x.v, x.o, x.lse, x.dO, { ...x.grads, tiles, variant }), iters(flops)));
+  release(x);
+  return flops / ms / 1e9;
+}
+
+const gpu = await openBenchGpu();
+const ceiling = await copyCeiling(gpu, quick ? 64 : 1024);
+const D = cases[0]![5];
+for (const [kernel, rows, cols] of [['forward', cases[0]![3], cases[0]![4]], ['dkdv', cases[0]![4], cases[0]![3]], ['dq', cases[0]![3], cases[0]![4]]] as const) {
+  console.log(`# ${kernel} tile for ${cases[0]![0]}: ${JSON.stringify(chooseAttentionTile(gpu, kernel, D, rows, cols))}`);
+}
+
+if (process.argv.includes('--sweep')) {
+  const c = cases[0]!;
+  const fits = (t: AttentionTile) => t.TY * (t.TX ?? 6) <= gpu.info.limits.maxComputeInvocationsPerWorkgroup;
+  const fwd: AttentionTile[] = [
+    { TR: 4, TY: 16, TC: 4 }, { TR: 4, TY: 16, TC: 5 }, { TR: 4, TY: 16, TC: 2 }, { TR: 4, TY: 8, TC: 4 }, { TR: 4, TY: 8, TC: 8 },
+    { TR: 2, TY: 16, TC: 4 }, { TR: 2, TY: 32, TC: 2 }, { TR: 4, TY: 16, TC: 4, TX: 3 }, { TR: 4, TY: 16, TC: 4, TX: 9 },
+  ];
+  for (const t of fwd.filter(fits)) {
+    const r = await forward(gpu, c, 'f32', t).then((x) => `${x.toFixed(2)} TFLOP/s`, (e: Error) => `skipped: ${e.message.split('\n')[0]}`);
+    console.log(`sweep forward ${JSON.stringify(t)}: ${r}`);
+  }
+  const bwd: AttentionTile[] = [{ TR: 2, TY: 16, TC: 4 }, { TR: 2, TY: 16, TC: 2 }, { TR: 4, TY: 8, TC: 4 }, { TR: 4, TY: 16, TC: 2 }, { TR: 2, TY: 32, TC: 2 }, { TR: 4, TY: 8, TC: 2 }];
+  for (const t of bwd.filter(fits)) {
+    const r = await backward(gpu, c, { dkdv: t, dq: t }).then((x) => `${x.toFixed(2)} TFLOP/s`, (e: Error) => `skipped: ${e.message.split('\n')[0]}`);
+    console.log(`sweep backward (dkdv = dq tile) ${JSON.stringify(t)}: ${r}`);
+  }
+}
+
+const tc = !tensorcoreUnavailable(gpu);
+const ours: { fwd: number; fwd16: number; bwd: number; tcFwd: number; tcBwd: number }[] = [];
+for (const c of cases) {
+  const r = {
+    fwd: await forward(gpu, c, 'f32'),
+    fwd16: await forward(gpu, c, 'f16'),
+    bwd: await backward(gpu, c),
+    tcFwd: tc ? await forward(gpu, c, 'f16', undefined, 'tensorcore') : NaN,
+    tcBwd: tc ? await backward(gpu, c, undefined, 'f16', 'tensorcore') : NaN,
+  };
+  ours.push(r);
+  console.log(`${c[0]}: tiled forward ${r.fwd.toFixed(3)} (f16 storage ${r.fwd16.toFixed(3)}), backward ${r.bwd.toFixed(3)}; tensor cores forward ${r.tcFwd.toFixed(3)}, backward ${r.tcBwd.toFixed(3)} TFLOP/s`);
+}
+const ref = torch('torch_attention.py', [JSON.stringify(cases)]);
+const tf = (name: string, key: string, dtype = 'float32') => Number(ref?.find((r) => r.name === name && r.dtype === dtype)?.[key] ?? NaN);
+
+console.log(`\ncopy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);
+console.log('tiled kernels (f32) vs SDPA f32:');
+console.log(
+  table(
+    ['case', 'fwd TF/s', 'f16-storage fwd', 'torch fwd', 'ratio', 'bwd TF/s', 'torch bwd', 'ratio'],
+    cases.map((c, i) => {
+      const o = ours[i]!;
+      const [tfw, tbw] = [tf(c[0], 'fwd_tflops'), tf(c[0], 'bwd_tflops')];
+      return [c[0], o.fwd, o.fwd16, tfw, o.fwd / tfw, o.bwd, tbw, o.bwd / tbw];
+    }),
+  ),
+);
+console.log('tensor-core kernels (f16) vs SDPA f16 / bf16:');
+console.log(
+  table(
+    ['case', 'fwd TF/s', 'torch f16', 'torch bf16', 'ratio f16', 'bwd TF/s', 'torch f16', 'ratio f16', 'bwd/fwd'],
+    cases.map((c, i) => {
+      const o = ours[i]!;
+      const [f16f, bf16f, f16b] = [tf(c[0], 'fwd_tflops', 'float16'), tf(c[0], 'fwd_tflops', 'bfloat16'), tf(c[0], 'bwd_tflops', 'float16')];
+      return [c[0], o.tcFwd, f16f, bf16f, o.tcFwd / f16f, o.tcBwd, f16b, o.tcBwd / f16b, o.tcBwd / o.tcFwd];
+    }),
+  ),
+);
+finish();
