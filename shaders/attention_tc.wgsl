@@ -56,7 +56,9 @@ const THREADS = 128u;
 var<workgroup> wg_nk: u32;                     // keys in use, read back as a uniform value
 var<workgroup> Ks: array<f16, BKV * KS>;       // K tile (first the Q tile, later each subgroup's P rows)
 var<workgroup> Vs: array<f16, BKV * KS>;
-var<workgroup> Ss: array<f32, 4u * 16u * BKV>; // per subgroup: scores, then P·V fragments
+const SW = ${SW}u;             // row stride of Ss: BKV, or DP when the P·V fragments fit in one pass
+const PV_STEP = SW / 16u;     // P·V fragments staged per pass
+var<workgroup> Ss: array<f32, 4u * 16u * SW>;  // per subgroup: scores, then P·V fragments
 
 #if ${VEC}
 // 16-byte chunks of a K or V tile: chunk c is row c / (DP/8), columns 8·(c mod DP/8) .. +7.
@@ -130,6 +132,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   for (var f = 0u; f < DF; f++) {
     qf[f] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + f * 16u, KS);
   }
+  workgroupBarrier();   // Q fragments loaded: the K tile may overwrite the staging area
 
   // Lanes: row r of this subgroup's 16, half h of the keys and of each 16-wide D fragment.
   let r = lane / 2u;
@@ -137,7 +140,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   var m = -1.0e30;      // running max (log2 domain)
   var l = 0.0;          // running sum of exp2(s − m)
   var acc: array<f32, DF * 8u>;
-  let srow = sg * 16u * BKV + r * BKV;
+  let srow = sg * 16u * SW + r * SW;
 
 #if ${VEC}
   var rk: array<vec4<u32>, PER>;
@@ -147,8 +150,10 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     rv[i] = fetch(true, lid + i * THREADS, kbase, 0u, nk);
   }
 #endif
+  // Barriers per tile: after staging, after S, after P, after each P·V staging pass. The previous tile's
+  // readers of Ks / Vs (P·V fragments) and of Ss (accumulation) are all before one of these, so the next
+  // tile may stage at once.
   for (var k0 = 0u; k0 < nk; k0 += BKV) {
-    workgroupBarrier();   // everyone is done with the previous tile (and with the Q staging)
 #if ${VEC}
     for (var i = 0u; i < PER; i++) {
       put(false, lid + i * THREADS, rk[i]);
@@ -175,7 +180,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
         let kt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS + f * 16u, KS);
         s = subgroupMatrixMultiplyAccumulate(qf[f], kt, s);
       }
-      subgroupMatrixStore<row_major>(&Ss, sg * 16u * BKV + j * 16u, s, BKV);
+      subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + j * 16u, s, SW);
     }
     workgroupBarrier();
 
@@ -203,9 +208,9 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     for (var i = 0u; i < DF * 8u; i++) { acc[i] *= alpha; }
     workgroupBarrier();
 
-    // O += P·V, four D fragments at a time through this subgroup's part of Ss.
-    for (var f0 = 0u; f0 < DF; f0 += 4u) {
-      for (var f = f0; f < min(f0 + 4u, DF); f++) {
+    // O += P·V, PV_STEP D fragments at a time through this subgroup's part of Ss.
+    for (var f0 = 0u; f0 < DF; f0 += PV_STEP) {
+      for (var f = f0; f < min(f0 + PV_STEP, DF); f++) {
         let pf0 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS, KS);
         let vf0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, f * 16u, KS);
         var pv = subgroupMatrixMultiply<f32>(pf0, vf0);
@@ -214,15 +219,15 @@ fn main(@builtin(workgroup_id) wid: vec3u,
           let vf = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, kk * 16u * KS + f * 16u, KS);
           pv = subgroupMatrixMultiplyAccumulate(pf, vf, pv);
         }
-        subgroupMatrixStore<row_major>(&Ss, sg * 16u * BKV + (f - f0) * 16u, pv, BKV);
+        subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + (f - f0) * 16u, pv, SW);
       }
       workgroupBarrier();
-      for (var f = f0; f < min(f0 + 4u, DF); f++) {
+      for (var f = f0; f < min(f0 + PV_STEP, DF); f++) {
         for (var c = 0u; c < 8u; c++) {
           acc[f * 8u + c] += Ss[srow + (f - f0) * 16u + h * 8u + c];
         }
       }
-      workgroupBarrier();
+      if (f0 + PV_STEP < DF) { workgroupBarrier(); } // the next pass overwrites Ss
     }
   }
 
@@ -292,7 +297,7 @@ fn packed(@builtin(workgroup_id) wid: vec3u,
       let kt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS + f * 16u, KS);
       s = subgroupMatrixMultiplyAccumulate(qf[f], kt, s);
     }
-    subgroupMatrixStore<row_major>(&Ss, sg * 16u * BKV + j * 16u, s, BKV);
+    subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + j * 16u, s, SW);
   }
   workgroupBarrier();
 
@@ -303,7 +308,7 @@ fn packed(@builtin(workgroup_id) wid: vec3u,
 #if ${MASK}
   if (bh < p.bh_total) { nk = min(p.nk, kv_len[bh / p.heads]); }
 #endif
-  let srow = sg * 16u * BKV + r * BKV;
+  let srow = sg * 16u * SW + r * SW;
   var mx = -1.0e30;
   for (var c = 0u; c < 8u; c++) {
     let j = h * 8u + c;
@@ -325,8 +330,8 @@ fn packed(@builtin(workgroup_id) wid: vec3u,
   workgroupBarrier();
 
   // O = P·V through Ss, four D fragments at a time, written out directly.
-  for (var f0 = 0u; f0 < DF; f0 += 4u) {
-    for (var f = f0; f < min(f0 + 4u, DF); f++) {
+  for (var f0 = 0u; f0 < DF; f0 += PV_STEP) {
+    for (var f = f0; f < min(f0 + PV_STEP, DF); f++) {
       let pf0 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS, KS);
       let vf0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, f * 16u, KS);
       var pv = subgroupMatrixMultiply<f32>(pf0, vf0);
@@ -335,11 +340,11 @@ fn packed(@builtin(workgroup_id) wid: vec3u,
         let vf = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, kk * 16u * KS + f * 16u, KS);
         pv = subgroupMatrixMultiplyAccumulate(pf, vf, pv);
       }
-      subgroupMatrixStore<row_major>(&Ss, sg * 16u * BKV + (f - f0) * 16u, pv, BKV);
+      subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + (f - f0) * 16u, pv, SW);
     }
     workgroupBarrier();
     if (bh < p.bh_total && r < p.nq) {
-      for (var f = f0; f < min(f0 + 4u, DF); f++) {
+      for (var f = f0; f < min(f0 + PV_STEP, DF); f++) {
         for (var c = 0u; c < 8u; c++) {
           let d = f * 16u + h * 8u + c;
           if (d < p.d) {

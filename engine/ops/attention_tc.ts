@@ -25,12 +25,21 @@ export interface AttentionTcArgs {
   noVec?: boolean;
   /** Use the general kernel even for sequences short enough to pack four per workgroup. */
   noPack?: boolean;
+  /** Stage P·V through a 64-wide area in several passes even when a D-wide one fits (benchmarks compare). */
+  narrowStaging?: boolean;
 }
 
-/** Workgroup memory the kernel needs for head dim D (K, V, P tiles in f16 and the f32 score staging). */
-export function attentionTcSharedBytes(D: number): number {
+/** Workgroup memory the kernel needs for head dim D and score-staging row stride SW (f16 K/V/P tiles, f32 staging). */
+export function attentionTcSharedBytes(D: number, SW = 64): number {
   const DP = Math.ceil(D / 16) * 16;
-  return 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * 64 * 4 + 4;
+  return 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * SW * 4 + 4;
+}
+
+/** Ss row stride: wide enough for all P·V fragments in one pass when that fits the device, else 64. */
+function stagingWidth(gpu: Gpu, D: number, narrow?: boolean): number {
+  const DP = Math.ceil(D / 16) * 16;
+  const wide = Math.max(64, DP);
+  return !narrow && attentionTcSharedBytes(D, wide) <= gpu.info.limits.maxComputeWorkgroupStorageSize ? wide : 64;
 }
 
 export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
@@ -43,14 +52,15 @@ export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
   const DP = Math.ceil(D / 16) * 16;
   const tensors = [a.q, a.k, a.v, a.o, a.lse, ...(a.kvLen ? [a.kvLen] : [])];
   const pack = Nq <= 16 && Nk <= 16 && !a.noPack;
+  const SW = pack ? 64 : stagingWidth(gpu, D, a.narrowStaging);
   if (pack) {
     // short sequences (temporal attention): four (b, h) per workgroup, one per subgroup
     const grid = gpu.grid1d(Math.ceil((B * H) / 4));
-    const kernel = gpu.kernel(SHADER, 'packed', { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: false, PACK: true });
+    const kernel = gpu.kernel(SHADER, 'packed', { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: false, PACK: true, SW });
     gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }, B * H, grid[0]], grid);
     return;
   }
-  const defines: Defines = { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: D % 8 === 0 && !a.noVec, PACK: false };
+  const defines: Defines = { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: D % 8 === 0 && !a.noVec, PACK: false, SW };
   const kernel = gpu.kernel(SHADER, 'main', defines);
   gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }, B * H, 0], [Math.ceil(Nq / 64), B * H, 1]);
 }
