@@ -6,81 +6,7 @@ import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { roundToF16 } from '../engine/dtype.js';
 import { Gpu } from '../engine/gpu.js';
 import { GpuError } from '../engine/errors.js';
-
-/** o = softmax(scale·q·kᵀ, keys < len[b]) · v and lse per row, in f64. q [B,H,Nq,D], k/v [B,H,Nk,D]. */
-export function attentionRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, B: number, H: number, Nq: number, Nk: number, D: number, scale: number, kvLen?: number[]) {
-  const o = new Float64Array(B * H * Nq * D);
-  const lse = new Float64Array(B * H * Nq);
-  for (let b = 0; b < B; b++) {
-    const n = Math.min(Nk, kvLen ? kvLen[b]! : Nk);
-    for (let h = 0; h < H; h++) {
-      const bh = b * H + h;
-      for (let i = 0; i < Nq; i++) {
-        const s = new Float64Array(n);
-        let mx = -Infinity;
-        for (let j = 0; j < n; j++) {
-          let d = 0;
-          for (let c = 0; c < D; c++) d += q[(bh * Nq + i) * D + c]! * k[(bh * Nk + j) * D + c]!;
-          s[j] = d * scale;
-          mx = Math.max(mx, s[j]!);
-        }
-        let sum = 0;
-        for (let j = 0; j < n; j++) sum += Math.exp(s[j]! - mx);
-        lse[bh * Nq + i] = mx + Math.log(sum);
-        for (let c = 0; c < D; c++) {
-          let acc = 0;
-          for (let j = 0; j < n; j++) acc += (Math.exp(s[j]! - mx) / sum) * v[(bh * Nk + j) * D + c]!;
-          o[(bh * Nq + i) * D + c] = acc;
-        }
-      }
-    }
-  }
-  return { o, lse };
-}
-
-
-/** dq, dk, dv of sum(o · dout) for softmax attention, in f64 (keys ≥ len[b] masked). */
-export function attentionBackwardRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, dout: ArrayLike<number>, B: number, H: number, Nq: number, Nk: number, D: number, scale: number, kvLen?: number[]) {
-  const dq = new Float64Array(B * H * Nq * D);
-  const dk = new Float64Array(B * H * Nk * D);
-  const dv = new Float64Array(B * H * Nk * D);
-  for (let b = 0; b < B; b++) {
-    const n = Math.min(Nk, kvLen ? kvLen[b]! : Nk);
-    for (let h = 0; h < H; h++) {
-      const bh = b * H + h;
-      for (let i = 0; i < Nq; i++) {
-        const s = new Float64Array(n);
-        let mx = -Infinity;
-        for (let j = 0; j < n; j++) {
-          let d = 0;
-          for (let c = 0; c < D; c++) d += q[(bh * Nq + i) * D + c]! * k[(bh * Nk + j) * D + c]!;
-          s[j] = d * scale;
-          mx = Math.max(mx, s[j]!);
-        }
-        let sum = 0;
-        for (let j = 0; j < n; j++) sum += Math.exp(s[j]! - mx);
-        const pr = s.map((x) => Math.exp(x - mx) / sum);
-        const dp = new Float64Array(n);
-        let rowdot = 0;
-        for (let j = 0; j < n; j++) {
-          let d = 0;
-          for (let c = 0; c < D; c++) d += dout[(bh * Nq + i) * D + c]! * v[(bh * Nk + j) * D + c]!;
-          dp[j] = d;
-          rowdot += d * pr[j]!;
-        }
-        for (let j = 0; j < n; j++) {
-          const ds = pr[j]! * (dp[j]! - rowdot);
-          for (let c = 0; c < D; c++) {
-            dv[(bh * Nk + j) * D + c] += pr[j]! * dout[(bh * Nq + i) * D + c]!;
-            dq[(bh * Nq + i) * D + c] += scale * ds * k[(bh * Nk + j) * D + c]!;
-            dk[(bh * Nk + j) * D + c] += scale * ds * q[(bh * Nq + i) * D + c]!;
-          }
-        }
-      }
-    }
-  }
-  return { dq, dk, dv };
-}
+import { refBackward, refForward } from './ref/attention.js';
 
 interface Case { B: number; H: number; Nq: number; Nk: number; D: number; kvLen?: number[]; outF16?: boolean; noVec?: boolean; noPack?: boolean; narrow?: boolean }
 
@@ -117,7 +43,7 @@ async function check({ gpu, rng }: Ctx, c: Case): Promise<void> {
   const kvLen = c.kvLen ? gpu.upload(c.kvLen, [B], 'u32') : undefined;
   const scale = 1 / Math.sqrt(D);
   attentionForwardTc(gpu, { q, k, v, o, lse, kvLen, scale, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow });
-  const ref = attentionRef(roundToF16(qd), roundToF16(kd), roundToF16(vd), B, H, Nq, Nk, D, scale, c.kvLen);
+  const ref = refForward(roundToF16(qd), roundToF16(kd), roundToF16(vd), c, scale, c.kvLen);
   // P is rounded to f16 before P·V (as FlashAttention does on tensor cores): 1e-2 covers it.
   assertClose(await o.read(), ref.o, { rtol: 1e-2, what: `o ${JSON.stringify(c)}` });
   assertClose(await lse.read(), ref.lse, { rtol: 1e-3, what: `lse ${JSON.stringify(c)}` });
@@ -159,7 +85,7 @@ async function checkBackward({ gpu, rng }: Ctx, c: Case): Promise<void> {
   const dk = gpu.tensor([B, H, Nk, D], dt);
   const dv = gpu.tensor([B, H, Nk, D], dt);
   attentionBackwardTc(gpu, { q, k, v, o, dout, lse, dq, dk, dv, kvLen, scale });
-  const ref = attentionBackwardRef(roundToF16(qd), roundToF16(kd), roundToF16(vd), roundToF16(dd), B, H, Nq, Nk, D, scale, c.kvLen);
+  const ref = refBackward(roundToF16(qd), roundToF16(kd), roundToF16(vd), roundToF16(dd), c, scale, c.kvLen);
   const name = JSON.stringify(c);
   assertClose(await dv.read(), ref.dv, { rtol: 1e-2, what: `dv ${name}` });
   assertClose(await dk.read(), ref.dk, { rtol: 2e-2, what: `dk ${name}` });
