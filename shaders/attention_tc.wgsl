@@ -56,8 +56,8 @@ const THREADS = 128u;
 var<workgroup> wg_nk: u32;                     // keys in use, read back as a uniform value
 var<workgroup> Ks: array<f16, BKV * KS>;       // K tile (first the Q tile, later each subgroup's P rows)
 var<workgroup> Vs: array<f16, BKV * KS>;
-const SW = ${SW}u;             // row stride of Ss: BKV, or DP when the P·V fragments fit in one pass
-const PV_STEP = SW / 16u;     // P·V fragments staged per pass
+const SW = ${SW}u;             // row stride of Ss: (BKV or DP) + 4, the pad spreading rows over the banks
+const PV_STEP = (SW - 4u) / 16u; // P·V fragments staged per pass
 var<workgroup> Ss: array<f32, 4u * 16u * SW>;  // per subgroup: scores, then P·V fragments
 
 #if ${VEC}
@@ -184,10 +184,11 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     }
     workgroupBarrier();
 
-    // Online softmax: each lane takes 32 keys of its row; the row's two lanes combine by shuffle.
+    // Online softmax: each lane takes 32 keys of its row (interleaved with its partner lane, so the pair
+    // reads neighbouring words); the row's two lanes combine by shuffle.
     var tmax = -1.0e30;
     for (var c = 0u; c < 32u; c++) {
-      let key = h * 32u + c;
+      let key = 2u * c + h;
       if (k0 + key < nk) { tmax = max(tmax, Ss[srow + key] * p.scale_log2); }
     }
     tmax = max(tmax, subgroupShuffleXor(tmax, 1u));
@@ -196,7 +197,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     var psum = 0.0;
     let prow = (sg * 16u + r) * KS;
     for (var c = 0u; c < 32u; c++) {
-      let key = h * 32u + c;
+      let key = 2u * c + h;
       var pv = 0.0;
       if (k0 + key < nk) { pv = exp2(Ss[srow + key] * p.scale_log2 - m_new); }
       psum += pv;
@@ -224,7 +225,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       workgroupBarrier();
       for (var f = f0; f < min(f0 + PV_STEP, DF); f++) {
         for (var c = 0u; c < 8u; c++) {
-          acc[f * 8u + c] += Ss[srow + (f - f0) * 16u + h * 8u + c];
+          acc[f * 8u + c] += Ss[srow + (f - f0) * 16u + 2u * c + h];
         }
       }
       if (f0 + PV_STEP < DF) { workgroupBarrier(); } // the next pass overwrites Ss
@@ -236,7 +237,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     let inv = 1.0 / l;
     for (var f = 0u; f < DF; f++) {
       for (var c = 0u; c < 8u; c++) {
-        let d = f * 16u + h * 8u + c;
+        let d = f * 16u + 2u * c + h;
         if (d < p.d) {
 #if ${OUT_F16}
           o[qbase + row * p.d + d] = f16(acc[f * 8u + c] * inv);

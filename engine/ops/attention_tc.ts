@@ -30,21 +30,24 @@ export interface AttentionTcArgs {
 }
 
 /** Workgroup memory the kernel needs for head dim D and score-staging row stride SW (f16 K/V/P tiles, f32 staging). */
-export function attentionTcSharedBytes(D: number, SW = 64): number {
+export function attentionTcSharedBytes(D: number, SW = 68): number {
   const DP = Math.ceil(D / 16) * 16;
   return 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * SW * 4 + 4;
 }
 
-/** Ss row stride: wide enough for all P·V fragments in one pass when that fits the device, else 64. */
+/**
+ * Ss row stride: wide enough for all P·V fragments in one pass when that fits the device, else 64; plus 4
+ * floats so that the 16 rows a subgroup's lanes read at once fall in different banks.
+ */
 function stagingWidth(gpu: Gpu, D: number, narrow?: boolean): number {
   const DP = Math.ceil(D / 16) * 16;
-  const wide = Math.max(64, DP);
-  return !narrow && attentionTcSharedBytes(D, wide) <= gpu.info.limits.maxComputeWorkgroupStorageSize ? wide : 64;
+  const wide = Math.max(64, DP) + 4;
+  return !narrow && attentionTcSharedBytes(D, wide) <= gpu.info.limits.maxComputeWorkgroupStorageSize ? wide : 68;
 }
 
 export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
   const [B, H, Nq, D] = a.q.shape as [number, number, number, number];
-  const need = attentionTcSharedBytes(D);
+  const need = attentionTcSharedBytes(D); // the narrowest staging (wider is chosen only when it fits)
   if (need > gpu.info.limits.maxComputeWorkgroupStorageSize && gpu.info.backend !== 'null') {
     throw new ShapeError(`attention: the tensor-core kernel needs ${need} bytes of workgroup memory for head dim ${D}, over this device's ${gpu.info.limits.maxComputeWorkgroupStorageSize}; use variant 'tiled' (head dims up to 112 fit in 48 KiB)`);
   }
@@ -52,7 +55,7 @@ export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
   const DP = Math.ceil(D / 16) * 16;
   const tensors = [a.q, a.k, a.v, a.o, a.lse, ...(a.kvLen ? [a.kvLen] : [])];
   const pack = Nq <= 16 && Nk <= 16 && !a.noPack;
-  const SW = pack ? 64 : stagingWidth(gpu, D, a.narrowStaging);
+  const SW = pack ? 68 : stagingWidth(gpu, D, a.narrowStaging);
   if (pack) {
     // short sequences (temporal attention): four (b, h) per workgroup, one per subgroup
     const grid = gpu.grid1d(Math.ceil((B * H) / 4));
