@@ -8,6 +8,8 @@
 // dK/dV and dQ are accumulated in subgroup-matrix fragments and written once: deterministic, no atomics.
 // MASK: keys at positions ≥ kv_len[b] get zero weight and zero gradient.
 // Same layouts as attention_tc.wgsl: [B, H, N, D] head-major; D zero-padded to DP in workgroup memory.
+// Lanes: two per row of 16, each taking 32 of the 64 columns in an order skewed by the row, so that the
+// lanes' simultaneous Ss reads (rows 64 floats apart) fall in different banks.
 // Pitfalls (H100): scalar workgroup variables are declared before the tiles, and every fragment accumulation
 // starts with subgroupMatrixMultiply (subgroup-matrix variables declared in loops are not reliably zeroed).
 enable f16;
@@ -155,7 +157,7 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
     }
     workgroupBarrier();
     for (var c = 0u; c < 32u; c++) {
-      let qi = h * 32u + c;
+      let qi = 2u * ((c + r) % 32u) + h; // skewed by row: the 16 rows' lanes hit different banks
       var pr = 0.0;
       if (key < nk && q0 + qi < p.nq) {
         pr = exp2(Ss[srow + qi] * p.scale_log2 - lse[lbase + q0 + qi] * 1.4426950408889634);
@@ -191,7 +193,7 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
     workgroupBarrier();
     // dSᵀ = Pᵀ∘(dPᵀ − Δ) over Ps.
     for (var c = 0u; c < 32u; c++) {
-      let qi = h * 32u + c;
+      let qi = 2u * ((c + r) % 32u) + h; // skewed by row: the 16 rows' lanes hit different banks
       var ds = 0.0;
       if (q0 + qi < p.nq) { ds = pv[c] * (Ss[srow + qi] - delta[lbase + q0 + qi]); }
       Ps[prow + qi] = f16(ds);
@@ -288,7 +290,7 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
     }
     workgroupBarrier();
     for (var c = 0u; c < 32u; c++) {
-      let kj = h * 32u + c;
+      let kj = 2u * ((c + r) % 32u) + h; // skewed by row: the 16 rows' lanes hit different banks
       var pr = 0.0;
       if (qi < p.nq && k0 + kj < nk) { pr = exp2(Ss[srow + kj] * p.scale_log2 - lse_r); }
       pv[c] = pr;
@@ -306,7 +308,7 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
     }
     workgroupBarrier();
     for (var c = 0u; c < 32u; c++) {
-      let kj = h * 32u + c;
+      let kj = 2u * ((c + r) % 32u) + h; // skewed by row: the 16 rows' lanes hit different banks
       Ps[prow + kj] = f16(pv[c] * (Ss[srow + kj] - delta_r));
     }
     workgroupBarrier();
