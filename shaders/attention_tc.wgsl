@@ -188,7 +188,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     // reads neighbouring words); the row's two lanes combine by shuffle.
     var tmax = -1.0e30;
     for (var c = 0u; c < 32u; c++) {
-      let key = 2u * c + h;
+      let key = 2u * ((c + r) % 32u) + h; // skewed by row: conflict-free Ss reads and P writes
       if (k0 + key < nk) { tmax = max(tmax, Ss[srow + key] * p.scale_log2); }
     }
     tmax = max(tmax, subgroupShuffleXor(tmax, 1u));
@@ -197,7 +197,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     var psum = 0.0;
     let prow = (sg * 16u + r) * KS;
     for (var c = 0u; c < 32u; c++) {
-      let key = 2u * c + h;
+      let key = 2u * ((c + r) % 32u) + h; // skewed by row: conflict-free Ss reads and P writes
       var pv = 0.0;
       if (k0 + key < nk) { pv = exp2(Ss[srow + key] * p.scale_log2 - m_new); }
       psum += pv;
