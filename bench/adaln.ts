@@ -2,8 +2,11 @@
 // residual, forward and backward, f32 and f16 storage, against the copy ceiling measured in the same run.
 // Bytes counted are those each call must move: modulate x + y / x + dy + dx (+ mean/rstd); gated residual
 // x + y + out / dout + y + dy (dx is dout itself). Per-sample vectors and gradient partials are overhead.
+// --sweep adds the modulate's kernel variants (ops/layernorm.ts NormBackwardVariant: row slots, 16-byte f16
+// units, hardware f16 packing, the fused column sum) and tokens per block of the per-sample gradients.
 //   node dist/bench/adaln.mjs [--quick] [--sweep] [--safe]
 import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackward } from '../engine/ops/adaln.js';
+import type { NormBackwardVariant } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { best, copyCeiling, finish, openBenchGpu, table, time } from './_harness.js';
@@ -18,35 +21,50 @@ interface Row {
   gbs: number;
 }
 
-async function bench(gpu: Gpu, dtype: 'f32' | 'f16', rowsPerBlock?: number): Promise<Row[]> {
+interface Variant extends NormBackwardVariant {
+  rowsPerBlock?: number;
+}
+
+const KEYS = ['slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'finalSum'] as const;
+/** ' slots 4 wideF16 rpb 64 finalSum colsum' for the fields set. */
+const variantTag = (v: Variant) =>
+  KEYS.filter((k) => v[k] !== undefined && v[k] !== false)
+    .map((k) => ` ${k === 'rowsPerBlock' ? 'rpb' : k}${v[k] === true ? '' : ` ${v[k]}`}`)
+    .join('');
+
+async function bench(gpu: Gpu, dtype: 'f32' | 'f16', v: Variant = {}): Promise<Row[]> {
+  const fv = { slots: v.slots, wideF16: v.wideF16, fastPack: v.fastPack };
+  const { rowsPerBlock } = v;
   const eb = dtype === 'f32' ? 4 : 2;
   const shape = [B, N, C];
   const [x, y, d, o] = ['x', 'y', 'dy', 'out'].map((n) => gpu.tensor(shape, dtype, n)) as [Tensor, Tensor, Tensor, Tensor];
   const [shift, scale, gate] = ['shift', 'scale', 'gate'].map((n) => gpu.tensor([B, C], 'f32', n)) as [Tensor, Tensor, Tensor];
   for (const [t, v] of [[x, 0.5], [y, 0.75], [d, 0.25], [shift, 0.1], [scale, 0.2], [gate, 0.3]] as const) gpu.fill(t, v);
-  const stats = adalnModulate(gpu, x, shift, scale, { out: o });
+  const stats = adalnModulate(gpu, x, shift, scale, { out: o, ...fv });
   const iters = quick ? 5 : 50;
   const modF = best(await time(gpu, () => {
-    const r = adalnModulate(gpu, x, shift, scale, { out: o });
+    const r = adalnModulate(gpu, x, shift, scale, { out: o, ...fv });
     r.mean.release();
     r.rstd.release();
   }, iters));
   const modB = best(await time(gpu, () => {
-    const g = adalnModulateBackward(gpu, d, x, stats.mean, stats.rstd, scale, { out: o, rowsPerBlock });
+    const g = adalnModulateBackward(gpu, d, x, stats.mean, stats.rstd, scale, { out: o, ...v });
     g.dscale.release();
     g.dshift.release();
   }, iters));
   const gatF = best(await time(gpu, () => gatedResidual(gpu, x, gate, y, o), iters));
-  const gatB = best(await time(gpu, () => gatedResidualBackward(gpu, d, gate, y, { out: o, rowsPerBlock }).dgate.release(), iters));
+  const gv = { rowsPerBlock, slots: v.slots, finalSum: v.finalSum };
+  const gatB = best(await time(gpu, () => gatedResidualBackward(gpu, d, gate, y, { out: o, ...gv }).dgate.release(), iters));
   for (const t of [x, y, d, o, shift, scale, gate, stats.mean, stats.rstd]) t.release();
   const S = B * N * C * eb;
   const st = 8 * B * N;
-  const tag = rowsPerBlock ? ` rpb ${rowsPerBlock}` : '';
+  const tag = variantTag(v);
+  const ftag = variantTag(fv);
   return [
-    { name: 'modulate forward', dtype, ms: modF, gbs: (2 * S + st) / modF / 1e6 },
+    { name: `modulate forward${ftag}`, dtype, ms: modF, gbs: (2 * S + st) / modF / 1e6 },
     { name: `modulate backward${tag}`, dtype, ms: modB, gbs: (3 * S + st) / modB / 1e6 },
     { name: 'gated residual forward', dtype, ms: gatF, gbs: (3 * S) / gatF / 1e6 },
-    { name: `gated residual backward${tag}`, dtype, ms: gatB, gbs: (3 * S) / gatB / 1e6 },
+    { name: `gated residual backward${variantTag(gv)}`, dtype, ms: gatB, gbs: (3 * S) / gatB / 1e6 },
   ];
 }
 
@@ -55,7 +73,34 @@ const ceiling = await copyCeiling(gpu, quick ? 64 : 1024);
 const results: Row[] = [];
 for (const dtype of ['f32', 'f16'] as const) results.push(...(await bench(gpu, dtype)));
 if (process.argv.includes('--sweep')) {
-  for (const rpb of [4, 8, 32, 64]) results.push(...(await bench(gpu, 'f32', rpb)).filter((r) => r.name.includes('backward')));
+  for (const rowsPerBlock of [4, 8, 32, 64]) results.push(...(await bench(gpu, 'f32', { rowsPerBlock })).filter((r) => r.name.includes('backward')));
+  // modulate variants
+  const mod: ['f32' | 'f16', Variant][] = [
+    ['f32', { slots: 2, finalSum: 'colsum' }],
+    ['f32', { slots: 4, finalSum: 'colsum' }],
+    ['f32', { slots: 4, rowsPerBlock: 32, finalSum: 'colsum' }],
+    ['f32', { slots: 4, rowsPerBlock: 128, finalSum: 'colsum' }],
+    ['f32', { slots: 8, finalSum: 'colsum' }],
+    ['f32', { slots: 8, rowsPerBlock: 128, finalSum: 'colsum' }],
+    ['f32', { rowsPerBlock: 64, finalSum: 'colsum' }],
+    ['f32', { slots: 4, lean: true, finalSum: 'colsum' }],
+    ['f32', { slots: 8, lean: true, finalSum: 'colsum' }],
+    ['f16', { wideF16: true, fastPack: true, slots: 4, lean: true, finalSum: 'colsum' }],
+    ['f16', { wideF16: true, fastPack: true }],
+    ['f16', { wideF16: true, fastPack: true, slots: 4, finalSum: 'colsum' }],
+    ['f16', { wideF16: true, fastPack: true, slots: 4, rowsPerBlock: 128, finalSum: 'colsum' }],
+    ['f16', { fastPack: true, slots: 4, finalSum: 'colsum' }],
+    ['f16', { fastPack: true, slots: 8, finalSum: 'colsum' }],
+  ];
+  for (const [dtype, v] of mod) results.push(...(await bench(gpu, dtype, v)).filter((r) => r.name.startsWith('modulate')));
+  // gated residual backward: row slots and the fused column sum of dgate
+  const gat: ['f32' | 'f16', Variant][] = [
+    ['f32', { slots: 4, finalSum: 'colsum' }],
+    ['f32', { slots: 4, rowsPerBlock: 64, finalSum: 'colsum' }],
+    ['f32', { slots: 8, finalSum: 'colsum' }],
+    ['f16', { slots: 4, finalSum: 'colsum' }],
+  ];
+  for (const [dtype, v] of gat) results.push(...(await bench(gpu, dtype, v)).filter((r) => r.name.startsWith('gated residual backward')));
 }
 
 console.log(`\nadaLN [${B}, ${N}, ${C}]; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);

@@ -2,8 +2,10 @@
 // f16 storage, against the copy ceiling measured in the same run. Bytes counted are those each call must
 // move: forward x + y (+ mean/rstd), backward x + dy + dx (+ mean/rstd); weight-gradient partials and the
 // parameter vectors are overhead the GB/s figure has to absorb.
+// --sweep adds the kernel variants (ops/layernorm.ts NormBackwardVariant: row slots, 16-byte f16 units, hardware
+// f16 packing, the fused column sum) and rows per block of the weight-gradient pass.
 //   node dist/bench/layernorm.mjs [--quick] [--sweep] [--safe]
-import { layernorm, layernormBackward } from '../engine/ops/layernorm.js';
+import { layernorm, layernormBackward, type NormBackwardVariant } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { best, copyCeiling, finish, openBenchGpu, table, time } from './_harness.js';
@@ -19,7 +21,19 @@ interface Row {
   gbs: number;
 }
 
-async function bench(gpu: Gpu, dtype: 'f32' | 'f16', affine: boolean, subgroups: boolean, rowsPerBlock?: number): Promise<Row[]> {
+interface Variant extends NormBackwardVariant {
+  rowsPerBlock?: number;
+}
+
+const KEYS = ['slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'finalSum'] as const;
+/** ' slots 4 wideF16 rpb 64 finalSum colsum' for the fields set. */
+const variantTag = (v: Variant) =>
+  KEYS.filter((k) => v[k] !== undefined && v[k] !== false)
+    .map((k) => ` ${k === 'rowsPerBlock' ? 'rpb' : k}${v[k] === true ? '' : ` ${v[k]}`}`)
+    .join('');
+
+async function bench(gpu: Gpu, dtype: 'f32' | 'f16', affine: boolean, subgroups: boolean, v: Variant = {}): Promise<Row[]> {
+  const fv = { slots: v.slots, wideF16: v.wideF16, fastPack: v.fastPack };
   const eb = dtype === 'f32' ? 4 : 2;
   const x = gpu.tensor([rows, C], dtype, 'x');
   const dy = gpu.tensor([rows, C], dtype, 'dy');
@@ -31,20 +45,20 @@ async function bench(gpu: Gpu, dtype: 'f32' | 'f16', affine: boolean, subgroups:
   const bias = affine ? gpu.tensor([C], 'f32', 'bias') : undefined;
   if (weight) gpu.fill(weight, 1);
   if (bias) gpu.fill(bias, 0);
-  const stats = layernorm(gpu, x, { weight, bias, out: y, subgroups });
+  const stats = layernorm(gpu, x, { weight, bias, out: y, subgroups, ...fv });
   const release = (...ts: (Tensor | undefined)[]) => ts.forEach((t) => t?.release());
   const iters = quick ? 5 : 50;
   const fwd = best(await time(gpu, () => {
-    const r = layernorm(gpu, x, { weight, bias, out: y, subgroups });
+    const r = layernorm(gpu, x, { weight, bias, out: y, subgroups, ...fv });
     release(r.mean, r.rstd);
   }, iters));
   const bwd = best(await time(gpu, () => {
-    const g = layernormBackward(gpu, dy, x, stats.mean, stats.rstd, { weight, out: dx, subgroups, rowsPerBlock });
+    const g = layernormBackward(gpu, dy, x, stats.mean, stats.rstd, { weight, out: dx, subgroups, ...v });
     release(g.dweight, g.dbias);
   }, iters));
   release(x, dy, y, dx, weight, bias, stats.mean, stats.rstd);
   const S = rows * C * eb;
-  const tag = `${affine ? 'affine' : 'plain'}${subgroups ? '' : ' no-sg'}${rowsPerBlock ? ` rpb ${rowsPerBlock}` : ''}`;
+  const tag = `${affine ? 'affine' : 'plain'}${subgroups ? '' : ' no-sg'}${variantTag(v)}`;
   return [
     { name: `forward ${tag}`, dtype, ms: fwd, gbs: (2 * S + 8 * rows) / fwd / 1e6 },
     { name: `backward ${tag}`, dtype, ms: bwd, gbs: (3 * S + 8 * rows) / bwd / 1e6 },
@@ -61,7 +75,32 @@ for (const dtype of ['f32', 'f16'] as const) {
   if (sg) results.push(...(await bench(gpu, dtype, true, false)));
 }
 if (process.argv.includes('--sweep')) {
-  for (const rpb of [4, 8, 32, 64]) results.push(...(await bench(gpu, 'f32', true, sg, rpb)).slice(1));
+  // forward (and backward) variants
+  const both: ['f32' | 'f16', Variant][] = [
+    ['f32', { slots: 2 }],
+    ['f32', { slots: 4 }],
+    ['f16', { wideF16: true }],
+    ['f16', { fastPack: true }],
+    ['f16', { wideF16: true, fastPack: true }],
+    ['f16', { wideF16: true, fastPack: true, slots: 2 }],
+    ['f16', { wideF16: true, fastPack: true, slots: 4 }],
+    ['f16', { fastPack: true, slots: 4 }],
+  ];
+  for (const [dtype, v] of both) results.push(...(await bench(gpu, dtype, true, sg, v)));
+  results.push(...(await bench(gpu, 'f16', false, sg, { wideF16: true, fastPack: true, slots: 4 })));
+  // weight-gradient pass: rows per block, final sum, row slots
+  const bwd: ['f32' | 'f16', Variant][] = [
+    ...[4, 8, 32, 64].map((rowsPerBlock) => ['f32', { rowsPerBlock }] as ['f32', Variant]),
+    ['f32', { rowsPerBlock: 64, finalSum: 'colsum' }],
+    ...[2, 4, 8].flatMap((slots) => [undefined, 32, 64, 128].map((rowsPerBlock) => ['f32', { slots, rowsPerBlock, finalSum: 'colsum' }] as ['f32', Variant])),
+    ['f32', { slots: 4, finalSum: 'reduce' }],
+    ...[2, 4, 8].flatMap((slots) => [undefined, 64].map((rowsPerBlock) => ['f32', { slots, lean: true, rowsPerBlock, finalSum: 'colsum' }] as ['f32', Variant])),
+    ['f16', { slots: 4, wideF16: true, fastPack: true, lean: true, finalSum: 'colsum' }],
+    ['f16', { slots: 4, wideF16: true, fastPack: true, finalSum: 'colsum' }],
+    ['f16', { slots: 4, wideF16: true, fastPack: true, rowsPerBlock: 128, finalSum: 'colsum' }],
+    ['f16', { slots: 8, fastPack: true, finalSum: 'colsum' }],
+  ];
+  for (const [dtype, v] of bwd) results.push(...(await bench(gpu, dtype, true, sg, v)).slice(1));
 }
 
 console.log(`\nlayernorm [${rows}, ${C}]; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);

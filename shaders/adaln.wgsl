@@ -1,9 +1,10 @@
 // adaLN's gated residual for x, y of [B, N, C] and a per-sample gate [B, C] (f32):
 //   forward:  out = x + gate[b]·y                       (one thread per unit)
 //   backward: dy = gate[b]·dout, dgate[b] = Σ_n dout·y   (dx = dout needs no kernel)
-// The backward runs one workgroup per block of block_rows tokens of one sample: each thread owns PER
-// column units (unit t + k·WG: coalesced), writes dy and sums dout·y over the block's rows in registers,
-// then stores the block's partial [B, blocks, C]; the op adds the partials over blocks in a second pass
+// The backward runs one workgroup per block of block_rows tokens of one sample, in SLOTS row slots of WG
+// threads that take every SLOTS-th row: each thread owns PER column units (unit t + k·WG: coalesced),
+// writes dy and sums dout·y over its slot's rows in registers; the slots' sums are added in shared memory
+// (slot order) and stored as the block's partial [B, blocks, C]; the op adds the partials over blocks in a second pass
 // (fixed order: deterministic). Units are as in layernorm.wgsl: vec4 (E4), f16 pairs (E2) or single
 // elements; f16 rows of odd C (ODD) read halves one at a time and write them with atomics.
 // (adaLN's modulate, y = LN(x)·(1 + scale) + shift, is layernorm.wgsl with per-sample weights.)
@@ -21,6 +22,7 @@ struct Params {
 alias V = ${V};
 const WG: u32 = ${WG};
 const PER: u32 = ${PER};
+const SLOTS: u32 = ${SLOTS}; // backward: row slots per workgroup
 
 #if ${BACKWARD}
 @group(0) @binding(0) var<storage, read> a: array<${XW}>; // dout
@@ -104,8 +106,13 @@ fn st(row: u32, j: u32, v: V) {
 #endif
 
 #if ${BACKWARD}
-@compute @workgroup_size(WG)
+// Slots 1.. hand their dgate sums to slot 0 through here, one register slot at a time.
+var<workgroup> comb: array<V, ${CW}>;
+
+@compute @workgroup_size(WG * SLOTS)
 fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let slot = lid / WG; // the block's rows are dealt to the SLOTS row slots in turn
+  let t = lid % WG;
   let blk = wid.x + wid.y * p.groups_x; // sample · blocks + block
   let b = blk / p.blocks;
   let g0 = b * p.group_rows;
@@ -117,14 +124,14 @@ fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) 
   var gt: array<V, PER>;
   var acc: array<V, PER>;
   for (var k = 0u; k < PER; k++) {
-    let j = lid + k * WG;
+    let j = t + k * WG;
     if (j < p.units) {
       gt[k] = gate[b * p.units + j];
     }
   }
-  for (var r = r0; r < r1; r++) {
+  for (var r = r0 + slot; r < r1; r += SLOTS) {
     for (var k = 0u; k < PER; k++) {
-      let j = lid + k * WG;
+      let j = t + k * WG;
       if (j < p.units) {
         let d = ld_a(r, j);
         acc[k] += d * ld_y(r, j);
@@ -133,9 +140,22 @@ fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) 
     }
   }
   for (var k = 0u; k < PER; k++) {
-    let j = lid + k * WG;
-    if (j < p.units) {
-      pg[blk * p.units + j] = acc[k];
+    let j = t + k * WG;
+    var sum = acc[k];
+    if (SLOTS > 1u) { // add the slots' sums in slot order
+      workgroupBarrier();
+      if (slot > 0u) {
+        comb[(slot - 1u) * WG + t] = acc[k];
+      }
+      workgroupBarrier();
+      if (slot == 0u) {
+        for (var s = 1u; s < SLOTS; s++) {
+          sum += comb[(s - 1u) * WG + t];
+        }
+      }
+    }
+    if (slot == 0u && j < p.units) {
+      pg[blk * p.units + j] = sum;
     }
   }
 }

@@ -4,18 +4,22 @@
 // Weight/bias rows are shared by `group_rows` consecutive rows: all rows for LayerNorm (one [C] vector,
 // w_offset 0), the N tokens of one sample for adaLN (per-sample [B, C] scale/shift, w_offset 1 → 1 + scale).
 //
-// Work layout: the forward runs one workgroup per row; the backward one workgroup per block of block_rows
-// rows inside one group. Each thread keeps PER units of a row in registers, slot k of thread t being unit
-// t + k·WG (neighbouring threads read neighbouring units: coalesced), so x (and dy) are read once and the
-// result written once. A unit is E consecutive elements: a vec4 (E4: f32 or f16 rows with C % 4 == 0), a
+// Work layout: a workgroup has SLOTS row slots of WG threads. The forward gives each slot one row; the
+// backward gives a workgroup a block of block_rows rows inside one group, its slots taking every SLOTS-th
+// row, so SLOTS rows are in flight at once. Each thread keeps PER units of a row in registers, slot k of
+// thread t being unit t + k·WG (neighbouring threads read neighbouring units: coalesced), so x (and dy) are
+// read once and the result written once. A unit is E consecutive elements: 8 halves as one 16-byte word
+// held as a mat2x4<f32> (E8: f16 rows with C % 8 == 0), a vec4 (E4: f32 or f16 rows with C % 4 == 0), a
 // pair (E2: f16 rows with even C), else one element. f16 rows of odd C (ODD) do not start on word
 // boundaries: elements are read one half at a time and written with atomicAnd/atomicOr on their half.
 //
 // Statistics in one pass over registers: the shifted sums Σ(x − K) and Σ(x − K)² with K = x[row, 0] (a
-// value of the row, so E[x²] − E[x]² does not cancel when |mean| ≫ std), added in one two-level workgroup
-// reduction: subgroupAdd then shared memory (SUBGROUPS), or a shared-memory tree. The backward's two row
-// sums (Σg, Σg·x̂) likewise share one reduction; its weight-gradient partials go to pw/pb as
-// [groups, blocks, C] and the op sums them over blocks in a second pass (fixed order: deterministic).
+// value of the row, so E[x²] − E[x]² does not cancel when |mean| ≫ std), added in one two-level reduction
+// over the slot's threads: subgroupAdd then shared memory (SUBGROUPS), or a shared-memory tree. The
+// backward's two row sums (Σg, Σg·x̂) likewise share one reduction; its weight-gradient sums are added over
+// the slots in shared memory (fixed order) and written as one partial per workgroup to pw/pb, [groups,
+// blocks, C]; the op sums them over blocks in a second pass (layernorm-colsum.wgsl, or reduce.ts),
+// in a fixed order: deterministic.
 #if ${SUBGROUPS}
 enable subgroups;
 #endif
@@ -34,9 +38,10 @@ struct Params {
 }
 
 alias V = ${V};
-const WG: u32 = ${WG};
+const WG: u32 = ${WG};       // threads per row slot
+const SLOTS: u32 = ${SLOTS}; // row slots per workgroup
 const PER: u32 = ${PER};
-const TREE: u32 = ${TREE}; // half the smallest power of two ≥ WG
+const TREE: u32 = ${TREE};   // half the smallest power of two ≥ WG
 
 @group(0) @binding(0) var<storage, read> x: array<${XW}>;
 #if ${AFFINE}
@@ -69,7 +74,9 @@ const TREE: u32 = ${TREE}; // half the smallest power of two ≥ WG
 
 // ---- units ----
 fn hsum(v: V) -> f32 {
-#if ${E4}
+#if ${E8}
+  return ((v[0].x + v[0].y) + (v[0].z + v[0].w)) + ((v[1].x + v[1].y) + (v[1].z + v[1].w));
+#elif ${E4}
   return (v.x + v.y) + (v.z + v.w);
 #elif ${E2}
   return v.x + v.y;
@@ -79,12 +86,41 @@ fn hsum(v: V) -> f32 {
 }
 
 fn first(v: V) -> f32 {
-#if ${E4}
+#if ${E8}
+  return v[0].x;
+#elif ${E4}
   return v.x;
 #elif ${E2}
   return v.x;
 #else
   return v;
+#endif
+}
+
+// Every element s; elementwise product (a mat2x4 product would be a matrix product).
+fn splat(s: f32) -> V {
+#if ${E8}
+  return V(vec4<f32>(s), vec4<f32>(s));
+#else
+  return V(s);
+#endif
+}
+
+fn mul(a: V, b: V) -> V {
+#if ${E8}
+  return V(a[0] * b[0], a[1] * b[1]);
+#else
+  return a * b;
+#endif
+}
+
+// Two floats as one word of halves: pack2x16float (FASTPACK: the hardware conversion, round to nearest
+// even on NVIDIA, implementation-defined out of range) or f16.wgsl's exact software rounding.
+fn pk(lo: f32, hi: f32) -> u32 {
+#if ${FASTPACK}
+  return pack2x16float(vec2<f32>(lo, hi));
+#else
+  return pack_f16(lo, hi);
 #endif
 }
 
@@ -116,7 +152,9 @@ fn st(row: u32, j: u32, v: V) {
 #else
 fn to_v(w: ${XW}) -> V {
 #if ${F16}
-#if ${E4}
+#if ${E8}
+  return V(vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)), vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)));
+#elif ${E4}
   return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
 #else
   return unpack2x16float(w);
@@ -132,10 +170,12 @@ fn ld_x(row: u32, j: u32) -> V {
 
 fn st(row: u32, j: u32, v: V) {
 #if ${F16}
-#if ${E4}
-  dst[row * p.units + j] = vec2<u32>(pack_f16(v.x, v.y), pack_f16(v.z, v.w));
+#if ${E8}
+  dst[row * p.units + j] = vec4<u32>(pk(v[0].x, v[0].y), pk(v[0].z, v[0].w), pk(v[1].x, v[1].y), pk(v[1].z, v[1].w));
+#elif ${E4}
+  dst[row * p.units + j] = vec2<u32>(pk(v.x, v.y), pk(v.z, v.w));
 #else
-  dst[row * p.units + j] = pack_f16(v.x, v.y);
+  dst[row * p.units + j] = pk(v.x, v.y);
 #endif
 #else
   dst[row * p.units + j] = v;
@@ -154,14 +194,40 @@ fn ld_dy(row: u32, j: u32) -> V {
 }
 #endif
 
-// ---- workgroup reduction of a vec2: every thread gets the total ----
-// The barrier that frees red for the previous call's readers comes first. (With it last instead, after the
-// reads of red[0], Mesa llvmpipe gave some threads the next row's sums when this runs in the row loop.)
-var<workgroup> red: array<vec2<f32>, WG>;
+// ---- the thread's place: row slot and index in it ----
+// With subgroups and several slots the place comes from the subgroup builtins (the op only picks that
+// when the subgroup size divides WG), so no subgroup straddles two slots; otherwise from the local index.
 var<private> sg_lane: u32;
 var<private> sg_id: u32;
+var<private> slot: u32;
+var<private> t: u32;   // index in the slot: 0..WG
+var<private> spw: u32; // subgroups per slot
 
-fn wg_sum(v: vec2<f32>, lid: u32, nsg: u32) -> vec2<f32> {
+fn place(lid: u32, lane: u32, sgid: u32, nsg: u32, sgsize: u32) {
+  sg_lane = lane;
+  sg_id = sgid;
+  if (SLOTS == 1u) {
+    slot = 0u;
+    t = lid;
+    spw = nsg;
+  } else {
+#if ${SUBGROUPS}
+    spw = WG / sgsize;
+    slot = sgid / spw;
+    t = (sgid % spw) * sgsize + lane;
+#else
+    slot = lid / WG;
+    t = lid % WG;
+#endif
+  }
+}
+
+// ---- reduction of a vec2 over the slot's threads: every thread gets its slot's total ----
+// The barrier that frees red for the previous call's readers comes first. (With it last instead, after the
+// reads of red[0], Mesa llvmpipe gave some threads the next row's sums when this runs in the row loop.)
+var<workgroup> red: array<vec2<f32>, WG * SLOTS>;
+
+fn slot_sum(v: vec2<f32>) -> vec2<f32> {
   workgroupBarrier();
 #if ${SUBGROUPS}
   let s = subgroupAdd(v);
@@ -169,41 +235,75 @@ fn wg_sum(v: vec2<f32>, lid: u32, nsg: u32) -> vec2<f32> {
     red[sg_id] = s;
   }
   workgroupBarrier();
-  var r = red[0];
-  for (var i = 1u; i < nsg; i++) {
-    r += red[i]; // fixed order: deterministic
+  let b = slot * spw;
+  var r = red[b];
+  for (var i = 1u; i < spw; i++) {
+    r += red[b + i]; // fixed order: deterministic
   }
   return r;
 #else
-  red[lid] = v;
+  let b = slot * WG;
+  red[b + t] = v;
   for (var s = TREE; s > 0u; s >>= 1u) {
     workgroupBarrier();
-    if (lid < s && lid + s < WG) {
-      red[lid] += red[lid + s];
+    if (t < s && t + s < WG) {
+      red[b + t] += red[b + t + s];
     }
   }
   workgroupBarrier();
-  return red[0];
+  return red[b];
 #endif
 }
 
 #if ${BACKWARD}
-@compute @workgroup_size(WG)
+#if ${AFFINE}
+// Slots 1.. hand their weight-gradient sums to slot 0 through here, one register slot at a time.
+var<workgroup> comb: array<V, ${CW}>;
+
+// Slot 0 gets Σ over the slots of a (in slot order); the others get garbage. Call in uniform control flow.
+fn over_slots(a: V) -> V {
+  if (SLOTS == 1u) {
+    return a;
+  }
+  workgroupBarrier();
+  if (slot > 0u) {
+    comb[(slot - 1u) * WG + t] = a;
+  }
+  workgroupBarrier();
+  var r = a;
+  if (slot == 0u) {
+    for (var s = 1u; s < SLOTS; s++) {
+      r += comb[(s - 1u) * WG + t];
+    }
+  }
+  return r;
+}
+#endif
+
+// w_offset + weight of unit j of the group's row (1 without AFFINE; any value past the row's end).
+fn wt(grp: u32, j: u32) -> V {
+#if ${AFFINE}
+  return splat(p.w_offset) + weight[grp * p.units + min(j, p.units - 1u)];
+#else
+  return splat(1.0);
+#endif
+}
+
+@compute @workgroup_size(WG * SLOTS)
 fn backward(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(local_invocation_index) lid: u32,
 #if ${SUBGROUPS}
   @builtin(subgroup_invocation_id) lane: u32,
   @builtin(subgroup_id) sgid: u32,
-  @builtin(num_subgroups) nsg_in: u32,
+  @builtin(num_subgroups) nsg: u32,
+  @builtin(subgroup_size) sgsize: u32,
 #endif
 ) {
 #if ${SUBGROUPS}
-  sg_lane = lane;
-  sg_id = sgid;
-  let nsg = nsg_in;
+  place(lid, lane, sgid, nsg, sgsize);
 #else
-  let nsg = 0u;
+  place(lid, 0u, 0u, 0u, 0u);
 #endif
   let blk = wid.x + wid.y * p.groups_x; // group · blocks + block
   let grp = blk / p.blocks;
@@ -213,7 +313,9 @@ fn backward(
   }
   let r0 = g0 + (blk % p.blocks) * p.block_rows;
   let r1 = min(r0 + p.block_rows, min(g0 + p.group_rows, p.rows));
-  // Slots past the row's end stay 0 and add nothing to the sums.
+  let steps = (r1 - r0 + SLOTS - 1u) / SLOTS; // the same for every slot: the barriers stay uniform
+  // Slots past the row's end stay 0 and add nothing to the sums. LEAN keeps fewer registers (more threads
+  // fit an SM): no prefetch of the next row, and the weights re-read (from cache) every row.
   var w: array<V, PER>;
   var xv: array<V, PER>;
   var gv: array<V, PER>;
@@ -221,108 +323,145 @@ fn backward(
   var nd: array<V, PER>;
   var aw: array<V, PER>;
   var ab: array<V, PER>;
+  var r = r0 + slot;
+#if ${LEAN}
+#else
   for (var k = 0u; k < PER; k++) {
-    let j = lid + k * WG;
-    w[k] = V(1.0);
-    if (j < p.units) {
-#if ${AFFINE}
-      w[k] = V(p.w_offset) + weight[grp * p.units + j];
-#endif
-      xv[k] = ld_x(r0, j);
-      gv[k] = ld_dy(r0, j);
+    let j = t + k * WG;
+    w[k] = wt(grp, j);
+    if (j < p.units && r < r1) {
+      xv[k] = ld_x(r, j);
+      gv[k] = ld_dy(r, j);
     }
   }
+#endif
   let n = f32(p.len);
-  for (var r = r0; r < r1; r++) {
-    let m = mean[r];
-    let rs = rstd[r];
+  for (var i = 0u; i < steps; i++) {
+    let on = r < r1; // this slot has a row in this step
+    let rr = min(r, r1 - 1u);
+#if ${LEAN}
+    for (var k = 0u; k < PER; k++) {
+      let j = t + k * WG;
+      if (j < p.units && on) {
+        xv[k] = ld_x(r, j);
+        gv[k] = ld_dy(r, j);
+      }
+    }
+#endif
+    let m = mean[rr];
+    let rs = rstd[rr];
     var s = vec2<f32>(0.0);
     for (var k = 0u; k < PER; k++) {
-      xv[k] = (xv[k] - V(m)) * rs; // x̂
-      let g = gv[k] * w[k];
-      s += vec2<f32>(hsum(g), hsum(g * xv[k]));
+#if ${LEAN}
+      let wk = wt(grp, t + k * WG);
+#else
+      let wk = w[k];
+#endif
+      xv[k] = (xv[k] - splat(m)) * rs; // x̂
+      let g = mul(gv[k], wk);
+      s += vec2<f32>(hsum(g), hsum(mul(g, xv[k])));
     }
-    if (r + 1u < r1) { // prefetch the next row while this one is reduced
+#if ${LEAN}
+#else
+    if (r + SLOTS < r1) { // prefetch the slot's next row while this one is reduced
       for (var k = 0u; k < PER; k++) {
-        let j = lid + k * WG;
+        let j = t + k * WG;
         if (j < p.units) {
-          nx[k] = ld_x(r + 1u, j);
-          nd[k] = ld_dy(r + 1u, j);
+          nx[k] = ld_x(r + SLOTS, j);
+          nd[k] = ld_dy(r + SLOTS, j);
         }
       }
     }
-    let c = wg_sum(s, lid, nsg) / n; // (mean(g), mean(g·x̂))
-    for (var k = 0u; k < PER; k++) {
-      let j = lid + k * WG;
-      if (j < p.units) {
-        st(r, j, rs * (gv[k] * w[k] - V(c.x) - xv[k] * V(c.y)));
-      }
-#if ${AFFINE}
-      aw[k] += gv[k] * xv[k];
-      ab[k] += gv[k];
 #endif
+    let c = slot_sum(s) / n; // (mean(g), mean(g·x̂))
+    if (on) {
+      for (var k = 0u; k < PER; k++) {
+        let j = t + k * WG;
+#if ${LEAN}
+        let wk = wt(grp, j);
+#else
+        let wk = w[k];
+#endif
+        if (j < p.units) {
+          st(r, j, (mul(gv[k], wk) - splat(c.x) - xv[k] * c.y) * rs);
+        }
+#if ${AFFINE}
+        aw[k] += mul(gv[k], xv[k]);
+        ab[k] += gv[k];
+#endif
+      }
     }
+#if ${LEAN}
+#else
     xv = nx;
     gv = nd;
+#endif
+    r += SLOTS;
   }
 #if ${AFFINE}
   for (var k = 0u; k < PER; k++) {
-    let j = lid + k * WG;
-    if (j < p.units) {
-      pw[blk * p.units + j] = aw[k];
-      pb[blk * p.units + j] = ab[k];
+    let j = t + k * WG;
+    let sw = over_slots(aw[k]);
+    let sb = over_slots(ab[k]);
+    if (slot == 0u && j < p.units) {
+      pw[blk * p.units + j] = sw;
+      pb[blk * p.units + j] = sb;
     }
   }
 #endif
 }
 #else
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG * SLOTS)
 fn forward(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(local_invocation_index) lid: u32,
 #if ${SUBGROUPS}
   @builtin(subgroup_invocation_id) lane: u32,
   @builtin(subgroup_id) sgid: u32,
-  @builtin(num_subgroups) nsg_in: u32,
+  @builtin(num_subgroups) nsg: u32,
+  @builtin(subgroup_size) sgsize: u32,
 #endif
 ) {
 #if ${SUBGROUPS}
-  sg_lane = lane;
-  sg_id = sgid;
-  let nsg = nsg_in;
+  place(lid, lane, sgid, nsg, sgsize);
 #else
-  let nsg = 0u;
+  place(lid, 0u, 0u, 0u, 0u);
 #endif
-  let row = wid.x + wid.y * p.groups_x;
-  if (row >= p.rows) {
+  let row0 = (wid.x + wid.y * p.groups_x) * SLOTS;
+  if (row0 >= p.rows) {
     return;
   }
+  let on = row0 + slot < p.rows; // a slot past the last row computes the last row again, writing nothing
+  let row = min(row0 + slot, p.rows - 1u);
   let shift = first(ld_x(row, 0u)); // K
   var v: array<V, PER>; // x − K; slots past the row's end stay 0
   var s = vec2<f32>(0.0);
   for (var k = 0u; k < PER; k++) {
-    let j = lid + k * WG;
+    let j = t + k * WG;
     if (j < p.units) {
-      v[k] = ld_x(row, j) - V(shift);
-      s += vec2<f32>(hsum(v[k]), hsum(v[k] * v[k]));
+      v[k] = ld_x(row, j) - splat(shift);
+      s += vec2<f32>(hsum(v[k]), hsum(mul(v[k], v[k])));
     }
   }
-  let t = wg_sum(s, lid, nsg) / f32(p.len);
-  let var_ = max(t.y - t.x * t.x, 0.0);
+  let sums = slot_sum(s) / f32(p.len);
+  if (!on) {
+    return;
+  }
+  let var_ = max(sums.y - sums.x * sums.x, 0.0);
   let rs = inverseSqrt(var_ + p.eps);
-  if (lid == 0u) {
-    mean[row] = shift + t.x;
+  if (t == 0u) {
+    mean[row] = shift + sums.x;
     rstd[row] = rs;
   }
 #if ${AFFINE}
   let wrow = (row / p.group_rows) * p.units;
 #endif
   for (var k = 0u; k < PER; k++) {
-    let j = lid + k * WG;
+    let j = t + k * WG;
     if (j < p.units) {
-      var yv = (v[k] - V(t.x)) * rs;
+      var yv = (v[k] - splat(sums.x)) * rs;
 #if ${AFFINE}
-      yv = yv * (V(p.w_offset) + weight[wrow + j]) + bias[wrow + j];
+      yv = mul(yv, splat(p.w_offset) + weight[wrow + j]) + bias[wrow + j];
 #endif
       st(row, j, yv);
     }

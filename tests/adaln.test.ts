@@ -5,6 +5,7 @@ import { suite, assertClose, assertThrows, type Ctx, type Rng } from './harness.
 import { readWords } from './ops-util.js';
 import { roundToF16, type DType } from '../engine/dtype.js';
 import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackward } from '../engine/ops/adaln.js';
+import type { NormBackwardVariant } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 
@@ -82,7 +83,7 @@ async function expectPaddingZero(gpu: Gpu, what: string, ...ts: Tensor[]) {
   }
 }
 
-interface Opts {
+interface Opts extends NormBackwardVariant {
   subgroups?: boolean;
   rowsPerBlock?: number;
   /** Per-sample vectors as [B, 1, C] instead of [B, C]. */
@@ -100,9 +101,11 @@ async function checkModulate({ gpu, rng }: Ctx, shape: [number, number, number],
   const dy = gpu.upload(dy0, shape, dtype, 'dy');
   const shift = gpu.upload(shift0, vshape, 'f32', 'shift');
   const scale = gpu.upload(scale0, vshape, 'f32', 'scale');
-  const what = `adalnModulate ${dtype} [${shape}] vectors [${vshape}] subgroups ${o.subgroups ?? 'default'}${o.rowsPerBlock ? ` rowsPerBlock ${o.rowsPerBlock}` : ''}`;
-  const { y, mean, rstd } = adalnModulate(gpu, x, shift, scale, { subgroups: o.subgroups });
-  const g = adalnModulateBackward(gpu, dy, x, mean, rstd, scale, { subgroups: o.subgroups, rowsPerBlock: o.rowsPerBlock });
+  const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack };
+  const vs = Object.entries({ ...variant, finalSum: o.finalSum, lean: o.lean }).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k} ${v}`).join('');
+  const what = `adalnModulate ${dtype} [${shape}] vectors [${vshape}] subgroups ${o.subgroups ?? 'default'}${o.rowsPerBlock ? ` rowsPerBlock ${o.rowsPerBlock}` : ''}${vs}`;
+  const { y, mean, rstd } = adalnModulate(gpu, x, shift, scale, { subgroups: o.subgroups, ...variant });
+  const g = adalnModulateBackward(gpu, dy, x, mean, rstd, scale, { subgroups: o.subgroups, rowsPerBlock: o.rowsPerBlock, ...variant, finalSum: o.finalSum, lean: o.lean });
   if (y.shape.join() !== shape.join() || y.dtype !== dtype || g.dscale.shape.join() !== vshape.join() || g.dshift.shape.join() !== vshape.join()) {
     throw new Error(`${what}: outputs ${y}, ${g.dscale}, ${g.dshift}`);
   }
@@ -134,9 +137,9 @@ async function checkGated({ gpu, rng }: Ctx, shape: [number, number, number], dt
   const y = gpu.upload(y0, shape, dtype, 'y');
   const dout = gpu.upload(d0, shape, dtype, 'dout');
   const gate = gpu.upload(gate0, vshape, 'f32', 'gate');
-  const what = `gatedResidual ${dtype} [${shape}] gate [${vshape}]${o.rowsPerBlock ? ` rowsPerBlock ${o.rowsPerBlock}` : ''}`;
+  const what = `gatedResidual ${dtype} [${shape}] gate [${vshape}]${o.rowsPerBlock ? ` rowsPerBlock ${o.rowsPerBlock}` : ''}${o.slots ? ` slots ${o.slots}` : ''}${o.finalSum ? ` ${o.finalSum}` : ''}`;
   const out = gatedResidual(gpu, x, gate, y);
-  const g = gatedResidualBackward(gpu, dout, gate, y, { rowsPerBlock: o.rowsPerBlock });
+  const g = gatedResidualBackward(gpu, dout, gate, y, { rowsPerBlock: o.rowsPerBlock, slots: o.slots, finalSum: o.finalSum });
   if (out.shape.join() !== shape.join() || out.dtype !== dtype || g.dx !== dout || g.dgate.shape.join() !== vshape.join()) throw new Error(`${what}: outputs ${out}, ${g.dgate}`);
   const tol = RTOL[dtype]!;
   assertClose(await out.read(), refGated(seen(x0, dtype), gate0, seen(y0, dtype), N, C), { rtol: tol, what: `${what} out` });
@@ -167,12 +170,42 @@ s.test('modulate: per-sample gradients over blocks of tokens (ragged last block)
   await checkModulate(ctx, [2, 5, 72], 'f32', { rowsPerBlock: 2 });
 });
 
+// Row slots over tokens of several samples (no block or slot count divides them), 16-byte f16 units,
+// hardware f16 packing and the fused column sum of the per-sample partials.
+s.test('modulate variants: row slots, 16-byte f16 units, fused column sum', async (ctx) => {
+  await checkModulate(ctx, [4, 33, 1152], 'f32', { slots: 4, rowsPerBlock: 5, finalSum: 'colsum' });
+  await checkModulate(ctx, [3, 7, 9], 'f16', { slots: 3, rowsPerBlock: 3, finalSum: 'colsum', mid: true });
+  await checkModulate(ctx, [2, 5, 72], 'f16', { slots: 3, rowsPerBlock: 2, wideF16: true, fastPack: true, finalSum: 'colsum' });
+});
+
+s.test('modulate variants: deterministic', async ({ gpu, rng }) => {
+  const [B, N, C] = [3, 37, 72];
+  const x = gpu.upload(tokens(rng, B * N * C, C), [B, N, C]);
+  const dy = gpu.upload(rng.normal(B * N * C), [B, N, C]);
+  const shift = gpu.upload(rng.normal(B * C), [B, C]);
+  const scale = gpu.upload(rng.normal(B * C, 0.5), [B, C]);
+  const run = async () => {
+    const f = adalnModulate(gpu, x, shift, scale, { slots: 4 });
+    const g = adalnModulateBackward(gpu, dy, x, f.mean, f.rstd, scale, { slots: 4, rowsPerBlock: 6, finalSum: 'colsum' });
+    return [await f.y.read(), await g.dx.read(), await g.dscale.read(), await g.dshift.read()];
+  };
+  const a = await run();
+  const b = await run();
+  a.forEach((o, i) => {
+    if (!o.every((e, j) => Object.is(e, b[i]![j]))) throw new Error(`output ${i} differs between runs`);
+  });
+});
+
 s.test('gated residual forward and backward, f32 and f16, blocks of tokens', async (ctx) => {
   for (const [i, shape] of SHAPES.entries()) await checkGated(ctx, shape, 'f32', { mid: i % 2 === 1 });
   for (const [i, shape] of SHAPES.entries()) await checkGated(ctx, shape, 'f16', { mid: i % 2 === 0 });
   await checkGated(ctx, [4, 33, 1152], 'f32', { rowsPerBlock: 5 });
   await checkGated(ctx, [3, 7, 9], 'f16', { rowsPerBlock: 2 });
   await checkGated(ctx, [2, 5, 72], 'f16', { rowsPerBlock: 3, mid: true });
+  // row slots (fewer rows than slots in some blocks) and the fused column sum
+  await checkGated(ctx, [4, 33, 1152], 'f32', { rowsPerBlock: 5, slots: 4, finalSum: 'colsum' });
+  await checkGated(ctx, [3, 7, 9], 'f16', { rowsPerBlock: 2, slots: 3, finalSum: 'colsum' });
+  await checkGated(ctx, [2, 5, 72], 'f32', { slots: 2 });
 });
 
 s.test('backwards match central differences of the forwards', async ({ gpu, rng }) => {
@@ -241,6 +274,8 @@ s.test('bad inputs are clear errors', async ({ gpu }) => {
   await assertThrows(() => gatedResidual(gpu, x, gpu.tensor([2, 7]), x), /gatedResidual: gate .* must be \[2, 8\] or \[2, 1, 8\]/, 'gate shape');
   await assertThrows(() => gatedResidual(gpu, x, v, x, gpu.tensor([2, 3, 8], 'f16')), /gatedResidual: output .* must be \[2, 3, 8\] f32/, 'out dtype');
   await assertThrows(() => gatedResidual(gpu, x, v, x, x), /aliases input/, 'out aliasing x');
+  await assertThrows(() => gatedResidualBackward(gpu, x, v, x, { slots: -1 }), /gatedResidualBackward: slots -1 must be a positive integer/, 'slots');
+  await assertThrows(() => adalnModulateBackward(gpu, x, x, st.mean, st.rstd, v, { finalSum: 'x' as 'colsum' }), /adalnModulateBackward: finalSum 'x' must be/, 'finalSum');
   await assertThrows(() => gatedResidualBackward(gpu, x, v, x, { rowsPerBlock: 1.5 }), /gatedResidualBackward: rowsPerBlock 1\.5 must be a positive integer/, 'rowsPerBlock');
   await gpu.sync();
 });

@@ -4,7 +4,7 @@
 import { suite, assertClose, assertThrows, type Ctx, type Rng } from './harness.js';
 import { readWords, withGridLimit } from './ops-util.js';
 import { roundToF16, type DType } from '../engine/dtype.js';
-import { layernorm, layernormBackward, rowPlan, blockPlan, type LayerNormOptions } from '../engine/ops/layernorm.js';
+import { layernorm, layernormBackward, rowPlan, blockPlan, slotsFor, unitLayout, type LayerNormOptions, type NormBackwardVariant } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 
 // ---- f64 CPU reference -----------------------------------------------------------------------------
@@ -71,7 +71,7 @@ function rowsAround(rng: Rng, shape: readonly number[], offset = 1, std = 1.5): 
   return x;
 }
 
-interface CheckOpts extends Pick<LayerNormOptions, 'subgroups'> {
+interface CheckOpts extends Pick<LayerNormOptions, 'subgroups'>, NormBackwardVariant {
   affine?: boolean;
   rowsPerBlock?: number;
   offset?: number;
@@ -89,9 +89,11 @@ async function check({ gpu, rng }: Ctx, shape: number[], dtype: DType, o: CheckO
   const dy = gpu.upload(dy0, shape, dtype, 'dy');
   const weight = w0 && gpu.upload(w0, [C], 'f32', 'weight');
   const bias = b0 && gpu.upload(b0, [C], 'f32', 'bias');
-  const { y, mean, rstd } = layernorm(gpu, x, { weight, bias, eps: o.eps, subgroups: o.subgroups });
-  const g = layernormBackward(gpu, dy, x, mean, rstd, { weight, subgroups: o.subgroups, rowsPerBlock: o.rowsPerBlock });
-  const what = `layernorm ${dtype} [${shape}] affine ${!!o.affine} subgroups ${o.subgroups ?? 'default'}${o.rowsPerBlock ? ` rowsPerBlock ${o.rowsPerBlock}` : ''}`;
+  const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack };
+  const { y, mean, rstd } = layernorm(gpu, x, { weight, bias, eps: o.eps, subgroups: o.subgroups, ...variant });
+  const g = layernormBackward(gpu, dy, x, mean, rstd, { weight, subgroups: o.subgroups, rowsPerBlock: o.rowsPerBlock, ...variant, finalSum: o.finalSum, lean: o.lean });
+  const vs = Object.entries({ ...variant, finalSum: o.finalSum, lean: o.lean }).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k} ${v}`).join('');
+  const what = `layernorm ${dtype} [${shape}] affine ${!!o.affine} subgroups ${o.subgroups ?? 'default'}${o.rowsPerBlock ? ` rowsPerBlock ${o.rowsPerBlock}` : ''}${vs}`;
   if (y.dtype !== dtype || y.shape.join() !== shape.join() || g.dx.shape.join() !== shape.join() || mean.size !== numel(shape) / C) {
     throw new Error(`${what}: outputs ${y}, ${g.dx}, ${mean}`);
   }
@@ -139,6 +141,19 @@ for (const subgroups of [false, true]) {
   });
 }
 
+// Row slots (several rows in flight per workgroup; the device may allow fewer than asked): rows that do not
+// fill the last forward workgroup, blocks whose rows do not fill the slots evenly, fewer rows than slots;
+// 16-byte f16 units; hardware f16 packing; the fused column sum of the partials (several groups: adaln tests).
+// Default subgroups: the slots' shared-memory sums run on llvmpipe (no subgroups).
+s.test('variants: row slots, 16-byte f16 units, fast packing, fused column sum', async (ctx) => {
+  await check(ctx, [3, 11, 1152], 'f32', { affine: true, slots: 4, rowsPerBlock: 5, finalSum: 'colsum' });
+  await check(ctx, [10, 20], 'f32', { affine: true, slots: 8, rowsPerBlock: 3, finalSum: 'colsum' });
+  await check(ctx, [3, 11, 1152], 'f32', { affine: true, slots: 4, rowsPerBlock: 9, lean: true });
+  await check(ctx, [37, 1152], 'f16', { affine: true, slots: 4, rowsPerBlock: 7, wideF16: true, fastPack: true, finalSum: 'colsum' });
+  await check(ctx, [3, 9, 13], 'f16', { affine: true, slots: 3, rowsPerBlock: 4 });
+  await check(ctx, [3, 5, 72], 'f16', { wideF16: true, slots: 2 });
+});
+
 s.test('weight gradients over blocks of rows: ragged last block, one row per block', async (ctx) => {
   await check(ctx, [4, 33, 1152], 'f32', { affine: true, rowsPerBlock: 5 });
   await check(ctx, [37, 1152], 'f16', { affine: true, rowsPerBlock: 4 });
@@ -181,13 +196,16 @@ s.test('backward matches central differences of the forward', async ({ gpu, rng 
     const x = gpu.upload(x0, shape, dtype);
     const weight = gpu.upload(w0, [C]);
     const { mean, rstd } = layernorm(gpu, x, { weight, bias: gpu.upload(b0, [C]) });
-    const g = layernormBackward(gpu, gpu.upload(r0, shape, dtype), x, mean, rstd, { weight });
-    // f16 dy and dx are rounded to half: compare those with the f16 tolerance
-    const dyTol = dtype === 'f16' ? 1e-2 : 1e-3;
-    assertClose(await g.dx.read(), fd(x0, (p) => loss(p, w0, b0)), { rtol: dyTol, what: `${dtype} dx vs finite differences` });
-    if (dtype === 'f32') {
-      assertClose(await g.dweight!.read(), fd(w0, (p) => loss(x0, p, b0)), { rtol: 1e-3, what: 'dweight vs finite differences' });
-      assertClose(await g.dbias!.read(), fd(b0, (p) => loss(x0, w0, p)), { rtol: 1e-3, what: 'dbias vs finite differences' });
+    for (const v of [{}, { slots: 2, rowsPerBlock: 2, finalSum: 'colsum' } as const, { slots: 2, lean: true } as const]) {
+      const g = layernormBackward(gpu, gpu.upload(r0, shape, dtype), x, mean, rstd, { weight, ...v });
+      const vs = JSON.stringify(v);
+      // f16 dy and dx are rounded to half: compare those with the f16 tolerance
+      const dyTol = dtype === 'f16' ? 1e-2 : 1e-3;
+      assertClose(await g.dx.read(), fd(x0, (p) => loss(p, w0, b0)), { rtol: dyTol, what: `${dtype} ${vs} dx vs finite differences` });
+      if (dtype === 'f32') {
+        assertClose(await g.dweight!.read(), fd(w0, (p) => loss(x0, p, b0)), { rtol: 1e-3, what: `${vs} dweight vs finite differences` });
+        assertClose(await g.dbias!.read(), fd(b0, (p) => loss(x0, w0, p)), { rtol: 1e-3, what: `${vs} dbias vs finite differences` });
+      }
     }
   }
 });
@@ -198,16 +216,18 @@ s.test('deterministic: the same inputs give the same bits', async ({ gpu, rng })
   const dy = gpu.upload(rng.normal(numel(shape)), shape);
   const weight = gpu.upload(rng.normal(1152), [1152]);
   const bias = gpu.upload(rng.normal(1152), [1152]);
-  const run = async () => {
-    const f = layernorm(gpu, x, { weight, bias });
-    const g = layernormBackward(gpu, dy, x, f.mean, f.rstd, { weight, rowsPerBlock: 3 });
+  const run = async (v: NormBackwardVariant) => {
+    const f = layernorm(gpu, x, { weight, bias, slots: v.slots });
+    const g = layernormBackward(gpu, dy, x, f.mean, f.rstd, { weight, rowsPerBlock: 3, ...v });
     return [await f.y.read(), await g.dx.read(), await g.dweight!.read(), await g.dbias!.read()];
   };
-  const a = await run();
-  const b = await run();
-  a.forEach((v, i) => {
-    if (!v.every((e, j) => Object.is(e, b[i]![j]))) throw new Error(`output ${i} differs between runs`);
-  });
+  for (const v of [{}, { slots: 4, finalSum: 'colsum' } as const]) {
+    const a = await run(v);
+    const b = await run(v);
+    a.forEach((o, i) => {
+      if (!o.every((e, j) => Object.is(e, b[i]![j]))) throw new Error(`${JSON.stringify(v)}: output ${i} differs between runs`);
+    });
+  }
 });
 
 s.test('plans: workgroup size, register slots, blocks', () => {
@@ -220,6 +240,19 @@ s.test('plans: workgroup size, register slots, blocks', () => {
   if (b.blockRows !== 16 || b.blocks !== 1024) throw new Error(`blockPlan(1, 16384) = ${JSON.stringify(b)}`);
   const a = blockPlan(4, 33, 5);
   if (a.blockRows !== 5 || a.blocks !== 7) throw new Error(`blockPlan(4, 33, 5) = ${JSON.stringify(a)}`);
+  const c = blockPlan(1, 16384, undefined, 4);
+  if (c.blockRows !== 64 || c.blocks !== 256) throw new Error(`blockPlan(1, 16384, -, 4) = ${JSON.stringify(c)}`);
+  const w = unitLayout('f16', 1152, true);
+  if (w.e !== 8 || w.units !== 144 || unitLayout('f16', 1156, true).e !== 4 || unitLayout('f32', 1152, true).e !== 4) throw new Error(`unitLayout wideF16: ${JSON.stringify(w)}`);
+});
+
+s.test('row slots fit the device limits', ({ gpu }) => {
+  const { maxComputeInvocationsPerWorkgroup: inv, maxComputeWorkgroupStorageSize: mem } = gpu.info.limits;
+  for (const [wg, e] of [[96, 4], [160, 8], [256, 4], [256, 8]] as const) {
+    const sl = slotsFor(gpu, wg, e, true, 64);
+    if (sl < 1 || wg * sl > inv || 8 * wg * sl + 4 * e * wg * (sl - 1) > mem) throw new Error(`slotsFor(${wg}, ${e}) = ${sl} over the limits (${inv} invocations, ${mem} bytes)`);
+  }
+  if (slotsFor(gpu, 96, 4, true, 1) !== 1) throw new Error('slotsFor with one slot asked');
 });
 
 s.test('rows in a folded 2-D grid; out tensors; empty rows', async (ctx) => {
@@ -254,6 +287,8 @@ s.test('bad inputs are clear errors', async ({ gpu }) => {
   await assertThrows(() => layernormBackward(gpu, x, x, gpu.tensor([3]), st.rstd), /layernormBackward: .* must be the forward's f32 mean with one value per row \(4\)/, 'mean size');
   await assertThrows(() => layernormBackward(gpu, x, x, st.mean, st.rstd, { weight: gpu.tensor([4]) }), /layernormBackward: weight .* must be \[6\]/, 'backward weight');
   await assertThrows(() => layernormBackward(gpu, x, x, st.mean, st.rstd, { weight: w, rowsPerBlock: 0 }), /rowsPerBlock 0 must be a positive integer/, 'rowsPerBlock');
+  await assertThrows(() => layernorm(gpu, x, { slots: 0 }), /layernorm: slots 0 must be a positive integer/, 'slots');
+  await assertThrows(() => layernormBackward(gpu, x, x, st.mean, st.rstd, { weight: w, finalSum: 'tree' as 'colsum' }), /layernormBackward: finalSum 'tree' must be 'colsum' or 'reduce'/, 'finalSum');
   if (!gpu.info.subgroups) await assertThrows(() => layernorm(gpu, x, { subgroups: true }), /subgroups feature/, 'subgroups without the feature');
   await gpu.sync();
 });

@@ -8,7 +8,7 @@ import { ShapeError } from '../errors.js';
 import type { Gpu } from '../gpu.js';
 import type { Tensor } from '../tensor.js';
 import { expectDType, expectLive, expectRank, expectSameDType, grid, output, sameShape } from './common.js';
-import { blockPlan, expectParam, normBackward, normForward, rowPlan, unitLayout } from './layernorm.js';
+import { blockPlan, colsum, expectParam, normBackward, normForward, rowPlan, slotsFor, unitLayout, type NormBackwardVariant, type NormVariant } from './layernorm.js';
 import { sum } from './reduce.js';
 
 const SHADER = { name: 'adaln', template: adalnWgsl + f16Wgsl };
@@ -29,7 +29,8 @@ function expectPerSample(op: string, t: Tensor, name: string, x: Tensor): void {
 
 // ---- modulate ------------------------------------------------------------------------------------
 
-export interface AdalnOptions {
+/** Kernel variants (slots, wideF16, fastPack): see NormVariant in ops/layernorm.ts. */
+export interface AdalnOptions extends NormVariant {
   /** Default 1e-6. */
   eps?: number;
   out?: Tensor;
@@ -48,10 +49,11 @@ export function adalnModulate(gpu: Gpu, x: Tensor, shift: Tensor, scale: Tensor,
   expectPerSample(op, scale, 'scale', x);
   const eps = opts.eps ?? 1e-6;
   if (!(eps >= 0 && Number.isFinite(eps))) throw new ShapeError(`${op}: eps ${eps} must be a finite number ≥ 0 (default 1e-6)`);
-  return normForward(gpu, { op, x, weight: scale, bias: shift, wOffset: 1, groupRows: Math.max(1, N), eps, out: opts.out, subgroups: opts.subgroups });
+  return normForward(gpu, { op, x, weight: scale, bias: shift, wOffset: 1, groupRows: Math.max(1, N), eps, out: opts.out, subgroups: opts.subgroups, variant: opts });
 }
 
-export interface AdalnBackwardOptions {
+/** Kernel variants (slots, wideF16, fastPack, finalSum): see NormBackwardVariant in ops/layernorm.ts. */
+export interface AdalnBackwardOptions extends NormBackwardVariant {
   /** dx output. */
   out?: Tensor;
   subgroups?: boolean;
@@ -75,7 +77,7 @@ export function adalnModulateBackward(
   const op = 'adalnModulateBackward';
   const [, N] = dims(op, x);
   expectPerSample(op, scale, 'scale', x);
-  const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: scale, wOffset: 1, groupRows: Math.max(1, N), gradShape: scale.shape, out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock });
+  const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: scale, wOffset: 1, groupRows: Math.max(1, N), gradShape: scale.shape, out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock, variant: opts });
   return { dx: r.dx, dscale: r.dw!, dshift: r.db! };
 }
 
@@ -90,11 +92,13 @@ function gatedCheck(op: string, x: Tensor, gate: Tensor, y: Tensor, xName: strin
   return d;
 }
 
-function gatedKernel(gpu: Gpu, x: Tensor, backward: boolean) {
+function gatedKernel(gpu: Gpu, x: Tensor, backward: boolean, want = 1) {
   const C = x.shape[2]!;
   const lay = unitLayout(x.dtype, C);
   const { wg, per } = rowPlan(lay.units);
-  return { kernel: gpu.kernel(SHADER, backward ? 'backward' : 'forward', { ...lay.defines, WG: wg, PER: per, BACKWARD: backward }), units: lay.units };
+  const slots = backward ? slotsFor(gpu, wg, lay.e, true, want) : 1;
+  const defines = { ...lay.defines, WG: wg, PER: per, SLOTS: slots, CW: Math.max(1, (slots - 1) * wg), BACKWARD: backward };
+  return { kernel: gpu.kernel(SHADER, backward ? 'backward' : 'forward', defines), units: lay.units, slots };
 }
 
 /** out = x + gate·y for x, y [B, N, C] (same dtype) and gate [B, C] or [B, 1, C] f32. */
@@ -112,8 +116,12 @@ export function gatedResidual(gpu: Gpu, x: Tensor, gate: Tensor, y: Tensor, out?
 export interface GatedResidualBackwardOptions {
   /** dy output. */
   out?: Tensor;
-  /** Tokens each workgroup handles for dgate (default: about 1024 workgroups in all). */
+  /** Tokens each workgroup handles for dgate (default: about 1024 / slots workgroups in all). */
   rowsPerBlock?: number;
+  /** Rows in flight per workgroup (row slots, default 1; lowered to fit the device's limits). */
+  slots?: number;
+  /** How the dgate partials are added over blocks: see NormBackwardVariant.finalSum (default 'reduce'). */
+  finalSum?: 'colsum' | 'reduce';
 }
 
 /**
@@ -132,6 +140,8 @@ export function gatedResidualBackward(
   if (opts.rowsPerBlock !== undefined && !(Number.isInteger(opts.rowsPerBlock) && opts.rowsPerBlock >= 1)) {
     throw new ShapeError(`${op}: rowsPerBlock ${opts.rowsPerBlock} must be a positive integer`);
   }
+  if (opts.finalSum !== undefined && opts.finalSum !== 'colsum' && opts.finalSum !== 'reduce') throw new ShapeError(`${op}: finalSum '${opts.finalSum}' must be 'colsum' or 'reduce'`);
+  if (opts.slots !== undefined && !(Number.isInteger(opts.slots) && opts.slots >= 1)) throw new ShapeError(`${op}: slots ${opts.slots} must be a positive integer (rows in flight per workgroup)`);
   const dy = output(gpu, op, y.shape, y.dtype, opts.out);
   const dgate = gpu.tensor(gate.shape, 'f32', `${op}.dgate`);
   if (B * C === 0) return { dx: dout, dy, dgate };
@@ -139,14 +149,15 @@ export function gatedResidualBackward(
     gpu.fill(dgate, 0);
     return { dx: dout, dy, dgate };
   }
-  const { blockRows, blocks } = blockPlan(B, N, opts.rowsPerBlock);
-  const { kernel, units } = gatedKernel(gpu, dout, true);
+  const { kernel, units, slots } = gatedKernel(gpu, dout, true, opts.slots);
+  const { blockRows, blocks } = blockPlan(B, N, opts.rowsPerBlock, slots);
   const { workgroups, groupsX } = grid(gpu, B * blocks, 1);
   const direct = blocks === 1;
   const pg = direct ? dgate : gpu.tensor([B, blocks, C], 'f32', `${op}.dgate.partial`);
   gpu.dispatch(kernel, [dout, gate, y, dy, pg], [B * N, C, units, groupsX, N, blockRows, blocks, dout.size], workgroups);
   if (!direct) {
-    sum(gpu, pg, 1, dgate.reshape([B, C]));
+    if (opts.finalSum === 'colsum') colsum(gpu, pg, undefined, dgate, undefined, B, blocks, C);
+    else sum(gpu, pg, 1, dgate.reshape([B, C]));
     pg.release();
   }
   return { dx: dout, dy, dgate };

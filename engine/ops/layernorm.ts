@@ -3,6 +3,7 @@
 // machinery (normForward/normBackward) is shared with adaLN's modulate (ops/adaln.ts), whose weight and
 // bias are per sample. See shaders/layernorm.wgsl for the kernels.
 import layernormWgsl from '../../shaders/layernorm.wgsl';
+import colsumWgsl from '../../shaders/layernorm-colsum.wgsl';
 import f16Wgsl from '../../shaders/f16.wgsl';
 import type { DType } from '../dtype.js';
 import { ShapeError, shapeStr } from '../errors.js';
@@ -12,11 +13,39 @@ import { expectDType, expectLive, expectSameDType, grid, output, sameShape } fro
 import { sum } from './reduce.js';
 
 const SHADER = { name: 'layernorm', template: layernormWgsl + f16Wgsl };
+const COLSUM = { name: 'layernorm-colsum', template: colsumWgsl };
 
 /** Most units (E-element vectors, see unitLayout) a row may have: 256 threads × 32 register slots. */
 export const NORM_MAX_UNITS = 256 * 32;
 /** Backward: aim for about this many workgroups (blocks of rows) in all, so the partials stay small. */
 const BLOCK_TARGET = 1024;
+
+/**
+ * Kernel variants of the LayerNorm/adaLN-modulate row kernels (defaults: the first of each), all giving the
+ * same results up to f32 rounding (fastPack: up to the f16 rounding of out-of-range values).
+ */
+export interface NormVariant {
+  /**
+   * Rows in flight per workgroup (row slots of one workgroup, each of the row's thread count; default 1).
+   * Lowered where the workgroup would exceed the device's invocation or shared-memory limits. With
+   * subgroups, used only where the subgroup size divides the slot's threads (else shared-memory sums).
+   */
+  slots?: number;
+  /** f16 storage with C % 8 == 0: 16-byte units of 8 halves instead of 8-byte units of 4 (default false). */
+  wideF16?: boolean;
+  /** f16 storage: write halves with pack2x16float, the hardware conversion (default false: exact software rounding). */
+  fastPack?: boolean;
+}
+
+export interface NormBackwardVariant extends NormVariant {
+  /** Backward: fewer registers a thread (more threads per SM): no prefetch of the next row, weights re-read every row (default false). */
+  lean?: boolean;
+  /**
+   * How the weight-gradient partials are added over blocks: 'colsum' (one fused pass for both gradients)
+   * or 'reduce' (reduce.ts's sum, one call each; default). colsum suits few blocks (≲ 256 per group).
+   */
+  finalSum?: 'colsum' | 'reduce';
+}
 
 export interface Plan {
   wg: number;
@@ -40,13 +69,13 @@ export function rowPlan(units: number): Plan {
 }
 
 /** How a row of C elements is cut into units, and the WGSL types that hold them. */
-export function unitLayout(dtype: DType, C: number) {
+export function unitLayout(dtype: DType, C: number, wideF16 = false) {
   const f16 = dtype === 'f16';
-  const e = C % 4 === 0 ? 4 : f16 && C % 2 === 0 ? 2 : 1;
+  const e = f16 && wideF16 && C % 8 === 0 ? 8 : C % 4 === 0 ? 4 : f16 && C % 2 === 0 ? 2 : 1;
   const odd = f16 && C % 2 === 1;
-  const V = e === 4 ? 'vec4<f32>' : e === 2 ? 'vec2<f32>' : 'f32';
-  const XW = !f16 ? V : e === 4 ? 'vec2<u32>' : 'u32';
-  return { e, units: C / e, defines: { F16: f16, ODD: odd, E4: e === 4, E2: e === 2, V, XW } };
+  const V = e === 8 ? 'mat2x4<f32>' : e === 4 ? 'vec4<f32>' : e === 2 ? 'vec2<f32>' : 'f32';
+  const XW = !f16 ? V : e === 8 ? 'vec4<u32>' : e === 4 ? 'vec2<u32>' : 'u32';
+  return { e, units: C / e, defines: { F16: f16, ODD: odd, E8: e === 8, E4: e === 4, E2: e === 2, V, XW } };
 }
 
 function checkSubgroups(gpu: Gpu, op: string, subgroups: boolean | undefined): boolean {
@@ -69,12 +98,47 @@ function checkRow(op: string, x: Tensor): { rows: number; C: number } {
   return { rows: x.size / C, C };
 }
 
-function kernelFor(gpu: Gpu, dtype: DType, C: number, backward: boolean, affine: boolean, subgroups: boolean) {
-  const lay = unitLayout(dtype, C);
+function checkVariant(op: string, v: NormBackwardVariant): void {
+  if (v.slots !== undefined && !(Number.isInteger(v.slots) && v.slots >= 1)) throw new ShapeError(`${op}: slots ${v.slots} must be a positive integer (rows in flight per workgroup)`);
+  if (v.finalSum !== undefined && v.finalSum !== 'colsum' && v.finalSum !== 'reduce') throw new ShapeError(`${op}: finalSum '${v.finalSum}' must be 'colsum' or 'reduce'`);
+}
+
+/**
+ * Row slots per workgroup that fit the device: ≤ the requested count, WG·slots invocations and the shared
+ * memory of the slot sums (8 bytes a thread) and, for the weight gradients, of slots 1.. (4·E bytes a thread).
+ */
+export function slotsFor(gpu: Gpu, wg: number, e: number, affineBackward: boolean, want = 1): number {
+  const { maxComputeInvocationsPerWorkgroup: inv, maxComputeWorkgroupStorageSize: mem } = gpu.info.limits;
+  let s = want;
+  while (s > 1 && (wg * s > inv || 8 * wg * s + (affineBackward ? 4 * e * wg * (s - 1) : 0) > mem)) s--;
+  return s;
+}
+
+function kernelFor(gpu: Gpu, dtype: DType, C: number, backward: boolean, affine: boolean, subgroups: boolean, v: NormBackwardVariant = {}) {
+  const lay = unitLayout(dtype, C, v.wideF16);
   const { wg, per } = rowPlan(lay.units);
   const tree = 2 ** Math.ceil(Math.log2(wg)) / 2;
-  const k = gpu.kernel(SHADER, backward ? 'backward' : 'forward', { ...lay.defines, WG: wg, PER: per, TREE: tree, AFFINE: affine, BACKWARD: backward, SUBGROUPS: subgroups });
-  return { kernel: k, units: lay.units };
+  const slots = slotsFor(gpu, wg, lay.e, backward && affine, v.slots);
+  // Several slots with subgroups need whole subgroups per slot: the subgroup size must divide WG.
+  const { min, max } = gpu.info.subgroupSize;
+  const sg = subgroups && (slots === 1 || (min > 0 && max > 0 && wg % max === 0));
+  const defines = { ...lay.defines, WG: wg, PER: per, TREE: tree, SLOTS: slots, CW: Math.max(1, (slots - 1) * wg), AFFINE: affine, BACKWARD: backward, SUBGROUPS: sg, FASTPACK: !!v.fastPack, LEAN: !!v.lean };
+  return { kernel: gpu.kernel(SHADER, backward ? 'backward' : 'forward', defines), units: lay.units, slots };
+}
+
+/**
+ * dw[g] = Σ_blk pw[g, blk] and db likewise (pb and db left out: pw only) for f32 partials [groups, blocks, C],
+ * in one deterministic pass.
+ */
+export function colsum(gpu: Gpu, pw: Tensor, pb: Tensor | undefined, dw: Tensor, db: Tensor | undefined, groups: number, blocks: number, C: number): void {
+  const vec = C % 4 === 0;
+  const units = vec ? C / 4 : C;
+  const CT = 16;
+  const tiles = Math.ceil(units / CT);
+  const pair = !!pb && !!db;
+  const kernel = gpu.kernel(COLSUM, 'colsum', { CT, CV: vec ? 'vec4<f32>' : 'f32', PAIR: pair });
+  const { workgroups, groupsX } = grid(gpu, groups * (pair ? 2 : 1) * tiles, 1);
+  gpu.dispatch(kernel, pair ? [pw, pb, dw, db] : [pw, dw], [units, blocks, tiles, groupsX], workgroups);
 }
 
 // ---- shared with adaLN ---------------------------------------------------------------------------
@@ -91,19 +155,21 @@ export interface NormForwardSpec {
   eps: number;
   out?: Tensor;
   subgroups?: boolean;
+  variant?: NormVariant;
 }
 
 export function normForward(gpu: Gpu, s: NormForwardSpec): { y: Tensor; mean: Tensor; rstd: Tensor } {
   const { op, x } = s;
   const { rows, C } = checkRow(op, x);
   const subgroups = checkSubgroups(gpu, op, s.subgroups);
+  checkVariant(op, s.variant ?? {});
   const y = output(gpu, op, x.shape, x.dtype, s.out);
   const mean = gpu.tensor([rows], 'f32', `${op}.mean`);
   const rstd = gpu.tensor([rows], 'f32', `${op}.rstd`);
   if (rows === 0) return { y, mean, rstd };
   const affine = !!s.weight;
-  const { kernel, units } = kernelFor(gpu, x.dtype, C, false, affine, subgroups);
-  const { workgroups, groupsX } = grid(gpu, rows, 1);
+  const { kernel, units, slots } = kernelFor(gpu, x.dtype, C, false, affine, subgroups, s.variant);
+  const { workgroups, groupsX } = grid(gpu, rows, slots);
   const params = [rows, C, units, groupsX, { f32: s.eps }, { f32: s.wOffset }, s.groupRows, 1, 1, x.size];
   gpu.dispatch(kernel, affine ? [x, s.weight!, s.bias!, mean, rstd, y] : [x, mean, rstd, y], params, workgroups);
   return { y, mean, rstd };
@@ -123,11 +189,15 @@ export interface NormBackwardSpec {
   out?: Tensor;
   subgroups?: boolean;
   rowsPerBlock?: number;
+  variant?: NormBackwardVariant;
 }
 
-/** Rows per workgroup and workgroups per group for the backward. */
-export function blockPlan(groups: number, groupRows: number, rowsPerBlock?: number): { blockRows: number; blocks: number } {
-  const want = rowsPerBlock ?? Math.ceil(groupRows / Math.max(1, Math.ceil(BLOCK_TARGET / groups)));
+/**
+ * Rows per workgroup and workgroups per group for the backward: by default about BLOCK_TARGET / slots
+ * workgroups in all (the same threads in flight as one-slot workgroups, `slots` times fewer partials).
+ */
+export function blockPlan(groups: number, groupRows: number, rowsPerBlock?: number, slots = 1): { blockRows: number; blocks: number } {
+  const want = rowsPerBlock ?? Math.ceil(groupRows / Math.max(1, Math.ceil(BLOCK_TARGET / slots / groups)));
   const blockRows = Math.max(1, Math.min(want, groupRows));
   return { blockRows, blocks: Math.max(1, Math.ceil(groupRows / blockRows)) };
 }
@@ -145,6 +215,8 @@ export function normBackward(gpu: Gpu, s: NormBackwardSpec): { dx: Tensor; dw?: 
     throw new ShapeError(`${op}: rowsPerBlock ${s.rowsPerBlock} must be a positive integer`);
   }
   const subgroups = checkSubgroups(gpu, op, s.subgroups);
+  const v = s.variant ?? {};
+  checkVariant(op, v);
   const dx = output(gpu, op, x.shape, x.dtype, s.out);
   const affine = !!s.weight;
   const groups = rows === 0 ? 0 : rows / s.groupRows;
@@ -155,9 +227,9 @@ export function normBackward(gpu: Gpu, s: NormBackwardSpec): { dx: Tensor; dw?: 
     if (db) gpu.fill(db, 0);
     return { dx, dw, db };
   }
-  // Without weight gradients every row can have its own workgroup.
-  const { blockRows, blocks } = affine ? blockPlan(groups, s.groupRows, s.rowsPerBlock) : { blockRows: 1, blocks: s.groupRows };
-  const { kernel, units } = kernelFor(gpu, x.dtype, C, true, affine, subgroups);
+  const { kernel, units, slots } = kernelFor(gpu, x.dtype, C, true, affine, subgroups, v);
+  // Without weight gradients every workgroup can take `slots` rows (one per slot).
+  const { blockRows, blocks } = affine ? blockPlan(groups, s.groupRows, s.rowsPerBlock, slots) : { blockRows: slots, blocks: Math.ceil(s.groupRows / slots) };
   const { workgroups, groupsX } = grid(gpu, groups * blocks, 1);
   const params = [rows, C, units, groupsX, { f32: 0 }, { f32: s.wOffset }, s.groupRows, blockRows, blocks, x.size];
   if (!affine) {
@@ -170,8 +242,12 @@ export function normBackward(gpu: Gpu, s: NormBackwardSpec): { dx: Tensor; dw?: 
   const pb = direct ? db! : gpu.tensor([groups, blocks, C], 'f32', `${op}.dbias.partial`);
   gpu.dispatch(kernel, [x, s.weight!, dy, mean, rstd, dx, pw, pb], params, workgroups);
   if (!direct) {
-    sum(gpu, pw, 1, dw!.reshape([groups, C]), { subgroups });
-    sum(gpu, pb, 1, db!.reshape([groups, C]), { subgroups });
+    if (v.finalSum === 'colsum') {
+      colsum(gpu, pw, pb, dw!, db!, groups, blocks, C);
+    } else {
+      sum(gpu, pw, 1, dw!.reshape([groups, C]), { subgroups });
+      sum(gpu, pb, 1, db!.reshape([groups, C]), { subgroups });
+    }
     pw.release();
     pb.release();
   }
@@ -189,7 +265,7 @@ export function expectParam(op: string, t: Tensor, name: string, shapes: (readon
 
 // ---- LayerNorm ---------------------------------------------------------------------------------------
 
-export interface LayerNormOptions {
+export interface LayerNormOptions extends NormVariant {
   /** [C] f32 weight (γ); pass bias with it. */
   weight?: Tensor;
   /** [C] f32 bias (β); pass weight with it. */
@@ -212,10 +288,10 @@ export function layernorm(gpu: Gpu, x: Tensor, opts: LayerNormOptions = {}): { y
   if (!!opts.weight !== !!opts.bias) throw new ShapeError(`${op}: pass both weight and bias (affine) or neither; for a weight without bias pass a zero bias`);
   if (opts.weight) expectParam(op, opts.weight, 'weight', [[C]], `one value per element of the last dim of ${x}`);
   if (opts.bias) expectParam(op, opts.bias, 'bias', [[C]], `one value per element of the last dim of ${x}`);
-  return normForward(gpu, { op, x, weight: opts.weight, bias: opts.bias, wOffset: 0, groupRows: Math.max(1, x.size / C), eps, out: opts.out, subgroups: opts.subgroups });
+  return normForward(gpu, { op, x, weight: opts.weight, bias: opts.bias, wOffset: 0, groupRows: Math.max(1, x.size / C), eps, out: opts.out, subgroups: opts.subgroups, variant: opts });
 }
 
-export interface LayerNormBackwardOptions {
+export interface LayerNormBackwardOptions extends NormBackwardVariant {
   /** The forward's [C] f32 weight: also returns dweight and dbias. */
   weight?: Tensor;
   /** dx output. */
@@ -243,6 +319,6 @@ export function layernormBackward(
   const C = x.shape.at(-1)!;
   if (opts.weight) expectParam(op, opts.weight, 'weight', [[C]], `pass the forward's weight`);
   const rows = x.size / C;
-  const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: opts.weight, wOffset: 0, groupRows: Math.max(1, rows), gradShape: [C], out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock });
+  const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: opts.weight, wOffset: 0, groupRows: Math.max(1, rows), gradShape: [C], out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock, variant: opts });
   return r.dw ? { dx: r.dx, dweight: r.dw, dbias: r.db } : { dx: r.dx };
 }
