@@ -4,7 +4,9 @@
 // PyTorch SDPA (f32 and f16) on the same GPU in the same run. FLOPs: 4·B·H·Nq·Nk·D forward, 2.5× that backward
 // (FlashAttention's count).
 //   node dist/bench/attention.mjs [--quick] [--sweep] [--no-torch] [--safe]
-import { attention, attentionBackward, attentionFlops, chooseAttentionTile, type AttentionTile, type AttentionVariant } from '../engine/ops/attention.js';
+// --sweep first times the tiled forward's variants (prefetch, wideLoads, stageOutput, mixed dtypes) and tiles
+// (each with and without prefetch) and the backward's tiles on the first case.
+import { attention, attentionBackward, attentionFlops, chooseAttentionTile, type AttentionOptions, type AttentionTile, type AttentionVariant } from '../engine/ops/attention.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -49,10 +51,13 @@ function release(x: Inputs): void {
 
 const iters = (flops: number) => Math.max(3, Math.min(30, Math.round(3e12 / flops)));
 
-async function forward(gpu: Gpu, c: Case, dtype: 'f32' | 'f16', tile?: AttentionTile, variant: AttentionVariant = 'tiled'): Promise<number> {
+/** Forward TFLOP/s; opts picks the tiled kernel's tile and variants (prefetch, wideLoads, outDtype). */
+async function forward(gpu: Gpu, c: Case, dtype: 'f32' | 'f16', opts: AttentionOptions = {}): Promise<number> {
   const x = inputs(gpu, c, dtype);
+  const out = opts.outDtype && opts.outDtype !== dtype ? gpu.tensor(x.o.shape, opts.outDtype, 'o') : x.o;
   const flops = attentionFlops(c[1], c[2], c[3], c[4], c[5]);
-  const ms = best(await time(gpu, () => attention(gpu, x.q, x.k, x.v, { out: x.o, lse: x.lse, tile, variant }), iters(flops)));
+  const ms = best(await time(gpu, () => attention(gpu, x.q, x.k, x.v, { variant: 'tiled', ...opts, out, lse: x.lse }), iters(flops)));
+  if (out !== x.o) out.release();
   release(x);
   return flops / ms / 1e9;
 }
@@ -75,13 +80,37 @@ for (const [kernel, rows, cols] of [['forward', cases[0]![3], cases[0]![4]], ['d
 if (process.argv.includes('--sweep')) {
   const c = cases[0]!;
   const fits = (t: AttentionTile) => t.TY * (t.TX ?? 6) <= gpu.info.limits.maxComputeInvocationsPerWorkgroup;
+  const tflops = (p: Promise<number>) => p.then((x) => `${x.toFixed(x < 1 ? 4 : 2)} TFLOP/s`, (e: Error) => `skipped: ${e.message.split('\n')[0]}`);
+  // Forward kernel variants at the default tile: register prefetch of K/V (prefetch), 16-byte f16 loads
+  // (wideLoads), o staged through workgroup memory (stageOutput), and mixed input/output dtypes (isolate
+  // the cost of loading f16 from that of packing o).
+  const old: AttentionOptions = { prefetch: false, wideLoads: false, stageOutput: false }; // the previous kernel
+  const variants: [string, 'f32' | 'f16', AttentionOptions][] = [
+    ['f32, all on (default)', 'f32', {}],
+    ['f32, no prefetch', 'f32', { prefetch: false }],
+    ['f32, no staged output', 'f32', { stageOutput: false }],
+    ['f32, previous kernel', 'f32', old],
+    ['f16 storage, all on (default)', 'f16', {}],
+    ['f16 storage, no prefetch', 'f16', { prefetch: false }],
+    ['f16 storage, 8-byte loads', 'f16', { wideLoads: false }],
+    ['f16 storage, no staged output', 'f16', { stageOutput: false }],
+    ['f16 storage, previous kernel', 'f16', old],
+    ['f16 q/k/v, f32 o, all on', 'f16', { outDtype: 'f32' }],
+    ['f16 q/k/v, f32 o, previous kernel', 'f16', { ...old, outDtype: 'f32' }],
+    ['f32 q/k/v, f16 o, all on', 'f32', { outDtype: 'f16' }],
+    ['f32 q/k/v, f16 o, previous kernel', 'f32', { ...old, outDtype: 'f16' }],
+  ];
+  for (const [name, dtype, opts] of variants) console.log(`sweep forward variant ${name}: ${await tflops(forward(gpu, c, dtype, opts))}`);
+  // Tiles, with and without prefetch (prefetch holds the next tile in registers, so the best tile may move)
   const fwd: AttentionTile[] = [
-    { TR: 4, TY: 16, TC: 4 }, { TR: 4, TY: 16, TC: 5 }, { TR: 4, TY: 16, TC: 2 }, { TR: 4, TY: 8, TC: 4 }, { TR: 4, TY: 8, TC: 8 },
-    { TR: 2, TY: 16, TC: 4 }, { TR: 2, TY: 32, TC: 2 }, { TR: 4, TY: 16, TC: 4, TX: 3 }, { TR: 4, TY: 16, TC: 4, TX: 9 },
+    { TR: 4, TY: 16, TC: 4 }, { TR: 4, TY: 16, TC: 5 }, { TR: 4, TY: 16, TC: 3 }, { TR: 4, TY: 16, TC: 2 }, { TR: 4, TY: 8, TC: 4 }, { TR: 4, TY: 8, TC: 8 },
+    { TR: 2, TY: 16, TC: 4 }, { TR: 2, TY: 32, TC: 4 }, { TR: 2, TY: 32, TC: 2 }, { TR: 4, TY: 16, TC: 4, TX: 3 }, { TR: 4, TY: 16, TC: 4, TX: 9 },
   ];
   for (const t of fwd.filter(fits)) {
-    const r = await forward(gpu, c, 'f32', t).then((x) => `${x.toFixed(2)} TFLOP/s`, (e: Error) => `skipped: ${e.message.split('\n')[0]}`);
-    console.log(`sweep forward ${JSON.stringify(t)}: ${r}`);
+    for (const prefetch of [true, false]) console.log(`sweep forward f32 ${JSON.stringify(t)} prefetch ${prefetch}: ${await tflops(forward(gpu, c, 'f32', { tile: t, prefetch }))}`);
+  }
+  for (const t of [{ TR: 4, TY: 16, TC: 4 }, { TR: 4, TY: 16, TC: 5 }, { TR: 2, TY: 32, TC: 4 }] as AttentionTile[]) {
+    console.log(`sweep forward f16 storage ${JSON.stringify(t)}: ${await tflops(forward(gpu, c, 'f16', { tile: t }))}`);
   }
   const bwd: AttentionTile[] = [{ TR: 2, TY: 16, TC: 4 }, { TR: 2, TY: 16, TC: 2 }, { TR: 4, TY: 8, TC: 4 }, { TR: 4, TY: 16, TC: 2 }, { TR: 2, TY: 32, TC: 2 }, { TR: 4, TY: 8, TC: 2 }];
   for (const t of bwd.filter(fits)) {
@@ -97,7 +126,7 @@ for (const c of cases) {
     fwd: await forward(gpu, c, 'f32'),
     fwd16: await forward(gpu, c, 'f16'),
     bwd: await backward(gpu, c),
-    tcFwd: tc ? await forward(gpu, c, 'f16', undefined, 'tensorcore') : NaN,
+    tcFwd: tc ? await forward(gpu, c, 'f16', { variant: 'tensorcore' }) : NaN,
     tcBwd: tc ? await backward(gpu, c, undefined, 'f16', 'tensorcore') : NaN,
   };
   ours.push(r);

@@ -18,6 +18,11 @@ interface Case extends Shape {
   forwardDefaults?: boolean;
   /** NaN in k and v past kvLen: masked keys must not reach any sum. */
   nanMasked?: boolean;
+  /** Forward kernel options (register prefetch of K/V, 16-byte f16 loads). */
+  prefetch?: boolean;
+  wideLoads?: boolean;
+  stageOutput?: boolean;
+  outDtype?: 'f32' | 'f16';
 }
 
 const SMALL: AttentionTile = { TR: 2, TY: 4, TC: 2 };
@@ -45,10 +50,10 @@ async function check({ gpu, rng }: Ctx, c: Case): Promise<void> {
   const scale = c.scale ?? 1 / Math.sqrt(D);
   const tile = c.tile ?? (c.defaults || c.forwardDefaults ? undefined : SMALL);
   const tiles = c.tiles ?? (c.defaults ? undefined : { dkdv: SMALL, dq: SMALL });
-  const { o, lse } = attention(gpu, q, k, v, { kvLen, scale: c.scale, tile });
+  const { o, lse } = attention(gpu, q, k, v, { kvLen, scale: c.scale, tile, prefetch: c.prefetch, wideLoads: c.wideLoads, stageOutput: c.stageOutput, outDtype: c.outDtype });
   const name = `${dtype} ${JSON.stringify({ ...c, dtype: undefined })}`;
   const want = refForward(round(qd), round(kd), round(vd), c, scale, c.kvLen);
-  assertClose(await o.read(), want.o, { rtol: RTOL[dtype], what: `o ${name}` });
+  assertClose(await o.read(), want.o, { rtol: RTOL[c.outDtype ?? dtype], what: `o ${name}` });
   assertClose(await lse.read(), want.lse, { rtol: RTOL[dtype], what: `lse ${name}` });
   if (c.backward !== false) {
     const dO = gpu.upload(gd, [B, H, Nq, D], dtype, 'dO');
@@ -90,6 +95,43 @@ s.test('TR 4 tiles and explicit TX on ragged multi-tile shapes', async (ctx) => 
 s.test('f16 storage (forward and backward)', async (ctx) => {
   await check(ctx, { B: 2, H: 2, Nq: 33, Nk: 33, D: 24, dtype: 'f16' });
   await check(ctx, { B: 2, H: 1, Nq: 21, Nk: 12, D: 10, dtype: 'f16', kvLen: [5, 12] }); // D % 4 != 0: scalar half loads
+});
+
+s.test('forward variants: prefetch, staged output, f16 16-byte and 8-byte loads; ragged, masked, odd D', async (ctx) => {
+  for (const on of [true, false]) {
+    const v = { prefetch: on, stageOutput: on, backward: false };
+    // several key tiles with a ragged last one, ragged query tiles, D 72 (TX 6 × 3 vec4s), f16 output from f32
+    await check(ctx, { B: 1, H: 2, Nq: 41, Nk: 53, D: 72, outDtype: 'f16', ...v });
+    // NaN past kvLen (zeros must be staged for masked keys), TR 4, padded V rows (D4 5 on TX 4 × 2)
+    await check(ctx, { B: 2, H: 1, Nq: 19, Nk: 50, D: 20, kvLen: [50, 13], nanMasked: true, tile: { TR: 4, TY: 4, TC: 2, TX: 4 }, ...v });
+    // a single key (one tile, nothing to prefetch) and D not a multiple of 4 (scalar loads and stores)
+    await check(ctx, { B: 1, H: 3, Nq: 9, Nk: 1, D: 7, ...v });
+    // f16: D 40 (16-byte or 8-byte units), several ragged key tiles, NaN past kvLen; f16 and f32 output
+    await check(ctx, { B: 2, H: 2, Nq: 23, Nk: 45, D: 40, dtype: 'f16', kvLen: [45, 17], nanMasked: true, wideLoads: on, ...v });
+    await check(ctx, { B: 1, H: 1, Nq: 23, Nk: 30, D: 40, dtype: 'f16', outDtype: 'f32', wideLoads: !on, ...v });
+    // f16 with D % 8 == 4 (8-byte units, output in words) and D % 4 != 0 (scalar halves)
+    await check(ctx, { B: 1, H: 2, Nq: 30, Nk: 29, D: 12, dtype: 'f16', ...v });
+    await check(ctx, { B: 1, H: 1, Nq: 10, Nk: 27, D: 6, dtype: 'f16', ...v });
+  }
+});
+
+s.test('forward variants give the same bits (prefetch and staging only move data; wide f16 loads only widen them)', async ({ gpu, rng }) => {
+  for (const dtype of ['f32', 'f16'] as const) {
+    const sh = [2, 2, 37, 24];
+    const [q, k, v] = ['q', 'k', 'v'].map((n) => gpu.upload(rng.normal(2 * 2 * 37 * 24), sh, dtype, n)) as [ReturnType<typeof gpu.upload>, ReturnType<typeof gpu.upload>, ReturnType<typeof gpu.upload>];
+    const variants = [{}, { prefetch: false }, { stageOutput: false }, ...(dtype === 'f16' ? [{ wideLoads: false }] : [])];
+    for (const outDtype of dtype === 'f16' ? (['f16', 'f32'] as const) : (['f32'] as const)) {
+      const runs = variants.map((o) => attention(gpu, q, k, v, { tile: SMALL, outDtype, ...o }));
+      const first = await runs[0]!.o.read();
+      for (const [i, r] of runs.entries()) {
+        const x = await r.o.read();
+        if (!x.every((e, j) => Object.is(e, first[j]))) throw new Error(`${dtype} → ${outDtype}: variant ${JSON.stringify(variants[i])} differs from the default`);
+        r.o.release();
+        r.lse.release();
+      }
+    }
+    for (const t of [q, k, v]) t.release();
+  }
 });
 
 s.test('backward matches central finite differences of the f64 forward', async ({ gpu, rng }) => {

@@ -6,7 +6,9 @@
 //   (cross-attention to padded captions); kvLen[b] must be ≥ 1 (0 gives o = 0).
 // Variants: 'tiled' (portable, f32 math, q/k/v/o stored f32 or packed f16: shaders/attention.wgsl and
 // shaders/attention_backward.wgsl); 'tensorcore' (f16 q/k/v on subgroup matrices, engine/ops/attention_tc.ts,
-// only when asked for); 'auto' = 'tiled' for now.
+// only when asked for); 'auto' = 'tiled' for now. The tiled forward's options prefetch (K/V a tile ahead in
+// registers), wideLoads (16-byte f16 loads) and stageOutput (o stored in whole units) default on; benchmarks
+// turn them off to compare.
 // The backward is FlashAttention-2: Dr = rowsum(dO∘O), then one kernel per key tile (dK, dV) and one per
 // query tile (dQ), each recomputing the scores from q, k and lse; deterministic (no atomics).
 import type { DType } from '../dtype.js';
@@ -141,6 +143,18 @@ export interface AttentionOptions {
   lse?: Tensor;
   /** Tile of the forward kernel (benchmarks sweep these); default chosen by shape and device. */
   tile?: AttentionTile;
+  /**
+   * Tiled forward: load the next K/V tile into registers while the current one is used from workgroup
+   * memory (register prefetch); default true.
+   */
+  prefetch?: boolean;
+  /** Tiled forward with f16 storage and D a multiple of 8: load 8 halves (16 bytes) at a time; default true. */
+  wideLoads?: boolean;
+  /**
+   * Tiled forward: stage o through workgroup memory and store it in whole 16-byte units (8 halves or 4 floats)
+   * by all threads, instead of each thread storing its own columns; default true.
+   */
+  stageOutput?: boolean;
 }
 
 export interface AttentionBackwardOptions {
@@ -222,11 +236,20 @@ export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: Atten
   }
   const tile = opts.tile ?? chooseAttentionTile(gpu, 'forward', D, Nq, Nk);
   const l = checkTile(gpu, op, 'forward', D, tile);
+  const vec8 = q.dtype === 'f16' && D % 8 === 0 && opts.wideLoads !== false;
+  const stage = opts.stageOutput !== false;
+  const ovec = stage && D % (outDtype === 'f16' ? 8 : 4) === 0;
   const defines: Defines = {
     ...tileDefines(D, l),
     QKV_F16: q.dtype === 'f16',
     O_F16: outDtype === 'f16',
     VEC: D % 4 === 0,
+    VEC8: vec8,
+    UV: vec8 ? 2 : 1,
+    PREFETCH: opts.prefetch !== false,
+    STAGE_O: stage,
+    OVEC: ovec,
+    UO: ovec ? D / (outDtype === 'f16' ? 8 : 4) : outDtype === 'f16' ? D / 2 : D,
     MASK: !!opts.kvLen,
     KVT: opts.kvLen?.dtype ?? 'u32',
   };
