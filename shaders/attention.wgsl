@@ -274,7 +274,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   for (var k0 = 0u; k0 < kend; k0 += BC) {
     // 1. stage the key tile.
 #if ${PREFETCH}
-    // Software pipeline, three barriers per tile: K of this tile was written after the previous tile's
+    // Software pipeline: K of this tile was written after the previous tile's
     // scores, V is written below once everyone is past the previous P·V; the next tile's K loads are issued
     // now, its V loads after the scores, so their latency hides behind this tile's math.
     workgroupBarrier();
@@ -345,10 +345,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         for (var r = 0u; r < TR; r++) { acc[r * TD4 + j] = fma(vec4<f32>(pv[r]), vx, acc[r * TD4 + j]); }
       }
     }
-#if ${PREFETCH}
-#else
     workgroupBarrier(); // before the next tile overwrites ks, vs
-#endif
   }
 
   // Row sums over the tx threads, then o = acc / l and lse = ln(2^m · l).
