@@ -50,14 +50,15 @@ async function check({ gpu, rng }: Ctx, c: Case): Promise<void> {
   const scale = c.scale ?? 1 / Math.sqrt(D);
   const tile = c.tile ?? (c.defaults || c.forwardDefaults ? undefined : SMALL);
   const tiles = c.tiles ?? (c.defaults ? undefined : { dkdv: SMALL, dq: SMALL });
-  const { o, lse } = attention(gpu, q, k, v, { kvLen, scale: c.scale, tile, prefetch: c.prefetch, wideLoads: c.wideLoads, stageOutput: c.stageOutput, outDtype: c.outDtype });
+  // variant 'tiled': this file tests the tiled kernels ('auto' would take tensor cores for f16 on a GPU)
+  const { o, lse } = attention(gpu, q, k, v, { kvLen, scale: c.scale, tile, prefetch: c.prefetch, wideLoads: c.wideLoads, stageOutput: c.stageOutput, outDtype: c.outDtype, variant: 'tiled' });
   const name = `${dtype} ${JSON.stringify({ ...c, dtype: undefined })}`;
   const want = refForward(round(qd), round(kd), round(vd), c, scale, c.kvLen);
   assertClose(await o.read(), want.o, { rtol: RTOL[c.outDtype ?? dtype], what: `o ${name}` });
   assertClose(await lse.read(), want.lse, { rtol: RTOL[dtype], what: `lse ${name}` });
   if (c.backward !== false) {
     const dO = gpu.upload(gd, [B, H, Nq, D], dtype, 'dO');
-    const g = attentionBackward(gpu, q, k, v, o, lse, dO, { kvLen, scale: c.scale, tiles });
+    const g = attentionBackward(gpu, q, k, v, o, lse, dO, { kvLen, scale: c.scale, tiles, variant: 'tiled' });
     const ref = refBackward(round(qd), round(kd), round(vd), round(gd), c, scale, c.kvLen);
     assertClose(await g.dq.read(), ref.dq, { rtol: RTOL[dtype], what: `dq ${name}` });
     assertClose(await g.dk.read(), ref.dk, { rtol: RTOL[dtype], what: `dk ${name}` });
@@ -121,7 +122,7 @@ s.test('forward variants give the same bits (prefetch and staging only move data
     const [q, k, v] = ['q', 'k', 'v'].map((n) => gpu.upload(rng.normal(2 * 2 * 37 * 24), sh, dtype, n)) as [ReturnType<typeof gpu.upload>, ReturnType<typeof gpu.upload>, ReturnType<typeof gpu.upload>];
     const variants = [{}, { prefetch: true }, { stageOutput: false }, ...(dtype === 'f16' ? [{ wideLoads: false }] : [])];
     for (const outDtype of dtype === 'f16' ? (['f16', 'f32'] as const) : (['f32'] as const)) {
-      const runs = variants.map((o) => attention(gpu, q, k, v, { tile: SMALL, outDtype, ...o }));
+      const runs = variants.map((o) => attention(gpu, q, k, v, { tile: SMALL, outDtype, variant: 'tiled', ...o }));
       const first = await runs[0]!.o.read();
       for (const [i, r] of runs.entries()) {
         const x = await r.o.read();
