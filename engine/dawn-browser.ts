@@ -1,12 +1,8 @@
 // Browser stand-in for dawn.ts (swapped in by build.mjs): in a page, WebGPU comes from navigator.gpu.
 import { DeviceUnavailableError } from './errors.js';
+import type { DawnBackend } from './dawn.js'; // types only: erased, so the bundle never loads dawn.ts
 
-export type DawnBackend = 'gpu' | 'swiftshader' | 'llvmpipe' | 'null';
-export interface DawnPaths {
-  swiftshaderIcd: string;
-  vulkanLoader: string[];
-  mesaEgl: string[];
-}
+export type { DawnBackend, DawnPaths } from './dawn.js';
 export const INSTALL_HINT: Record<DawnBackend, string> = {
   gpu: 'Node.js (Dawn)',
   swiftshader: 'Node.js (Dawn)',

@@ -11,7 +11,7 @@ import { GpuError, ShapeError, shapeStr } from './errors.js';
 import { BufferPool } from './pool.js';
 import { Profiler } from './profiler.js';
 import { formatCompilation, parseBindings, renderWgsl, variantLabel, type Defines, type Kernel, type ShaderSource } from './shader.js';
-import { checkShape, numel, Tensor, tensorBytes } from './tensor.js';
+import { checkShape, Tensor, tensorBytes } from './tensor.js';
 import fillWgsl from '../shaders/fill.wgsl';
 
 export interface GpuOptions extends DeviceOptions {
@@ -411,4 +411,3 @@ export class Gpu {
   }
 }
 
-export { numel };

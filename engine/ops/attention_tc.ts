@@ -100,11 +100,10 @@ export function attentionBackwardTc(gpu: Gpu, a: AttentionTcBackwardArgs): void 
   if (need > gpu.info.limits.maxComputeWorkgroupStorageSize && gpu.info.backend !== 'null') {
     throw new ShapeError(`attention backward: the tensor-core kernel needs ${need} bytes of workgroup memory for head dim ${D}, over this device's ${gpu.info.limits.maxComputeWorkgroupStorageSize}; use variant 'tiled'`);
   }
-  const delta = gpu.tensor([B, H, Nq], 'f32', 'attention delta');
   const dout = a.dout;
-  const o = a.o.dtype === dout.dtype ? a.o : null;
-  if (!o) throw new ShapeError(`attention backward: o (${a.o.dtype}) and dout (${dout.dtype}) must share a dtype`);
-  attentionDelta(gpu, o, dout, delta);
+  if (a.o.dtype !== dout.dtype) throw new ShapeError(`attention backward: o (${a.o.dtype}) and dout (${dout.dtype}) must share a dtype`);
+  const delta = gpu.tensor([B, H, Nq], 'f32', 'attention delta'); // allocated only once the inputs are checked
+  attentionDelta(gpu, a.o, dout, delta);
   const defines: Defines = { DP, OUT_F16: a.dq.dtype === 'f16', MASK: !!a.kvLen };
   const params = [Nq, Nk, D, H, { f32: a.scale }, { f32: a.scale * Math.LOG2E }];
   const mask = a.kvLen ? [a.kvLen] : [];
