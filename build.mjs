@@ -1,5 +1,5 @@
 // Bundles the TypeScript sources with esbuild (Node 20 runs no TypeScript by itself).
-//   node build.mjs            → dist/tests.mjs, dist/bench/*.mjs, dist/examples/*.mjs (Node, `webgpu` external)
+//   node build.mjs            → dist/tests.mjs, dist/bench/*.mjs, dist/examples/*.mjs, dist/cli/*.mjs (Node, `webgpu` external)
 //                               and dist/browser/engine.js (browser: navigator.gpu, no Dawn)
 //   node build.mjs --watch    → the same, rebuilt on change
 // WGSL files are imported as text; tests/*.test.ts are collected into one runner.
@@ -58,6 +58,7 @@ const builds = [
     entryPoints: Object.fromEntries([
       ...list('bench', '.ts').filter((f) => !f.startsWith('_')).map((f) => [`bench/${basename(f, '.ts')}`, `bench/${f}`]),
       ...list('examples', '.ts').map((f) => [`examples/${basename(f, '.ts')}`, `examples/${f}`]),
+      ...list('cli', '.ts').filter((f) => !f.startsWith('_')).map((f) => [`cli/${basename(f, '.ts')}`, `cli/${f}`]),
     ]),
     outdir: 'dist',
   },
