@@ -3,7 +3,7 @@
 # (SwiftShader from Debian's chromium package + the Vulkan loader; Mesa llvmpipe through EGL) and npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=(chromium libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri)
+need=(chromium libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri ffmpeg)
 missing=()
 for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
