@@ -254,6 +254,25 @@ export class Gpu {
     this.commandEncoder().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, Math.ceil(src.byteLength / 4) * 4);
   }
 
+  /**
+   * Copies `elements` elements from src (starting at element srcAt) into dst (at element dstAt), in order with
+   * the dispatches around it. Tensors of 32-bit elements, or f16 at even element offsets and counts.
+   */
+  copyRange(src: Tensor, srcAt: number, dst: Tensor, dstAt: number, elements: number): void {
+    if (src.dtype !== dst.dtype) throw new ShapeError(`copyRange ${src} → ${dst}: dtypes differ`);
+    if (srcAt < 0 || dstAt < 0 || elements < 0 || srcAt + elements > src.size || dstAt + elements > dst.size) {
+      throw new ShapeError(`copyRange ${src}[${srcAt}..${srcAt + elements}) → ${dst}[${dstAt}..${dstAt + elements}): out of range`);
+    }
+    const eb = src.dtype === 'f16' ? 2 : 4;
+    if (eb === 2 && (srcAt % 2 || dstAt % 2 || elements % 2)) {
+      throw new ShapeError(`copyRange ${src} → ${dst}: f16 ranges must start at even elements and hold an even count (got ${srcAt}, ${dstAt}, ${elements})`);
+    }
+    if (elements === 0) return;
+    this.endPass();
+    this.openScopes();
+    this.commandEncoder().copyBufferToBuffer(src.buffer, srcAt * eb, dst.buffer, dstAt * eb, elements * eb);
+  }
+
   releaseBuffer(buffer: GPUBuffer): void {
     this.pool.release(buffer, this.submitted + 1);
   }

@@ -59,11 +59,17 @@ export class Tensor {
     return `${this.name} ${shapeStr(this.shape)} ${this.dtype}`;
   }
 
-  /** Hands the buffer back to the pool. Work already encoded that reads this tensor still sees its data. */
+  /**
+   * Drops this handle. The buffer goes back to the pool when its owner and every view of it are released
+   * (views count as references). Work already encoded that reads the tensor still sees its data.
+   */
   release(): void {
     if (!this._buffer) return;
-    if (!this.isView) this.gpu.releaseBuffer(this._buffer);
+    const buffer = this._buffer;
     this._buffer = null;
+    if (this.isView) return;
+    const owner = this.base ?? this;
+    if (--owner.refs === 0) this.gpu.releaseBuffer(buffer);
   }
 
   /** Downloads the contents (f16 decoded to f32). Flushes pending work. */
@@ -71,15 +77,25 @@ export class Tensor {
     return this.gpu.read(this);
   }
 
-  /** Same data, new shape (no copy); the view shares this tensor's buffer and must not outlive it. */
+  /**
+   * Same data, new shape (no copy). The view holds a reference: the buffer stays allocated until both the
+   * view and the tensor it came from are released.
+   */
   reshape(shape: readonly number[]): Tensor {
     const s = checkShape(shape, `reshape of ${this}`);
     if (numel(s) !== this.size) throw new ShapeError(`reshape of ${this} to ${shapeStr(s)}: element counts differ (${this.size} vs ${numel(s)})`);
+    const owner = this.base ?? this;
+    if (owner.isView) throw new Error(`reshape of ${this}: the tensor is an unowned alias (isView); reshape the tensor it aliases`);
     const view = new Tensor(this.gpu, s, this.dtype, this.buffer, `${this.name}.view`);
-    view.isView = true;
+    view.base = owner;
+    owner.refs++;
     return view;
   }
 
-  /** Views never release the shared buffer. */
+  /** A reshape view: the tensor it shares its buffer with (null for the owner). */
+  private base: Tensor | null = null;
+  /** Live handles (owner + views) on the buffer; 0 returns it to the pool. */
+  private refs = 1;
+  /** An unowned alias of another tensor's buffer (test helpers): release() never frees the buffer. */
   isView = false;
 }

@@ -167,7 +167,11 @@ export function gatedResidualBackward(
   gpu.dispatch(kernel, [dout, gate, y, dy, pg], [B * N, C, units, groupsX, N, blockRows, blocks, dout.size], workgroups);
   if (!direct) {
     if (opts.finalSum === 'colsum') colsum(gpu, pg, undefined, dgate, undefined, B, blocks, C);
-    else sum(gpu, pg, 1, dgate.reshape([B, C]));
+    else {
+      const view = dgate.reshape([B, C]);
+      sum(gpu, pg, 1, view);
+      view.release();
+    }
     pg.release();
   }
   return { dx: dout, dy, dgate };

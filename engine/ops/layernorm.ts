@@ -252,8 +252,11 @@ export function normBackward(gpu: Gpu, s: NormBackwardSpec): { dx: Tensor; dw?: 
     if (v.finalSum === 'colsum') {
       colsum(gpu, pw, pb, dw!, db!, groups, blocks, C);
     } else {
-      sum(gpu, pw, 1, dw!.reshape([groups, C]), { subgroups });
-      sum(gpu, pb, 1, db!.reshape([groups, C]), { subgroups });
+      const [dwv, dbv] = [dw!.reshape([groups, C]), db!.reshape([groups, C])];
+      sum(gpu, pw, 1, dwv, { subgroups });
+      sum(gpu, pb, 1, dbv, { subgroups });
+      dwv.release();
+      dbv.release();
     }
     pw.release();
     pb.release();
