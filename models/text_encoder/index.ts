@@ -1,7 +1,8 @@
 // Text encoders: captions → per-token embeddings + mask, the caption input of STDiT.
 // STDiT (Open-Sora) takes y [B, 1, L, C] (L = model_max_length tokens of C = caption_channels each) and a
 // mask [B, L]; it drops the padding tokens and cross-attends each sample to its first lengths[b] tokens.
-// TextEncoding.emb is laid out [B, L, C], which is y's memory as-is (the 1 is a singleton axis).
+// TextEncoding.emb is laid out [B, L, C], which is y's memory as-is (the 1 is a singleton axis):
+//   gpu.upload(enc.emb, [B, 1, L, C]) and gpu.upload(Int32Array.from(enc.lengths), [B], 'i32') (kvLen).
 // The unconditional (null) caption for caption dropout and classifier-free guidance is not the encoder's:
 // in Open-Sora it is STDiT's learned y_embedder.y_embedding [L, C]; an encoder may offer one of its own.
 import type { StFile } from '../../engine/safetensors.js';
