@@ -1,0 +1,51 @@
+// The embedded default: a small STDiT on the built-in synthetic dataset, 8 frames of 32×32 pixels, identity
+// "VAE" (the 3 RGB channels are the latents, no downsampling) and the small built-in text encoder (64-dim
+// captions, 16 tokens). 8×16×16 = 2048 tokens per sample; trains in minutes on one GPU and runs (slowly) on
+// software WebGPU for tests.
+import type { TrainConfig } from './types.js';
+
+export function tiny(): TrainConfig {
+  return {
+    name: 'tiny',
+    num_frames: 8,
+    frame_interval: 1,
+    image_size: [32, 32],
+    dataset: { type: 'synthetic', data_path: '', root: '', num_samples: 4096, num_workers: 0 },
+    model: {
+      type: 'STDiT-tiny',
+      arch: 'STDiT',
+      hidden_size: 128,
+      depth: 4,
+      num_heads: 4,
+      mlp_ratio: 4,
+      patch_size: [1, 2, 2],
+      space_scale: 1.0,
+      time_scale: 1.0,
+      class_dropout_prob: 0.1,
+      pred_sigma: true,
+      drop_path: 0,
+      enable_flashattn: true,
+      grad_checkpoint: false,
+      from_pretrained: '',
+    },
+    text_encoder: { type: 'tiny', from_pretrained: '', model_max_length: 16, caption_channels: 64 },
+    vae: { type: 'identity', from_pretrained: '', latent_channels: 3, downsample: [1, 1, 1], scaling_factor: 1 },
+    scheduler: { type: 'iddpm', num_timesteps: 1000, noise_schedule: 'linear', timestep_respacing: '', learn_sigma: true },
+    dtype: 'f32',
+    sp_size: 1,
+    batch_size: 16,
+    lr: 2e-4,
+    weight_decay: 0,
+    adam_betas: [0.9, 0.999],
+    adam_eps: 1e-8,
+    grad_clip: 1.0,
+    ema_decay: 0.999,
+    epochs: 100,
+    log_every: 10,
+    ckpt_every: 500,
+    keep_ckpts: 3,
+    seed: 42,
+    outputs: 'outputs',
+    load: '',
+  };
+}
