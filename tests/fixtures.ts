@@ -5,6 +5,8 @@ import { dirname, join } from 'node:path';
 import { readSafetensors } from '../engine/safetensors-file.js';
 import { toFloat64, type StFile } from '../engine/safetensors.js';
 import type { HostTensor } from '../models/state.js';
+import type { Module } from '../models/nn.js';
+import { assertClose } from './harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cache = new Map<string, StFile>();
@@ -28,4 +30,17 @@ export function fixtureState(f: StFile): Map<string, HostTensor> {
     if (m) out.set(m[2]!, { shape: t.shape, data: toFloat64(t) });
   }
   return out;
+}
+
+/** Compares every trainable parameter's gradient with the fixture's `grad.<name>` (and checks none is left out). */
+export async function checkParamGrads(model: Module, f: StFile, rtol: number): Promise<void> {
+  let checked = 0;
+  for (const [name, p] of model.namedParams()) {
+    if (!p.requiresGrad) continue;
+    if (!p.grad) throw new Error(`no gradient reached ${name}`);
+    assertClose(await p.grad.read(), toFloat64(f.tensors.get(`grad.${name}`)!), { rtol, what: `grad of ${name}` });
+    checked++;
+  }
+  const want = [...f.tensors.keys()].filter((k) => k.startsWith('grad.') && !k.startsWith('grad.input.')).length;
+  if (checked !== want) throw new Error(`checked ${checked} parameter gradients; the fixture has ${want}`);
 }

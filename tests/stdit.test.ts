@@ -7,7 +7,7 @@ import type { Gpu } from '../engine/gpu.js';
 import { toFloat64, type StFile } from '../engine/safetensors.js';
 import { STDiT } from '../models/stdit.js';
 import { loadStateDict, stateDict, type HostTensor } from '../models/state.js';
-import { fixture, fixtureState } from './fixtures.js';
+import { checkParamGrads, fixture, fixtureState } from './fixtures.js';
 
 const s = suite('stdit');
 
@@ -44,14 +44,7 @@ async function parity(gpu: Gpu, gradCheckpoint: boolean) {
   const out = model.forward(tape, { x, timestep, y, yLen });
   assertClose(await out.value.read(), get('output'), { rtol: 1e-4, what: 'STDiT output' });
   tape.backward(out, gpu.upload(get('loss_weight'), out.shape, 'f32', 'loss_weight'));
-  let checked = 0;
-  for (const [name, p] of stateDict(model)) {
-    if (!p.requiresGrad) continue;
-    if (!p.grad) throw new Error(`no gradient reached ${name}`);
-    assertClose(await p.grad.read(), get(`grad.${name}`), { rtol: 1e-4, what: `grad of ${name}` });
-    checked++;
-  }
-  if (checked !== [...f.tensors.keys()].filter((k) => k.startsWith('grad.') && !k.startsWith('grad.input.')).length) throw new Error(`checked ${checked} parameter gradients`);
+  await checkParamGrads(model, f, 1e-4);
   assertClose(await x.grad!.read(), get('grad.input.x'), { rtol: 1e-4, what: 'grad of input x' });
   assertClose(await y.grad!.read(), get('grad.input.y'), { rtol: 1e-4, what: 'grad of input y' });
   tape.release();
