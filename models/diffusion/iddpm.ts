@@ -1,0 +1,94 @@
+// IDDPM training (DiT / Open-Sora `create_diffusion`): epsilon prediction, learned-range sigma, loss = MSE +
+// VB. q_sample, the per-sample loss {loss, mse, vb} and its gradient by the model output run on the GPU;
+// the per-sample coefficients at each sample's t come from the f64 schedule.
+//   x_t  = sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·ε
+//   mse  = mean over the sample of (ε_θ − ε)²
+//   vb   = mean of KL(q(x_{t−1} | x_t, x0) ‖ p_θ(x_{t−1} | x_t)) / ln 2 (t > 0), or the discretized Gaussian
+//          decoder NLL / ln 2 at t = 0; ε_θ is detached there, so vb trains only the variance channels.
+//   loss = mse + vbScale·vb (vbScale 1: upstream's num_timesteps / 1000 for the 1000-step schedule)
+import type { Gpu } from '../../engine/gpu.js';
+import type { Tensor } from '../../engine/tensor.js';
+import { COEFS, iddpmLoss, iddpmLossBackward, sampleAxpby } from '../../engine/ops/diffusion.js';
+import { randint } from '../../engine/ops/random.js';
+import type { Schedule } from './schedule.js';
+
+/** Checks that t holds `batch` integer timesteps of the schedule. */
+export function checkTimesteps(what: string, s: Schedule, t: ArrayLike<number>, batch: number): void {
+  if (t.length !== batch) throw new RangeError(`${what}: ${t.length} timesteps for a batch of ${batch}; give one per sample`);
+  for (let i = 0; i < t.length; i++) {
+    const v = t[i]!;
+    if (!Number.isInteger(v) || v < 0 || v >= s.numTimesteps) throw new RangeError(`${what}: timestep ${v} (sample ${i}) must be an integer in 0..${s.numTimesteps - 1}`);
+  }
+}
+
+/** [B, K] f32 rows: the named schedule columns at each t (row-major), for the coef tensors of the kernels. */
+export function coefRows(t: ArrayLike<number>, row: (t: number) => number[]): Float32Array {
+  const rows = Array.from(t, (v) => row(v));
+  return Float32Array.from(rows.flat());
+}
+
+/** Coefficients of COEFS.loss at t. */
+export function lossCoefRow(s: Schedule, t: number): number[] {
+  return [
+    s.sqrtRecipAlphasCumprod[t]!,
+    s.sqrtRecipm1AlphasCumprod[t]!,
+    s.posteriorMeanCoef1[t]!,
+    s.posteriorMeanCoef2[t]!,
+    s.posteriorLogVarianceClipped[t]!,
+    s.logBetas[t]!,
+    t === 0 ? 1 : 0,
+  ];
+}
+
+function uploadCoefs(gpu: Gpu, t: ArrayLike<number>, row: (t: number) => number[], k: number, name: string): Tensor {
+  return gpu.upload(coefRows(t, row), [t.length, k], 'f32', name);
+}
+
+/** x_t = sqrt(ᾱ_t)·xStart + sqrt(1 − ᾱ_t)·noise per sample (t: one schedule index per sample). */
+export function qSample(gpu: Gpu, s: Schedule, xStart: Tensor, t: ArrayLike<number>, noise: Tensor): Tensor {
+  checkTimesteps('qSample', s, t, xStart.shape[0] ?? 0);
+  const coefs = uploadCoefs(gpu, t, (v) => [s.sqrtAlphasCumprod[v]!, s.sqrtOneMinusAlphasCumprod[v]!], COEFS.qSample.length, 'qSample.coefs');
+  const y = sampleAxpby(gpu, xStart, noise, coefs);
+  coefs.release();
+  return y;
+}
+
+export interface LossInputs {
+  xStart: Tensor;
+  /** q_sample(xStart, t, noise), the model's input. */
+  xT: Tensor;
+  noise: Tensor;
+  /** One schedule index per sample. */
+  t: ArrayLike<number>;
+  /** The model's output at (xT, t): [B, 2C, ...] (learned sigma) or [B, C, ...]. */
+  modelOutput: Tensor;
+  /** Factor of vb (default numTimesteps / 1000, upstream's RESCALED_MSE; 1 for the 1000-step schedule). */
+  vbScale?: number;
+}
+
+function lossArgs(gpu: Gpu, what: string, s: Schedule, a: LossInputs) {
+  checkTimesteps(what, s, a.t, a.xT.shape[0] ?? 0);
+  const coefs = uploadCoefs(gpu, a.t, (v) => lossCoefRow(s, v), COEFS.loss.length, `${what}.coefs`);
+  return { modelOutput: a.modelOutput, xStart: a.xStart, xT: a.xT, noise: a.noise, coefs, vbScale: a.vbScale ?? s.numTimesteps / 1000 };
+}
+
+/** upstream training_losses: per-sample {loss, mse, vb}, each [B] f32. */
+export function trainingLosses(gpu: Gpu, s: Schedule, a: LossInputs): { loss: Tensor; mse: Tensor; vb: Tensor } {
+  const args = lossArgs(gpu, 'trainingLosses', s, a);
+  const out = iddpmLoss(gpu, args);
+  args.coefs.release();
+  return out;
+}
+
+/** Gradient of Σ_b dloss[b]·loss[b] by the model output (dloss [B] f32; for the batch mean, 1/B each). */
+export function trainingLossesBackward(gpu: Gpu, s: Schedule, a: LossInputs, dloss: Tensor): Tensor {
+  const args = lossArgs(gpu, 'trainingLossesBackward', s, a);
+  const d = iddpmLossBackward(gpu, { ...args, dloss });
+  args.coefs.release();
+  return d;
+}
+
+/** Training timesteps, uniform over the schedule, from the counter-based stream (seed, offset). */
+export function sampleTimesteps(s: Schedule, batch: number, opts: { seed: number; offset?: number }): Int32Array {
+  return randint(batch, 0, s.numTimesteps - 1, opts);
+}
