@@ -183,6 +183,29 @@ s.test('p_sample step (learned range) and DDIM eta 0 match the upstream fixture 
   assertClose(await ddimStep(gpu, { x, modelOutput: mo, coefs: dc }).read(), fx('sample100.ddim_x_prev_eta0'), { rtol: RTOL, what: 'ddim x_prev' });
 });
 
+s.test('clip_denoised: p_sample and DDIM clamp pred_xstart to [-1, 1] (DDIM re-derives eps from it)', async ({ gpu }) => {
+  const sc = createSchedule('100');
+  const t = Array.from(fx('sample100.t'));
+  const [x, mo, noise] = [up(gpu, 'sample100.x_t'), up(gpu, 'sample100.model_output'), up(gpu, 'sample100.noise')];
+  const xv = f32(fx('sample100.x_t'));
+  const nv = f32(fx('sample100.noise'));
+  const lv = fx('sample100.log_variance');
+  const pc = fx('sample100.pred_xstart').map((v) => Math.min(1, Math.max(-1, v)));
+  const M = xv.length / 2;
+  const mean = pc.map((v, i) => sc.posteriorMeanCoef1[t[Math.floor(i / M)]!]! * v + sc.posteriorMeanCoef2[t[Math.floor(i / M)]!]! * xv[i]!);
+  const coefs = gpu.upload(coefRows(t, (v) => pSampleCoefRow(sc, v)), [2, 8], 'f32', 'coefs');
+  const r = pSampleStep(gpu, { x, modelOutput: mo, coefs, noise, clip: true, extras: true });
+  assertClose(await r.predXstart!.read(), pc, { rtol: RTOL, what: 'clipped pred_xstart' });
+  assertClose(await r.xPrev.read(), mean.map((m, i) => m + Math.exp(0.5 * lv[i]!) * nv[i]!), { rtol: RTOL, what: 'clipped x_prev' });
+  const dc = gpu.upload(coefRows(t, (v) => ddimCoefRow(sc, v, 0)), [2, 5], 'f32', 'ddim.coefs');
+  const want = pc.map((p, i) => {
+    const tb = t[Math.floor(i / M)]!;
+    const eps = (sc.sqrtRecipAlphasCumprod[tb]! * xv[i]! - p) / sc.sqrtRecipm1AlphasCumprod[tb]!;
+    return p * Math.sqrt(sc.alphasCumprodPrev[tb]!) + Math.sqrt(1 - sc.alphasCumprodPrev[tb]!) * eps;
+  });
+  assertClose(await ddimStep(gpu, { x, modelOutput: mo, coefs: dc, clip: true }).read(), want, { rtol: RTOL, what: 'clipped ddim x_prev' });
+});
+
 // ---- sampler loops against f64 CPU loops ------------------------------------------------------------
 /** A test model (on the CPU, f32 output): eps = 0.6·x + 0.2·sin(i + t/100), v = tanh(0.3·x + cos i). */
 function modelRef(x: ArrayLike<number>, t: number, B: number, learned: boolean): Float64Array {
