@@ -35,6 +35,8 @@ export interface ReadFramesOptions {
   /** Output size; both or neither (the frames are scaled to exactly width×height). Default: the source size. */
   width?: number;
   height?: number;
+  /** Decoder threads (ffmpeg -threads). Default: ffmpeg's choice. */
+  threads?: number;
 }
 
 /** Internal decode request: frame selection plus an ffmpeg filter chain with a known output size. */
@@ -48,6 +50,8 @@ export interface DecodeRequest {
   /** Output frame size (after the filter). */
   width: number;
   height: number;
+  /** Decoder/filter threads (ffmpeg -threads); default ffmpeg's choice. 1 suits many processes in parallel. */
+  threads?: number;
 }
 
 const ffmpegBin = () => process.env.FFMPEG_PATH || 'ffmpeg';
@@ -210,7 +214,13 @@ export async function decodeFrames(path: string, req: DecodeRequest): Promise<Ui
   }
   const frameBytes = width * height * 3;
   const chain = [selectFilter(start, count, step), req.filter].filter(Boolean).join(',');
-  const args = ['-v', 'error', '-nostdin', '-i', path, '-map', '0:v:0'];
+  const args = ['-v', 'error', '-nostdin'];
+  if (req.threads !== undefined) {
+    if (!(Number.isInteger(req.threads) && req.threads >= 0)) throw new Error(`decodeFrames(${path}): threads must be an integer >= 0 (0 = auto), got ${req.threads}`);
+    args.push('-threads', String(req.threads));
+  }
+  args.push('-i', path, '-map', '0:v:0');
+  if (req.threads !== undefined) args.push('-filter_threads', String(req.threads));
   if (chain) args.push('-vf', chain);
   // passthrough timestamps: the selected frames are emitted once each (no duplication to a constant rate)
   args.push('-vsync', '0');
@@ -237,11 +247,12 @@ export async function readVideoFrames(path: string, opts: ReadFramesOptions = {}
   if ((opts.width === undefined) !== (opts.height === undefined)) {
     throw new Error(`readVideoFrames(${path}): give both width and height, or neither`);
   }
-  const info = await probeVideo(path);
-  const width = opts.width ?? info.width;
-  const height = opts.height ?? info.height;
+  // With an output size given, no probe is needed (one ffmpeg process instead of two).
+  const info = opts.width === undefined ? await probeVideo(path) : null;
+  const width = opts.width ?? info!.width;
+  const height = opts.height ?? info!.height;
   const filter = opts.width !== undefined ? `scale=${width}:${height}:flags=bilinear` : '';
-  return decodeFrames(path, { start: opts.start ?? 0, count: opts.count ?? null, step: opts.step ?? 1, filter, width, height });
+  return decodeFrames(path, { start: opts.start ?? 0, count: opts.count ?? null, step: opts.step ?? 1, filter, width, height, threads: opts.threads });
 }
 
 /** A still image (PNG/JPEG/WebP/BMP…, or the first frame of a video) as RGB24. */
