@@ -8,10 +8,11 @@
 // Host arrays only: the trainer reads its GPU tensors first. loadCheckpoint checks every tensor against
 // the model's expected names and shapes and reports all problems in one error; loadModelWeights also takes
 // plain upstream weights (no prefix, or `module.` / `state_dict.` / … prefixes from PyTorch conversions).
+// File IO streams tensor by tensor (cli/_safetensors-io.ts): a full STDiT-XL/2 checkpoint (~11.6 GB) is
+// beyond Node's 2 GiB single read and 4 GiB typed array, and loads read only the tensors they return.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { serializeSafetensors, toFloat32, type StEntry, type StTensor } from '../engine/safetensors.js';
-import { readSafetensors, writeFileAtomic } from '../engine/safetensors-file.js';
+import { withSafetensors, writeChunksAtomic, writeSafetensorsStreaming, type F32Entry, type SafetensorsReader, type TensorInfo } from './_safetensors-io.js';
 
 export const CHECKPOINT_FORMAT = 'webgpu-dit-train-ckpt/1';
 
@@ -73,14 +74,14 @@ function checkInt(v: number, what: string): void {
   if (!Number.isSafeInteger(v) || v < 0) throw new Error(`saveCheckpoint: ${what} = ${v} must be an integer >= 0`);
 }
 
-/** The safetensors bytes of a checkpoint (exposed for tests and for writing elsewhere). */
-export function serializeCheckpoint(ck: CheckpointData): Uint8Array {
+/** Writes a checkpoint file atomically (creating its folder); streams, so any size works. */
+export function saveCheckpoint(path: string, ck: CheckpointData): void {
   checkInt(ck.step, 'step');
   checkInt(ck.epoch, 'epoch');
   checkInt(ck.batchInEpoch, 'batchInEpoch');
   if (!(ck.lossScale > 0) || !Number.isFinite(ck.lossScale)) throw new Error(`saveCheckpoint: lossScale = ${ck.lossScale} must be a positive finite number`);
   if (!ck.m !== !ck.v) throw new Error('saveCheckpoint: optimizer moments m and v must be given together (or neither)');
-  const entries: StEntry[] = [];
+  const entries: F32Entry[] = [];
   for (const [field, prefix] of GROUPS) {
     const map = ck[field];
     if (!map) continue;
@@ -96,7 +97,7 @@ export function serializeCheckpoint(ck: CheckpointData): Uint8Array {
       if (t.data.length !== numel(t.shape)) {
         throw new Error(`saveCheckpoint: ${prefix}${name} has ${t.data.length} values for shape ${shapeStr(t.shape)} (needs ${numel(t.shape)})`);
       }
-      entries.push({ name: prefix + name, dtype: 'F32', shape: t.shape, data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) });
+      entries.push({ name: prefix + name, shape: t.shape, data: t.data });
     }
   }
   const metadata: Record<string, string> = {
@@ -109,14 +110,8 @@ export function serializeCheckpoint(ck: CheckpointData): Uint8Array {
     rng: JSON.stringify(ck.rng),
     config: JSON.stringify(ck.config ?? null),
   };
-  return serializeSafetensors(entries, metadata);
-}
-
-/** Writes a checkpoint file atomically (creating its folder). */
-export function saveCheckpoint(path: string, ck: CheckpointData): void {
-  const bytes = serializeCheckpoint(ck);
   mkdirSync(dirname(path), { recursive: true });
-  writeFileAtomic(path, bytes);
+  writeSafetensorsStreaming(path, entries, metadata);
 }
 
 /** Problems of `found` against `expected`: missing, unexpected and mis-shaped names (one line each). */
@@ -147,11 +142,6 @@ function metaJson(meta: Record<string, string>, key: string, path: string): unkn
   }
 }
 
-function toHost(t: StTensor): HostTensor {
-  // copy F32 bytes into a fresh aligned array (file views may be unaligned); other float types convert
-  const data = t.dtype === 'F32' ? new Float32Array(new Uint8Array(t.bytes).buffer) : toFloat32(t);
-  return { data, shape: [...t.shape] };
-}
 
 /**
  * Reads a training checkpoint and checks it against the model's expected parameter names and shapes: every
@@ -159,7 +149,10 @@ function toHost(t: StTensor): HostTensor {
  * missing, unexpected and mis-shaped tensors are reported in one error.
  */
 export function loadCheckpoint(path: string, expected: ShapeMap): LoadedCheckpoint {
-  const file = readSafetensors(path);
+  return withSafetensors(path, (file) => readCheckpoint(file, path, expected));
+}
+
+function readCheckpoint(file: SafetensorsReader, path: string, expected: ShapeMap): LoadedCheckpoint {
   const meta = file.metadata;
   if (meta.format !== CHECKPOINT_FORMAT) {
     const plain = [...file.tensors.keys()].some((k) => !k.startsWith('model.'));
@@ -168,7 +161,8 @@ export function loadCheckpoint(path: string, expected: ShapeMap): LoadedCheckpoi
         (plain ? '; for plain (e.g. upstream) model weights use loadModelWeights / --model.from_pretrained instead of resuming' : ''),
     );
   }
-  const groups: Record<string, Map<string, StTensor>> = { params: new Map(), ema: new Map(), m: new Map(), v: new Map() };
+  // names and shapes come from the header: everything is checked before any tensor data is read
+  const groups: Record<string, Map<string, TensorInfo>> = { params: new Map(), ema: new Map(), m: new Map(), v: new Map() };
   const stray: string[] = [];
   for (const [key, t] of file.tensors) {
     const g = GROUPS.find(([, prefix]) => key.startsWith(prefix));
@@ -181,7 +175,7 @@ export function loadCheckpoint(path: string, expected: ShapeMap): LoadedCheckpoi
     if (field !== 'params' && g.size === 0) continue;
     for (const p of compareShapes(new Map([...g].map(([k, t]) => [k, t.shape])), expected)) problems.push(p.replace(/: /, `: ${prefix}`));
     for (const [name, t] of g) {
-      if (!['F32', 'F16', 'BF16', 'F64'].includes(t.dtype)) problems.push(`wrong dtype: ${prefix}${name} is ${t.dtype}, expected a float type (F32)`);
+      if (!FLOAT_TYPES.includes(t.dtype)) problems.push(`wrong dtype: ${prefix}${name} is ${t.dtype}, expected a float type (F32)`);
     }
   }
   if ((groups.m!.size === 0) !== (groups.v!.size === 0)) problems.push('optimizer state incomplete: optim.m.* and optim.v.* must both be present or both absent');
@@ -192,29 +186,25 @@ export function loadCheckpoint(path: string, expected: ShapeMap): LoadedCheckpoi
         'or load only the weights of a different model with loadModelWeights / --model.from_pretrained.',
     );
   }
-  const toMap = (g: Map<string, StTensor>) => new Map([...expected.keys()].map((name) => [name, toHost(g.get(name)!)]));
   const rng = metaJson(meta, 'rng', path) as RngState;
   if (typeof rng !== 'object' || rng === null || typeof rng.seed !== 'number') throw new Error(`${path}: checkpoint metadata "rng" lacks a numeric seed`);
   const lossScale = Number(metaJson(meta, 'loss_scale', path));
   if (!(lossScale > 0)) throw new Error(`${path}: checkpoint metadata "loss_scale" is ${meta.loss_scale}, expected a positive number`);
-  const out: LoadedCheckpoint = {
-    format: meta.format,
-    path,
-    step: metaInt(meta, 'step', path),
-    epoch: metaInt(meta, 'epoch', path),
-    batchInEpoch: metaInt(meta, 'batch_in_epoch', path),
-    lossScale,
-    rng: { seed: rng.seed, counters: { ...(rng.counters ?? {}) } },
-    config: metaJson(meta, 'config', path),
-    params: toMap(groups.params!),
-  };
-  if (groups.ema!.size) out.ema = toMap(groups.ema!);
+  const step = metaInt(meta, 'step', path);
+  const epoch = metaInt(meta, 'epoch', path);
+  const batchInEpoch = metaInt(meta, 'batch_in_epoch', path);
+  const config = metaJson(meta, 'config', path);
+  const toMap = (prefix: string) => new Map([...expected].map(([name, shape]) => [name, { data: file.readF32(prefix + name), shape: [...shape] }]));
+  const out: LoadedCheckpoint = { format: meta.format, path, step, epoch, batchInEpoch, lossScale, rng: { seed: rng.seed, counters: { ...(rng.counters ?? {}) } }, config, params: toMap('model.') };
+  if (groups.ema!.size) out.ema = toMap('ema.');
   if (groups.m!.size) {
-    out.m = toMap(groups.m!);
-    out.v = toMap(groups.v!);
+    out.m = toMap('optim.m.');
+    out.v = toMap('optim.v.');
   }
   return out;
 }
+
+const FLOAT_TYPES: readonly string[] = ['F32', 'F16', 'BF16', 'F64'];
 
 /** Preferred prefixes when several prefixes cover the expected names equally well. */
 const KNOWN_PREFIXES = ['model.', '', 'ema.', 'module.', 'model.module.', 'state_dict.', 'state_dict.module.', 'param.'];
@@ -235,7 +225,10 @@ export interface LoadWeightsOptions {
  * prefix that the model does not have are an error unless `ignore` accepts them. All problems in one error.
  */
 export function loadModelWeights(path: string, expected: ShapeMap, opts: LoadWeightsOptions = {}): TensorMap {
-  const file = readSafetensors(path);
+  return withSafetensors(path, (file) => readWeights(file, path, expected, opts));
+}
+
+function readWeights(file: SafetensorsReader, path: string, expected: ShapeMap, opts: LoadWeightsOptions): TensorMap {
   const keys = [...file.tensors.keys()];
   let prefix = opts.prefix;
   if (prefix === undefined) {
@@ -261,14 +254,14 @@ export function loadModelWeights(path: string, expected: ShapeMap, opts: LoadWei
       throw new Error(`${path}: the model's parameters appear under several prefixes (${top.map((p) => `"${p}"`).join(', ')}); pass { prefix } to choose one`);
     }
   }
-  const found = new Map<string, StTensor>();
+  const found = new Map<string, TensorInfo>();
   for (const [k, t] of file.tensors) if (k.startsWith(prefix)) found.set(k.slice(prefix.length), t);
   const problems: string[] = [];
   const squeeze = (s: readonly number[]) => s.filter((d) => d !== 1);
   for (const [name, shape] of expected) {
     const t = found.get(name);
     if (!t) problems.push(`missing: ${prefix}${name} (expected ${shapeStr(shape)})`);
-    else if (!['F32', 'F16', 'BF16', 'F64'].includes(t.dtype)) problems.push(`wrong dtype: ${prefix}${name} is ${t.dtype}, expected a float type`);
+    else if (!FLOAT_TYPES.includes(t.dtype)) problems.push(`wrong dtype: ${prefix}${name} is ${t.dtype}, expected a float type`);
     else if (!sameShape(t.shape, shape) && !(opts.squeezeOnes !== false && sameShape(squeeze(t.shape), squeeze(shape)))) {
       problems.push(`wrong shape: ${prefix}${name} expected ${shapeStr(shape)}, found ${shapeStr(t.shape)}`);
     }
@@ -283,7 +276,7 @@ export function loadModelWeights(path: string, expected: ShapeMap, opts: LoadWei
         'or skip tensors the model does not use with { ignore }.',
     );
   }
-  return new Map([...expected].map(([name, shape]) => [name, { data: toHost(found.get(name)!).data, shape: [...shape] }]));
+  return new Map([...expected].map(([name, shape]) => [name, { data: file.readF32(prefix + name), shape: [...shape] }]));
 }
 
 // ---- checkpoint folders --------------------------------------------------------------------------------
@@ -296,7 +289,7 @@ export const checkpointName = (step: number) => `ckpt-${step}.safetensors`;
 export function saveRunCheckpoint(runDir: string, ck: CheckpointData, keep = 0): string {
   const path = join(runDir, checkpointName(ck.step));
   saveCheckpoint(path, ck);
-  writeFileAtomic(join(runDir, 'latest'), new TextEncoder().encode(`${basename(path)}\n`));
+  writeChunksAtomic(join(runDir, 'latest'), [new TextEncoder().encode(`${basename(path)}\n`)]);
   if (keep > 0) pruneCheckpoints(runDir, keep);
   return path;
 }

@@ -176,6 +176,13 @@ s.test('save refuses inconsistent input; load refuses non-checkpoints and bad me
     writeFileAtomic(path, serializeSafetensors(entries, { format: CHECKPOINT_FORMAT, step: 'x', epoch: '0', batch_in_epoch: '0', loss_scale: '1', rng: '{"seed":1}', config: '{}' }));
     await assertThrows(() => loadCheckpoint(path, expected), /metadata "step" is "x", expected an integer/, 'bad step');
     await assertThrows(() => loadCheckpoint(join(dir, 'nope.safetensors'), expected), /cannot read safetensors file .*nope\.safetensors/, 'no file');
+    // a file cut short (copied while being written by something else, disk full) is named as truncated
+    saveCheckpoint(path, ck);
+    const full = readFileSync(path);
+    writeFileSync(path, full.subarray(0, full.length - 10));
+    await assertThrows(() => loadCheckpoint(path, expected), /tensor "optim\.v\.final_layer\.linear\.weight" F32 \[12,8\] has data offsets .* the file is corrupt or truncated/, 'truncated data');
+    writeFileSync(path, full.subarray(0, 100));
+    await assertThrows(() => loadCheckpoint(path, expected), /header length \d+ runs past the end of the file \(100 bytes/, 'truncated header');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
