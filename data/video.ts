@@ -23,6 +23,8 @@ export interface VideoInfo {
   codec: string;
   /** ffprobe's container name(s), e.g. 'mov,mp4,m4a,3gp,3g2,mj2' or 'png_pipe'. */
   format: string;
+  /** Display rotation in degrees (phone videos); width/height are already the displayed (rotated) size. */
+  rotation: number;
 }
 
 export interface ReadFramesOptions {
@@ -153,7 +155,7 @@ const STILL_FORMATS = /(^|,)(png_pipe|image2|jpeg_pipe|webp_pipe|bmp_pipe|tiff_p
 export async function probeVideo(path: string): Promise<VideoInfo> {
   assertFileExists(path);
   const args = ['-v', 'error', '-select_streams', 'v:0', '-show_entries',
-    'stream=codec_name,width,height,r_frame_rate,avg_frame_rate,nb_frames,duration:format=format_name,duration', '-of', 'json', path];
+    'stream=codec_name,width,height,r_frame_rate,avg_frame_rate,nb_frames,duration:stream_tags=rotate:stream_side_data=rotation:format=format_name,duration', '-of', 'json', path];
   const r = await runTool('ffprobe', args, { file: path });
   const bad = (why: string) =>
     new Error(`not a readable video: ${path} (${why}); the file is corrupt or not a video — re-encode it (ffmpeg -i in -c:v libx264 out.mp4) or remove it from the dataset`);
@@ -166,9 +168,13 @@ export async function probeVideo(path: string): Promise<VideoInfo> {
   }
   const s = j.streams?.[0];
   if (!s) throw bad('no video stream');
-  const width = Number(s.width);
-  const height = Number(s.height);
+  let width = Number(s.width);
+  let height = Number(s.height);
   if (!(width > 0 && height > 0)) throw bad(`no frame size (width ${s.width}, height ${s.height})`);
+  // ffmpeg auto-rotates decoded frames by the display matrix: report the size it will decode to
+  const side = (s.side_data_list as { rotation?: unknown }[] | undefined)?.find((d) => d.rotation !== undefined);
+  const rotation = Number(side?.rotation ?? (s.tags as { rotate?: unknown } | undefined)?.rotate ?? 0) || 0;
+  if (Math.abs(Math.round(rotation)) % 180 === 90) [width, height] = [height, width];
   const format = String(j.format?.format_name ?? '');
   const codec = String(s.codec_name ?? '');
   const fps = parseRate(s.avg_frame_rate) || parseRate(s.r_frame_rate);
@@ -187,7 +193,7 @@ export async function probeVideo(path: string): Promise<VideoInfo> {
     }
     if (!(frames > 0)) throw bad('no frames');
   }
-  return { frames, width, height, fps: still || !Number.isFinite(fps) ? 0 : fps, duration, codec, format };
+  return { frames, width, height, fps: still || !Number.isFinite(fps) ? 0 : fps, duration, codec, format, rotation };
 }
 
 /** ffmpeg filter selecting frames start, start+step, … (count of them, or to the end when count is null). */

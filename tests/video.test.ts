@@ -1,5 +1,6 @@
 // Video files through ffmpeg: H.264 write/probe/decode round trips on tiny solid-colour videos, strided and
 // scaled reads, PNG encoding (read back by ffmpeg), frame strips, and the error paths.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,6 +90,19 @@ s.test('strided and scaled reads pick the right frames', async ({ rng }) => {
   small.forEach((f, i) => assertSolid(f, colour(2 + i), 5, `scaled frame ${i}`));
   await assertThrows(() => readVideoFrames(join(dir, 'a.mp4'), { start: 4, step: 3, count: 3 }), /a\.mp4: decoded 2 frame\(s\).*expected 3/, 'reading past the end');
   await assertThrows(() => readVideoFrames(join(dir, 'a.mp4'), { width: 8 }), /both width and height/, 'width without height');
+});
+
+s.test('a rotated video (display matrix) probes and decodes at its displayed size', async () => {
+  await fixtures();
+  const rot = join(dir, 'rot.mp4');
+  // b.mp4 (20×12) remuxed with a 90° display rotation: ffmpeg decodes it as 12×20
+  const r = spawnSync(process.env.FFMPEG_PATH || 'ffmpeg', ['-v', 'error', '-y', '-i', join(dir, 'b.mp4'), '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rot]);
+  if (r.status !== 0) throw new Error(`remux failed: ${r.stderr}`);
+  const info = await probeVideo(rot);
+  assertEq([info.width, info.height, Math.abs(info.rotation), info.frames], [12, 20, 90, 8], 'rotated probe');
+  const frames = await readVideoFrames(rot, { start: 3, count: 2 });
+  assertEq(frames.map((f) => f.length), [12 * 20 * 3, 12 * 20 * 3], 'rotated frame bytes');
+  frames.forEach((f, i) => assertSolid(f, colour(3 + i), 4, `rotated frame ${3 + i}`));
 });
 
 s.test('PNG: crc32, chunk layout, lossless read back through ffmpeg; frame strip layout', async ({ rng }) => {
