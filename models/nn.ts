@@ -70,6 +70,11 @@ export abstract class Module {
     for (const [k, v] of Object.entries(this)) visit(v, `${prefix}${k}`);
     return out;
   }
+
+  /** Makes (or refreshes) f16 copies of every parameter and buffer, for an f16 (mixed-precision) forward. */
+  useHalf(): void {
+    for (const p of this.namedParams().values()) p.refreshHalf(p.value.gpu);
+  }
 }
 
 export class Linear extends Module {

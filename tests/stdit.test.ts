@@ -3,6 +3,7 @@
 // the same with gradient checkpointing; the position-embedding buffers; load errors.
 import { suite, assertClose, assertThrows } from './harness.js';
 import { Tape } from '../engine/autograd.js';
+import * as F from '../engine/functional.js';
 import type { Gpu } from '../engine/gpu.js';
 import { toFloat64, type StFile } from '../engine/safetensors.js';
 import { STDiT } from '../models/stdit.js';
@@ -52,6 +53,25 @@ async function parity(gpu: Gpu, gradCheckpoint: boolean) {
 
 s.test('forward, parameter and input gradients match upstream (f32)', ({ gpu }) => parity(gpu, false));
 s.test('gradient checkpointing gives the same gradients', ({ gpu }) => parity(gpu, true));
+
+s.gpuTest('mixed precision (f16 activations and weights, f32 master) stays within 3e-2 of upstream', (g) => (g.info.f16 ? null : 'needs shader-f16'), async ({ gpu }) => {
+  const f = fixture('stdit');
+  const model = build(gpu, f);
+  loadStateDict(model, fixtureState(f), { source: 'stdit.safetensors' });
+  model.useHalf();
+  const get = (k: string) => toFloat64(f.tensors.get(k)!);
+  const shape = (k: string) => f.tensors.get(k)!.shape;
+  const tape = new Tape(gpu);
+  const x = tape.input(gpu.upload(get('input.x'), shape('input.x'), 'f16', 'x'), 'x', true);
+  const y = tape.input(gpu.upload(get('input.y'), shape('input.y'), 'f16', 'y'), 'y', true);
+  const yLen = gpu.upload([5, 8], [2], 'i32', 'y_len');
+  const timestep = gpu.upload(get('input.timestep'), [2], 'f32', 'timestep');
+  const out = F.toDtype(tape, model.forward(tape, { x, timestep, y, yLen }), 'f32');
+  assertClose(await out.value.read(), get('output'), { rtol: 3e-2, what: 'STDiT f16 output' });
+  tape.backward(out, gpu.upload(get('loss_weight'), out.shape, 'f32', 'loss_weight'));
+  await checkParamGrads(model, f, 5e-2);
+  tape.release();
+});
 
 s.test('position embeddings equal upstream buffers', async ({ gpu }) => {
   const f = fixture('stdit');
