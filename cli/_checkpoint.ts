@@ -86,10 +86,11 @@ export function saveCheckpoint(path: string, ck: CheckpointData): void {
     const map = ck[field];
     if (!map) continue;
     if (field !== 'params') {
+      // EMA and moments cover the trainable parameters: a subset of params (buffers have none)
       const problems = compareShapes(
         new Map([...map].map(([k, t]) => [k, t.shape])),
         new Map([...ck.params].map(([k, t]) => [k, t.shape])),
-      );
+      ).filter((p) => !p.startsWith('missing:'));
       if (problems.length) throw new Error(`saveCheckpoint: ${field} does not match params:\n  ${problems.join('\n  ')}`);
     }
     for (const [name, t] of map) {
@@ -148,11 +149,12 @@ function metaJson(meta: Record<string, string>, key: string, path: string): unkn
  * group present (model, and ema / optimizer moments when saved) must have exactly the expected tensors. All
  * missing, unexpected and mis-shaped tensors are reported in one error.
  */
-export function loadCheckpoint(path: string, expected: ShapeMap): LoadedCheckpoint {
-  return withSafetensors(path, (file) => readCheckpoint(file, path, expected));
+export function loadCheckpoint(path: string, expected: ShapeMap, trainable: ShapeMap = expected): LoadedCheckpoint {
+  return withSafetensors(path, (file) => readCheckpoint(file, path, expected, trainable));
 }
 
-function readCheckpoint(file: SafetensorsReader, path: string, expected: ShapeMap): LoadedCheckpoint {
+/** `expected`: the model group (parameters and buffers); `trainable`: the EMA and optimizer groups. */
+function readCheckpoint(file: SafetensorsReader, path: string, expected: ShapeMap, trainable: ShapeMap): LoadedCheckpoint {
   const meta = file.metadata;
   if (meta.format !== CHECKPOINT_FORMAT) {
     const plain = [...file.tensors.keys()].some((k) => !k.startsWith('model.'));
@@ -173,7 +175,7 @@ function readCheckpoint(file: SafetensorsReader, path: string, expected: ShapeMa
   for (const [field, prefix] of GROUPS) {
     const g = groups[field]!;
     if (field !== 'params' && g.size === 0) continue;
-    for (const p of compareShapes(new Map([...g].map(([k, t]) => [k, t.shape])), expected)) problems.push(p.replace(/: /, `: ${prefix}`));
+    for (const p of compareShapes(new Map([...g].map(([k, t]) => [k, t.shape])), field === 'params' ? expected : trainable)) problems.push(p.replace(/: /, `: ${prefix}`));
     for (const [name, t] of g) {
       if (!FLOAT_TYPES.includes(t.dtype)) problems.push(`wrong dtype: ${prefix}${name} is ${t.dtype}, expected a float type (F32)`);
     }
@@ -194,12 +196,12 @@ function readCheckpoint(file: SafetensorsReader, path: string, expected: ShapeMa
   const epoch = metaInt(meta, 'epoch', path);
   const batchInEpoch = metaInt(meta, 'batch_in_epoch', path);
   const config = metaJson(meta, 'config', path);
-  const toMap = (prefix: string) => new Map([...expected].map(([name, shape]) => [name, { data: file.readF32(prefix + name), shape: [...shape] }]));
-  const out: LoadedCheckpoint = { format: meta.format, path, step, epoch, batchInEpoch, lossScale, rng: { seed: rng.seed, counters: { ...(rng.counters ?? {}) } }, config, params: toMap('model.') };
-  if (groups.ema!.size) out.ema = toMap('ema.');
+  const toMap = (prefix: string, names: ShapeMap) => new Map([...names].map(([name, shape]) => [name, { data: file.readF32(prefix + name), shape: [...shape] }]));
+  const out: LoadedCheckpoint = { format: meta.format, path, step, epoch, batchInEpoch, lossScale, rng: { seed: rng.seed, counters: { ...(rng.counters ?? {}) } }, config, params: toMap('model.', expected) };
+  if (groups.ema!.size) out.ema = toMap('ema.', trainable);
   if (groups.m!.size) {
-    out.m = toMap('optim.m.');
-    out.v = toMap('optim.v.');
+    out.m = toMap('optim.m.', trainable);
+    out.v = toMap('optim.v.', trainable);
   }
   return out;
 }

@@ -4,7 +4,7 @@
 // (released) by step(). See ops/optim.ts for the kernels.
 import type { Param } from './autograd.js';
 import type { Gpu } from './gpu.js';
-import { adamw, adamwMoments, clipGradNorm, emaUpdate, optimState, readOptimState, type OptimStateValues } from './ops/optim.js';
+import { adamw, adamwMoments, clipGradNorm, emaUpdate, OPTIM_STATE, optimState, readOptimState, type OptimStateValues } from './ops/optim.js';
 import type { Tensor } from './tensor.js';
 import lossScaleWgsl from '../shaders/loss_scale.wgsl';
 
@@ -73,6 +73,19 @@ export class AdamW {
       p.grad!.release();
       p.grad = null;
     }
+  }
+
+  /** Restores the loss-scaling counters of a checkpoint (the step count comes from the constructor). */
+  restoreState(r: { lossScale: number; goodSteps: number; skipped: number }): void {
+    const dynamic = this.opts.lossScale === 'dynamic';
+    const fresh = optimState(this.gpu, { lossScale: r.lossScale, dynamic, step: this.opts.step ?? 0 });
+    this.gpu.copy(fresh, this.state);
+    fresh.release();
+    const words = new Uint32Array([r.goodSteps, 0, 0, r.skipped]);
+    const counters = this.gpu.upload(words, [4], 'u32', 'optim.counters');
+    this.gpu.copyRange(counters, 0, this.state, OPTIM_STATE.goodSteps, 1);
+    this.gpu.copyRange(counters, 3, this.state, OPTIM_STATE.skipped, 1);
+    counters.release();
   }
 
   /** Loss scale, gradient norm, skip flag and step count (one readback). */
