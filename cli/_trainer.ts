@@ -169,7 +169,7 @@ export class Trainer {
     if (xIn.value !== xT) xIn.value.release();
     this.step++;
     gpu.flush();
-    return { step: step + 1, loss: lossValues.then((v) => v.reduce((a, b) => a + b, 0) / B) };
+    return { step: step + 1, loss: lossValues.then((v) => Array.from(v).reduce((a, b) => a + b, 0) / B) };
   }
 
   /** Everything a checkpoint needs (reads the GPU). */
