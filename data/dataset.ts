@@ -8,10 +8,10 @@
 //   const loader = new DataLoader(ds, { batchSize: 4, shuffle: true, seed: 1, prefetch: 2 });
 //   const batch = await loader.next();   // { video [B,3,T,H,W], captions, indices, epoch, batch }
 //   save(loader.state()) … later: loader.resume(state)
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { assertFileExists, decodeFrames, probeVideo, type VideoInfo } from './video.js';
+import { assertFileExists, decodeFrames, probeVideo } from './video.js';
 import { coverCrop, cropFilter, framesToCTHW, mixSeed, SeededRng } from './transforms.js';
 
 // ---- CSV (RFC 4180) -------------------------------------------------------------------------------------
@@ -171,20 +171,6 @@ interface MediaInfo {
   frames: number;
   width: number;
   height: number;
-}
-
-/** ffprobe results by (path, size, mtime): rows may share a file, and datasets may be reopened. */
-const probeCache = new Map<string, Promise<VideoInfo>>();
-function cachedProbe(path: string): Promise<VideoInfo> {
-  const st = statSync(path);
-  const key = `${path}\0${st.size}\0${st.mtimeMs}`;
-  let p = probeCache.get(key);
-  if (!p) {
-    if (probeCache.size >= 100_000) probeCache.clear();
-    p = probeVideo(path);
-    probeCache.set(key, p);
-  }
-  return p;
 }
 
 /** Error about one CSV row / file, with the CSV line in the message. */
@@ -362,7 +348,7 @@ export class VideoDataset {
     let info: MediaInfo;
     try {
       assertFileExists(e.path, e.isImage ? 'image' : 'video');
-      info = await cachedProbe(e.path);
+      info = await probeVideo(e.path);
     } catch (err) {
       throw new SampleError(`${this.where(e)}: ${(err as Error).message}`);
     }
@@ -480,6 +466,14 @@ interface Pending {
   promise: Promise<Batch>;
 }
 
+/** What a DataLoader batches: VideoDataset, or any source that writes [3,T,H,W] samples into `out`. */
+export interface SampleSource {
+  readonly length: number;
+  readonly sampleShape: readonly [number, number, number, number];
+  /** Writes sample `index` (for `epoch`) into opts.out; returns its caption and the index actually used. */
+  get(index: number, opts: { epoch: number; out: Float32Array }): Promise<{ caption: string; index: number }>;
+}
+
 export class DataLoader {
   readonly batchSize: number;
   readonly shuffle: boolean;
@@ -493,7 +487,7 @@ export class DataLoader {
   private readonly limiter: Limiter;
   private orderCache: { epoch: number; order: Uint32Array } | null = null;
 
-  constructor(readonly dataset: VideoDataset, opts: LoaderOptions) {
+  constructor(readonly dataset: SampleSource, opts: LoaderOptions) {
     const B = opts.batchSize;
     if (!(Number.isInteger(B) && B >= 1)) throw new Error(`DataLoader: batchSize must be an integer >= 1, got ${B}`);
     this.batchSize = B;

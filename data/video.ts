@@ -151,9 +151,27 @@ function parseRate(r: unknown): number {
 
 const STILL_FORMATS = /(^|,)(png_pipe|image2|jpeg_pipe|webp_pipe|bmp_pipe|tiff_pipe|gif)(,|$)/;
 
-/** Probes the first video stream with ffprobe (JSON). Counts frames by decoding when the container has no count. */
-export async function probeVideo(path: string): Promise<VideoInfo> {
+/** Successful probes by (ffprobe binary, path, inode, size, mtime): a changed file is probed again. */
+const probeCache = new Map<string, Promise<VideoInfo>>();
+
+/**
+ * Probes the first video stream with ffprobe (JSON); counts packets when the container has no frame count.
+ * Results are cached per file version (path, inode, size, mtime); `{ fresh: true }` always runs ffprobe.
+ */
+export async function probeVideo(path: string, opts: { fresh?: boolean } = {}): Promise<VideoInfo> {
   assertFileExists(path);
+  const st = statSync(path);
+  const key = [ffprobeBin(), path, st.ino, st.size, st.mtimeMs].join('\0');
+  const hit = opts.fresh ? undefined : probeCache.get(key);
+  if (hit) return hit;
+  const p = probeUncached(path);
+  if (probeCache.size >= 100_000) probeCache.clear();
+  probeCache.set(key, p);
+  p.catch(() => probeCache.delete(key));
+  return p;
+}
+
+async function probeUncached(path: string): Promise<VideoInfo> {
   const args = ['-v', 'error', '-select_streams', 'v:0', '-show_entries',
     'stream=codec_name,width,height,r_frame_rate,avg_frame_rate,nb_frames,duration:stream_tags=rotate:stream_side_data=rotation:format=format_name,duration', '-of', 'json', path];
   const r = await runTool('ffprobe', args, { file: path });

@@ -223,49 +223,97 @@ function digest(b: Batch): string {
   return JSON.stringify([b.epoch, b.batch, b.indices, b.captions, b.shape, h]);
 }
 
-s.test('DataLoader: prefetch gives the same batches as on-demand decoding; shuffling per (seed, epoch); exact resume', async () => {
-  await fixtures();
-  const rows = ['solid.mp4,c0', 'halves.mp4,c1', 'img.png,c2'];
-  const ds = await VideoDataset.open(csv('loader.csv', `path,caption\n${rows.join('\n')}\n`), { numFrames: 3, imageSize: [8, 8], randomFlip: true, seed: 3 });
-  const mk = (prefetch: number, batchSize = 1, dropLast = true) => new DataLoader(ds, { batchSize, shuffle: true, seed: 9, prefetch, dropLast });
-  const eager = mk(2);
+/** An in-memory sample source: sample (index, epoch) is a known pattern; decodes finish in random order. */
+function fakeSource(n: number, shape: [number, number, number, number], delay: () => number) {
+  const calls: string[] = [];
+  return {
+    length: n,
+    sampleShape: shape,
+    calls,
+    async get(index: number, opts: { epoch: number; out: Float32Array }) {
+      calls.push(`${opts.epoch}:${index}`);
+      await new Promise((r) => setTimeout(r, delay()));
+      for (let j = 0; j < opts.out.length; j++) opts.out[j] = index * 1000 + opts.epoch * 100 + (j % 97);
+      return { caption: `c${index}`, index };
+    },
+  };
+}
+
+s.test('DataLoader: prefetch gives the same batches as on-demand loading; shuffling per (seed, epoch); exact resume', async ({ rng }) => {
+  const shape: [number, number, number, number] = [3, 2, 2, 2];
+  const per = 24;
+  const src = fakeSource(7, shape, () => rng.int(0, 4));
+  const mk = (prefetch: number, batchSize = 2, dropLast = true) => new DataLoader(src, { batchSize, shuffle: true, seed: 9, prefetch, dropLast });
+  const eager = mk(3);
   const lazy = mk(0);
-  assertEq(eager.batchesPerEpoch, 3, 'batches per epoch (3 samples, batch 1)');
+  assertEq(eager.batchesPerEpoch, 3, 'batches per epoch (7 samples, batch 2, dropLast)');
   const a: string[] = [];
   const b: string[] = [];
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 7; i++) {
     const x = await eager.next();
     a.push(digest(x));
     b.push(digest(await lazy.next()));
-    assertEq(x.shape, [1, 3, 3, 8, 8], 'batch shape');
+    assertEq([x.epoch, x.batch, x.shape], [Math.floor(i / 3), i % 3, [2, ...shape]], `batch ${i} position and shape`);
+    assertEq(x.indices, eager.batchIndices(x.epoch, x.batch), `batch ${i} indices`);
     assertEq(x.captions, x.indices.map((k) => `c${k}`), 'captions follow indices');
+    x.indices.forEach((k, m) => {
+      const want = k * 1000 + x.epoch * 100 + 5;
+      if (x.video[m * per + 5] !== want) throw new Error(`batch ${i} sample ${m}: element 5 = ${x.video[m * per + 5]}, expected ${want} (sample ${k}, epoch ${x.epoch})`);
+    });
   }
-  assertEq(a, b, 'prefetch 2 vs prefetch 0');
-  assertEq(eager.state(), { epoch: 1, batch: 1 }, 'state after 4 batches');
+  assertEq(a, b, 'prefetch 3 vs prefetch 0');
+  assertEq(eager.state(), { epoch: 2, batch: 1 }, 'state after 7 batches');
   const perm = (e: number) => Array.from(eager.order(e)).join();
   if (perm(0) === perm(1) && perm(1) === perm(2)) throw new Error(`the order did not change over 3 epochs: ${perm(0)}`);
   assertEq(perm(1), Array.from(mk(0).order(1)).join(), 'the order is a function of (seed, epoch)');
-  assertEq([...eager.order(0)].sort().join(), '0,1,2', 'the order is a permutation');
+  assertEq([...eager.order(0)].sort().join(), '0,1,2,3,4,5,6', 'the order is a permutation');
+  const used = new Set(a.slice(0, 3).flatMap((d) => JSON.parse(d)[2] as number[]));
+  assertEq(used.size, 6, 'an epoch uses distinct samples');
 
-  // resume: a fresh loader from (epoch 0, batch 2) yields exactly what the first one yielded there, then rolls over
-  const resumed = mk(1);
-  resumed.resume({ epoch: 0, batch: 2 });
+  // resume: a fresh loader from (epoch 1, batch 1) yields exactly what the first one yielded there
+  const resumed = mk(2);
+  resumed.resume({ epoch: 1, batch: 1 });
   const tail: string[] = [];
   for await (const x of resumed.epoch()) tail.push(digest(x));
-  assertEq(tail, [a[2]], 'epoch() after resume: the rest of epoch 0');
-  assertEq(resumed.state(), { epoch: 1, batch: 0 }, 'state after the epoch');
-  assertEq(digest(await resumed.next()), a[3], 'the next epoch continues as before');
+  assertEq(tail, a.slice(4, 6), 'epoch() after resume: the rest of epoch 1');
+  assertEq(resumed.state(), { epoch: 2, batch: 0 }, 'state after the epoch');
+  assertEq(digest(await resumed.next()), a[6], 'the next epoch continues as before');
+  resumed.resume({ epoch: 0, batch: 3 }); // the end of epoch 0 is the start of epoch 1
+  assertEq(resumed.state(), { epoch: 1, batch: 0 }, 'resume at the end of an epoch');
+  assertEq(digest(await resumed.next()), a[3], 'batch after resuming at the end of an epoch');
   await Promise.all([eager.close(), resumed.close()]);
 
+  // prefetch bounds the work in flight: after one batch with prefetch 1, exactly 2 batches were requested
+  const before = src.calls.length;
+  const bounded = mk(1);
+  await bounded.next();
+  await bounded.close();
+  assertEq(src.calls.length - before, 4, 'samples requested: the batch taken and one batch ahead');
+
   // dropLast false keeps the last, smaller batch
-  const all = mk(0, 2, false);
-  assertEq(all.batchesPerEpoch, 2, 'batches per epoch without dropLast');
+  const all = mk(0, 3, false);
+  assertEq(all.batchesPerEpoch, 3, 'batches per epoch without dropLast');
   const sizes: number[] = [];
   for await (const x of all.epoch()) sizes.push(x.indices.length);
-  assertEq(sizes, [2, 1], 'batch sizes without dropLast');
-  assertEq(mk(0, 2, true).batchesPerEpoch, 1, 'batches per epoch with dropLast');
-  await assertThrows(() => new DataLoader(ds, { batchSize: 4 }), /3 samples, fewer than batchSize 4/, 'batch larger than the dataset');
+  assertEq(sizes, [3, 3, 1], 'batch sizes without dropLast');
+  await assertThrows(() => new DataLoader(src, { batchSize: 8 }), /7 samples, fewer than batchSize 8/, 'batch larger than the dataset');
   await assertThrows(() => mk(0).resume({ epoch: 0, batch: 7 }), /bad state/, 'resume past the epoch');
+});
+
+s.test('DataLoader over a VideoDataset: batches are the dataset samples, prefetched', async () => {
+  await fixtures();
+  const rows = ['solid.mp4,c0', 'halves.mp4,c1', 'img.png,c2'];
+  const ds = await VideoDataset.open(csv('loader.csv', `path,caption\n${rows.join('\n')}\n`), { numFrames: 3, imageSize: [8, 8], randomFlip: true, seed: 3 });
+  const loader = new DataLoader(ds, { batchSize: 2, seed: 4, prefetch: 1, dropLast: false });
+  const first = await loader.next();
+  const second = await loader.next();
+  await loader.close();
+  assertEq([first.shape, second.shape], [[2, 3, 3, 8, 8], [1, 3, 3, 8, 8]], 'batch shapes');
+  assertEq([...first.indices, ...second.indices].sort().join(), '0,1,2', 'one epoch covers every sample');
+  const k = second.indices[0]!;
+  const direct = await ds.get(k, { epoch: 0 });
+  assertEq(Buffer.from(second.video.buffer).equals(Buffer.from(direct.video.buffer)), true, `batch sample ${k} equals ds.get(${k}, epoch 0)`);
+  assertEq(second.captions, [`c${k}`], 'caption');
 });
 
 s.run();

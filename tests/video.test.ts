@@ -48,7 +48,7 @@ function fixtures(): Promise<void> {
 
 const s = suite('video');
 
-s.test('writeVideo + probeVideo: frame count, size, fps, codec; no temp files left', async () => {
+s.test('writeVideo + probeVideo: frame count, size, fps, codec; no temp files left; probe cache follows rewrites', async () => {
   await fixtures();
   const a = await probeVideo(join(dir, 'a.mp4'));
   assertEq([a.frames, a.width, a.height, a.fps, a.codec], [10, 16, 16, 8, 'h264'], 'a.mp4 probe');
@@ -56,6 +56,12 @@ s.test('writeVideo + probeVideo: frame count, size, fps, codec; no temp files le
   assertEq([b.frames, b.width, b.height, b.fps, b.codec], [8, 20, 12, 24, 'h264'], 'b.mp4 probe');
   const leftovers = readdirSync(dir).filter((f) => f.includes('.tmp-'));
   assertEq(leftovers, [], 'temp files');
+  // probes are cached per file version: a rewritten file is probed again
+  const c = join(dir, 'c.mp4');
+  await writeVideo(c, solidFrames(3, 4, 4), { width: 4, height: 4, fps: 2 });
+  assertEq((await probeVideo(c)).frames, 3, 'first version');
+  await writeVideo(c, solidFrames(5, 4, 4), { width: 4, height: 4, fps: 2 });
+  assertEq((await probeVideo(c)).frames, 5, 'rewritten file');
 });
 
 s.test('round trip: every decoded frame has its solid colour (within 4 units)', async () => {
