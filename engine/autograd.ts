@@ -219,6 +219,15 @@ export class Tape {
     this.nodes = [];
   }
 
+  /** Hands an activation's tensor to the caller (release() will not free it); for keeping a forward's output. */
+  take(v: Var): Tensor {
+    const i = this.owned.indexOf(v);
+    if (i < 0) throw new Error(`take: ${v} is not an activation of this tape`);
+    this.owned.splice(i, 1);
+    v.tape = null;
+    return v.value;
+  }
+
   /** Releases every activation still held (call when done with a forward's outputs). */
   release(): void {
     for (const v of this.owned) {

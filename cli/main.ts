@@ -1,0 +1,319 @@
+// The command-line tool: train, sample, eval and make-dataset.
+//   node dist/cli/main.mjs train  [--config tiny] [--steps N] [--data my.csv] [--<config key> value …]
+//   node dist/cli/main.mjs sample [--ckpt file] --prompt "a red circle moving left on a dark background"
+//   node dist/cli/main.mjs eval   [--ckpt file] [--count N]
+//   node dist/cli/main.mjs make-dataset --out data/synthetic --count 2000
+// The device comes from WEBGPU_DEVICE (auto: GPU, else SwiftShader, else llvmpipe).
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Gpu } from '../engine/gpu.js';
+import { latentShape, tokensPerSample, type TrainConfig } from '../configs/types.js';
+import { DataLoader, VideoDataset } from '../data/dataset.js';
+import { combinations, describe, generateDataset } from '../data/synthetic.js';
+import { evaluate, judge } from '../data/judge.js';
+import { frameStrip, writePng, writeVideo } from '../data/video.js';
+import { SAMPLERS, type SamplerKind } from '../models/diffusion/samplers.js';
+import { stateDict } from '../models/state.js';
+import { helpText, parseCli, UsageError, type CliSpec } from './_args.js';
+import { loadCheckpoint, resolveCheckpoint, saveRunCheckpoint } from './_checkpoint.js';
+import { MetricsLog } from './_metrics.js';
+import { Progress } from './_progress.js';
+import { embeddedCheckpoint, loadForSampling, sampleVideos, saveInferenceWeights, toFrames } from './_sampling.js';
+import { Trainer } from './_trainer.js';
+
+const SAMPLE_OPTIONS = {
+  ckpt: { type: 'string', description: 'checkpoint: an inference file, a training checkpoint or a run folder (default: the embedded checkpoints/tiny.safetensors)' },
+  steps: { type: 'string', description: 'sampler steps (default: iddpm 100, ddim 100, dpm-solver 20)' },
+  cfg: { type: 'string', description: 'classifier-free guidance scale (default 7; 1 = off)' },
+  'cfg-channels': { type: 'string', description: "guided channels: 'all' (default) or 'upstream' (the first 3, as Open-Sora)", default: 'all' },
+  sampler: { type: 'string', description: `one of ${SAMPLERS.join(', ')} (default iddpm)`, default: 'iddpm' },
+  seed: { type: 'string', description: 'noise seed (default 0)', default: '0' },
+  'num-frames': { type: 'string', description: 'frames to generate (default: as trained)' },
+  'image-size': { type: 'string', description: 'H,W to generate (default: as trained)' },
+  weights: { type: 'string', description: "for training checkpoints: 'ema' (default) or 'model'", default: 'ema' },
+  dtype: { type: 'string', description: "'f32' (default) or 'f16' (GPU with shader-f16)", default: 'f32' },
+  out: { type: 'string', description: 'output folder (default outputs/samples)', default: 'outputs/samples' },
+} as const;
+
+const SPEC: CliSpec = {
+  program: 'main.mjs',
+  description: 'Train and sample video diffusion transformers (STDiT) on WebGPU.',
+  commands: {
+    train: {
+      description: 'train a model (default config: the small STDiT on the built-in synthetic dataset)',
+      options: {
+        steps: { type: 'string', description: 'stop after this many optimizer steps (default: epochs × batches)' },
+        data: { type: 'string', description: 'a CSV of videos (path,caption[,num_frames,height,width,fps]) instead of the config dataset' },
+        'skip-bad': { type: 'boolean', description: 'skip (and count) missing, corrupt or too-short videos instead of stopping' },
+        run: { type: 'string', description: 'run folder name under outputs (default: <config>-<date>)' },
+        export: { type: 'string', description: 'at the end, write the EMA weights as an inference file here (f16)' },
+      },
+    },
+    sample: {
+      description: 'generate one MP4 (and a PNG frame strip) per prompt',
+      config: false,
+      options: {
+        prompt: { type: 'string', short: 'p', description: "prompt(s); several separated by '|'" },
+        'prompt-file': { type: 'string', description: 'a text file with one prompt per line' },
+        ...SAMPLE_OPTIONS,
+      },
+    },
+    eval: {
+      description: 'sample one clip per caption of the synthetic vocabulary and score colour, shape and motion from pixels',
+      config: false,
+      options: {
+        count: { type: 'string', description: 'captions to evaluate (default: all combinations)' },
+        batch: { type: 'string', description: 'clips sampled at once (default 16)', default: '16' },
+        ...SAMPLE_OPTIONS,
+      },
+    },
+    'make-dataset': {
+      description: 'write the built-in synthetic dataset (MP4 clips + train.csv)',
+      config: false,
+      options: {
+        out: { type: 'string', description: 'folder (default data/synthetic)', default: 'data/synthetic' },
+        count: { type: 'string', description: 'clips (default 2048)', default: '2048' },
+        frames: { type: 'string', description: 'frames per clip (default 8)', default: '8' },
+        size: { type: 'string', description: 'frame size in pixels (default 32)', default: '32' },
+        seed: { type: 'string', description: 'seed (default 0)', default: '0' },
+      },
+    },
+  },
+};
+
+const int = (v: string | boolean | undefined, what: string, dflt?: number): number | undefined => {
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${what} ${v} must be a non-negative integer`);
+  return n;
+};
+const num = (v: string | boolean | undefined, what: string): number | undefined => {
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--${what} ${v} must be a number`);
+  return n;
+};
+
+/** The synthetic dataset's CSV for a config, generated on first use. */
+async function syntheticCsv(c: TrainConfig, log: (s: string) => void): Promise<string> {
+  const [H, W] = c.image_size;
+  const dir = c.dataset.data_path || join(c.outputs, 'datasets', `synthetic-${c.num_frames}x${H}x${W}-${c.dataset.num_samples}`);
+  const csv = join(dir, 'train.csv');
+  if (existsSync(csv)) return csv;
+  log(`generating the synthetic dataset (${c.dataset.num_samples} clips of ${c.num_frames}×${H}×${W}) in ${dir}`);
+  await generateDataset({ outDir: dir, count: c.dataset.num_samples, frames: c.num_frames, width: W, height: H, seed: c.seed });
+  return csv;
+}
+
+async function train(c: TrainConfig, o: Record<string, string | boolean | undefined>): Promise<void> {
+  const gpu = await Gpu.open();
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  log(`device: ${gpu.info.backend} (${gpu.info.adapter}); config ${c.name}, dtype ${c.dtype}`);
+  const csv = typeof o.data === 'string' ? o.data : c.dataset.type === 'csv' ? c.dataset.data_path : await syntheticCsv(c, log);
+  const dataset = await VideoDataset.open(csv, {
+    numFrames: c.num_frames,
+    frameInterval: c.frame_interval,
+    imageSize: c.image_size,
+    randomFlip: c.dataset.type === 'csv',
+    seed: c.seed,
+    onBadSample: o['skip-bad'] ? 'skip' : 'error',
+  });
+  if (dataset.skipped.length) log(`skipped ${dataset.skipped.length} bad samples:\n  ${dataset.skipped.map((s) => s.reason).join('\n  ')}`);
+  const loader = new DataLoader(dataset, { batchSize: c.batch_size, shuffle: true, seed: c.seed, dropLast: true, prefetch: 4 });
+
+  let trainer: Trainer;
+  let runDir: string;
+  if (c.load) {
+    const path = resolveCheckpoint(c.load);
+    if (!path) throw new Error(`${c.load} holds no checkpoint to resume from`);
+    const probe = new Trainer(gpu, { ...c, load: '' });
+    const all = new Map([...stateDict(probe.model)].map(([k, p]) => [k, p.shape]));
+    const trainable = new Map([...probe.params].map(([k, p]) => [k, p.shape]));
+    const ck = loadCheckpoint(path, all, trainable);
+    trainer = new Trainer(gpu, c, ck);
+    loader.resume({ epoch: ck.epoch, batch: ck.batchInEpoch });
+    runDir = resolve(path, '..');
+    log(`resumed from ${path} at step ${ck.step} (epoch ${ck.epoch}, batch ${ck.batchInEpoch})`);
+  } else {
+    trainer = new Trainer(gpu, c);
+    runDir = join(c.outputs, typeof o.run === 'string' ? o.run : `${c.name}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  }
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(join(runDir, 'config.json'), JSON.stringify(c, null, 2));
+  const metrics = new MetricsLog(join(runDir, 'metrics.jsonl'));
+  const total = int(o.steps, 'steps') ?? c.epochs * loader.batchesPerEpoch;
+  const tokens = tokensPerSample(c) * c.batch_size;
+  const progress = new Progress({ total, every: c.log_every, startStep: trainer.step });
+  log(`run folder ${runDir}; ${dataset.length} samples, ${loader.batchesPerEpoch} batches/epoch, ${total} steps`);
+
+  const checkpoint = async () => {
+    const st = loader.state();
+    const p = saveRunCheckpoint(runDir, await trainer.checkpointData({ epoch: st.epoch, batchInEpoch: st.batch }), c.keep_ckpts);
+    progress.log(`checkpoint ${p}`);
+  };
+  let pending: { step: number; loss: Promise<number>; t0: number } | null = null;
+  const settle = async () => {
+    if (!pending) return;
+    const loss = await pending.loss;
+    const dt = (performance.now() - pending.t0) / 1000;
+    progress.update({ step: pending.step, loss, stepTime: dt, samples: c.batch_size, tokens, gpuBytes: gpu.pool.stats.inUseBytes });
+    if (pending.step % c.log_every === 0 || pending.step === total) {
+      metrics.write({ step: pending.step, loss, step_time: dt, samples_per_s: c.batch_size / dt, tokens_per_s: tokens / dt, gpu_bytes: gpu.pool.stats.inUseBytes });
+    }
+    pending = null;
+  };
+  while (trainer.step < total) {
+    const batch = await loader.next();
+    const t0 = performance.now();
+    const r = trainer.trainStep({ latents: batch.video, captions: batch.captions });
+    await settle();
+    pending = { step: r.step, loss: r.loss, t0 };
+    if (r.step % c.ckpt_every === 0) {
+      await settle();
+      await checkpoint();
+    }
+  }
+  await settle();
+  if (trainer.step % c.ckpt_every !== 0) await checkpoint();
+  progress.finish();
+  const stats = await trainer.optimizer.stats();
+  log(`done: step ${trainer.step}, loss scale ${stats.lossScale}, skipped steps ${stats.skipped}`);
+  if (typeof o.export === 'string') {
+    const data = await trainer.checkpointData({ epoch: 0, batchInEpoch: 0 });
+    const weights = new Map(data.params);
+    for (const [k, v] of data.ema ?? []) weights.set(k, v);
+    saveInferenceWeights(o.export, weights, { ...c, load: '' }, 'F16', { step: String(trainer.step) });
+    log(`exported EMA weights to ${o.export}`);
+  }
+  metrics.close();
+  await loader.close();
+}
+
+function sampleOptions(o: Record<string, string | boolean | undefined>) {
+  const sampler = String(o.sampler) as SamplerKind;
+  if (!SAMPLERS.includes(sampler)) throw new UsageError(`--sampler ${sampler}: use one of ${SAMPLERS.join(', ')}`);
+  const size = typeof o['image-size'] === 'string' ? (o['image-size'].split(',').map(Number) as [number, number]) : undefined;
+  if (size && (size.length !== 2 || size.some((v) => !Number.isInteger(v) || v < 1))) throw new UsageError(`--image-size ${o['image-size']} must be H,W`);
+  const dtype = String(o.dtype);
+  if (dtype !== 'f32' && dtype !== 'f16') throw new UsageError(`--dtype ${dtype}: use f32 or f16`);
+  const guided = o['cfg-channels'] === 'upstream' ? 'upstream' : o['cfg-channels'] === 'all' ? 'all' : null;
+  if (!guided) throw new UsageError(`--cfg-channels ${o['cfg-channels']}: use all or upstream`);
+  const weights = o.weights === 'model' ? 'model' : 'ema';
+  return {
+    ckpt: typeof o.ckpt === 'string' ? (resolveCheckpoint(o.ckpt) ?? o.ckpt) : embeddedCheckpoint(),
+    load: { weights, numFrames: int(o['num-frames'], 'num-frames'), imageSize: size } as const,
+    run: { sampler, steps: int(o.steps, 'steps'), cfg: num(o.cfg, 'cfg') ?? 7, cfgChannels: guided, seed: int(o.seed, 'seed', 0), dtype } as const,
+    out: String(o.out),
+  };
+}
+
+const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+
+async function sampleCmd(o: Record<string, string | boolean | undefined>): Promise<void> {
+  const prompts: string[] = [];
+  if (typeof o.prompt === 'string') prompts.push(...o.prompt.split('|').map((s) => s.trim()).filter(Boolean));
+  if (typeof o['prompt-file'] === 'string') prompts.push(...readFileSync(o['prompt-file'], 'utf8').split('\n').map((s) => s.trim()).filter(Boolean));
+  if (!prompts.length) throw new UsageError('give --prompt "…" or --prompt-file file.txt (e.g. --prompt "a red circle moving left on a dark background")');
+  const s = sampleOptions(o);
+  const gpu = await Gpu.open();
+  const m = loadForSampling(gpu, s.ckpt, s.load);
+  process.stderr.write(`device: ${gpu.info.backend} (${gpu.info.adapter}); model ${s.ckpt}; ${prompts.length} prompt(s), sampler ${s.run.sampler}\n`);
+  const progress = new Progress({ total: s.run.steps ?? (s.run.sampler === 'dpm-solver' ? 20 : 100) });
+  const t0 = performance.now();
+  const latents = await sampleVideos(gpu, m, prompts, { ...s.run, progress: (k) => progress.update({ step: k }) });
+  progress.finish();
+  const [C, T, H, W] = latentShape(m.config);
+  mkdirSync(s.out, { recursive: true });
+  for (const [b, p] of prompts.entries()) {
+    const frames = toFrames(latents, [prompts.length, C, T, H, W], b);
+    const base = join(s.out, `${String(b).padStart(3, '0')}-${slug(p)}`);
+    await writeVideo(`${base}.mp4`, frames, { width: W, height: H, fps: 8 });
+    const strip = frameStrip(frames, W, H);
+    writePng(`${base}.png`, strip.rgb, strip.width, strip.height);
+    console.log(`${base}.mp4  (${p})`);
+  }
+  process.stderr.write(`sampled ${prompts.length} clip(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+
+async function evalCmd(o: Record<string, string | boolean | undefined>): Promise<void> {
+  const s = sampleOptions(o);
+  const gpu = await Gpu.open();
+  const m = loadForSampling(gpu, s.ckpt, s.load);
+  const all = combinations();
+  const count = Math.min(int(o.count, 'count') ?? all.length, all.length);
+  // an even spread over the combinations when evaluating a subset
+  const captions = Array.from({ length: count }, (_, i) => describe(all[Math.floor((i * all.length) / count)]!));
+  const batch = Math.max(1, int(o.batch, 'batch', 16)!);
+  const [C, T, H, W] = latentShape(m.config);
+  const results = [];
+  process.stderr.write(`device: ${gpu.info.backend} (${gpu.info.adapter}); evaluating ${count} captions with ${s.ckpt}\n`);
+  const progress = new Progress({ total: count });
+  for (let i = 0; i < count; i += batch) {
+    const part = captions.slice(i, i + batch);
+    const latents = await sampleVideos(gpu, m, part, { ...s.run, seed: (s.run.seed ?? 0) + i });
+    for (const [b, cap] of part.entries()) {
+      const r = judge(toFrames(latents, [part.length, C, T, H, W], b), cap);
+      results.push(r);
+      if (!r.all) progress.log(`miss: "${cap}" → detected ${JSON.stringify(r.detected)}`);
+    }
+    progress.update({ step: Math.min(count, i + batch) });
+  }
+  progress.finish();
+  const e = evaluate(results);
+  const line = `accuracy over ${count} clips: colour ${pct(e.color)}, shape ${pct(e.shape)}, motion ${pct(e.motion)}, all three ${pct(e.all)}`;
+  console.log(line);
+  mkdirSync(s.out, { recursive: true });
+  writeFileSync(join(s.out, 'eval.json'), JSON.stringify({ checkpoint: s.ckpt, sampler: s.run, count, ...e }, null, 2));
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+async function makeDataset(o: Record<string, string | boolean | undefined>): Promise<void> {
+  const r = await generateDataset({
+    outDir: String(o.out),
+    count: int(o.count, 'count')!,
+    frames: int(o.frames, 'frames')!,
+    size: int(o.size, 'size')!,
+    seed: int(o.seed, 'seed')!,
+    onProgress: (d, n) => d % 256 === 0 && process.stderr.write(`${d}/${n}\n`),
+  });
+  console.log(`wrote ${r.rows.length} clips and ${r.csvPath}`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  let cli;
+  try {
+    cli = parseCli(argv, SPEC);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${e.message}\n(see --help)`);
+      return 2;
+    }
+    throw e;
+  }
+  if (cli.help) {
+    console.log(helpText(SPEC, cli.command, cli.config));
+    return 0;
+  }
+  try {
+    if (cli.command === 'train') await train(cli.config!, cli.options);
+    else if (cli.command === 'sample') await sampleCmd(cli.options);
+    else if (cli.command === 'eval') await evalCmd(cli.options);
+    else if (cli.command === 'make-dataset') await makeDataset(cli.options);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${e.message}\n(see --help)`);
+      return 2;
+    }
+    throw e;
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e instanceof Error ? `error: ${e.message}` : e);
+    process.exit(1);
+  },
+);
