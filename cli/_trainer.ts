@@ -59,7 +59,13 @@ const streamSeed = (seed: number, step: number, stream: number) => ((seed * 1000
 export interface TrainBatch {
   /** Latents [B, C, T, H, W] (the identity VAE: pixels in [-1, 1]). */
   latents: Float32Array;
-  captions: readonly string[];
+  /** Captions, encoded by the trainer's text encoder; or, instead, `embeddings`. */
+  captions?: readonly string[];
+  /**
+   * Precomputed caption embeddings (e.g. from an external encoder, or random ones for benchmarks): y
+   * [B, 1, L, C] in the trainer's dtype and yLen [B] i32. The caller keeps them; the step works on a copy.
+   */
+  embeddings?: { y: Tensor; yLen: Tensor };
 }
 
 export interface StepResult {
@@ -129,17 +135,30 @@ export class Trainer {
     this.optimizer.restoreState({ lossScale: r.lossScale, goodSteps: r.rng.counters.good_steps ?? 0, skipped: r.rng.counters.skipped ?? 0 });
   }
 
+  private copyEmbeddings(e: { y: Tensor; yLen: Tensor }, B: number): { y: Tensor; yLen: Tensor } {
+    const { text_encoder: te } = this.config;
+    const want = [B, 1, te.model_max_length, te.caption_channels];
+    if (e.y.dtype !== this.dtype || e.y.shape.join() !== want.join()) throw new Error(`trainStep: caption embeddings y ${e.y} must be [${want.join(', ')}] ${this.dtype} (the config's text_encoder sizes and dtype)`);
+    if (e.yLen.dtype !== 'i32' || e.yLen.shape.join() !== `${B}`) throw new Error(`trainStep: caption lengths yLen ${e.yLen} must be [${B}] i32`);
+    const y = this.gpu.tensor(e.y.shape, e.y.dtype, 'y');
+    const yLen = this.gpu.tensor(e.yLen.shape, 'i32', 'y_len');
+    this.gpu.copy(e.y, y);
+    this.gpu.copy(e.yLen, yLen);
+    return { y, yLen };
+  }
+
   /** One optimizer step on a batch; returns without waiting for the GPU. */
   trainStep(batch: TrainBatch): StepResult {
     const { gpu, config: c, schedule: s, dtype } = this;
     const [C, T, H, W] = latentShape(c);
-    const B = batch.captions.length;
+    if (!batch.captions === !batch.embeddings) throw new Error('trainStep: pass either captions or precomputed caption embeddings (y, yLen), not both or neither');
+    const B = batch.captions ? batch.captions.length : batch.embeddings!.y.shape[0]!;
     if (batch.latents.length !== B * C * T * H * W) throw new Error(`trainStep: latents hold ${batch.latents.length} values; expected ${B}×${C}×${T}×${H}×${W}`);
     const step = this.step;
     const seed = c.seed;
 
     const xStart = gpu.upload(batch.latents, [B, C, T, H, W], 'f32', 'x_start');
-    const { y, yLen } = encodeCaptions(gpu, this.textEncoder, batch.captions, dtype);
+    const { y, yLen } = batch.captions ? encodeCaptions(gpu, this.textEncoder, batch.captions, dtype) : this.copyEmbeddings(batch.embeddings!, B);
     // caption dropout: the model's null caption embedding replaces y (upstream keeps the caption's mask)
     const drop = randCpu(B, { seed: streamSeed(seed, step, STREAM.dropout) });
     const nul = this.model.y_embedder.y_embedding;

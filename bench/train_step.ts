@@ -1,0 +1,335 @@
+// End-to-end training-step throughput: STDiT-XL/2 (Open-Sora) and DiT-XL/2 (class-conditional), the full step
+// as in training — IDDPM noising at uniform timesteps, forward/backward on the autograd tape, MSE + VB loss,
+// AdamW (clipping, dynamic loss scale for f16, EMA) — beside the PyTorch reference
+// (/work/shared/refs/torch_reference_bench.py, run separately; pass its output with --torch).
+// STDiT goes through cli/_trainer.ts's Trainer with random caption embeddings uploaded directly (the text
+// encoder is not part of the timed step, as in the torch script); DiT has its own step here.
+//   node dist/bench/train_step.mjs [--case stdit-f16,stdit-f32,dit-f16,dit-f32,stdit64x512] [--steps N]
+//        [--torch torch_output.log] [--small] [--force-f32] [--safe]
+// --small: tiny shapes (hidden 64, depth 2, small latents) for trying it on a software device, e.g.
+//   WEBGPU_DEVICE=swiftshader node dist/bench/train_step.mjs --small --steps 1
+// --force-f32: run the f16 cases in f32 (to exercise their code paths, e.g. gradient checkpointing, on a
+//   device without shader-f16; the numbers are then not the f16 ones and no torch ratio is shown).
+// Per case: 2 warm-up steps, then N timed steps (default 5, or $TRAIN_STEP_STEPS), each ended by
+// `await gpu.sync()`; the table shows the median step. Peak memory is the engine pool's peak in-use bytes
+// during the case (reserved = bytes the pool held at the end, cached included).
+import { readFileSync } from 'node:fs';
+import { Tape, type Param } from '../engine/autograd.js';
+import * as F from '../engine/functional.js';
+import type { Gpu } from '../engine/gpu.js';
+import { AdamW } from '../engine/optimizer.js';
+import { cast } from '../engine/ops/cast.js';
+import { randCpu, randn, randint } from '../engine/ops/random.js';
+import type { Tensor } from '../engine/tensor.js';
+import { stdit16x256 } from '../configs/stdit-16x256.js';
+import { latentShape, tokensPerSample, type TrainConfig } from '../configs/types.js';
+import { Trainer } from '../cli/_trainer.js';
+import { DiT, DIT_DEFAULTS, type DiTConfig } from '../models/dit.js';
+import type { Module } from '../models/nn.js';
+import { trainableParams } from '../models/state.js';
+import { createSchedule } from '../models/diffusion/schedule.js';
+import { qSample, sampleTimesteps, trainingLosses, trainingLossesBackward } from '../models/diffusion/iddpm.js';
+import { finish, openBenchGpu, table } from './_harness.js';
+
+// ---------------------------------------------------------------- flags
+
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  if (i < 0) return undefined;
+  const v = process.argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
+  return v;
+}
+
+const CASE_NAMES = ['stdit-f16', 'stdit-f32', 'dit-f16', 'dit-f32', 'stdit64x512'] as const;
+type CaseName = (typeof CASE_NAMES)[number];
+
+const small = process.argv.includes('--small');
+const forceF32 = process.argv.includes('--force-f32');
+const steps = Number(flag('--steps') ?? process.env.TRAIN_STEP_STEPS ?? 5);
+if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer (got ${flag('--steps') ?? process.env.TRAIN_STEP_STEPS})`);
+const WARMUP = 2;
+const selected = (flag('--case') ?? CASE_NAMES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+for (const c of selected) {
+  if (!(CASE_NAMES as readonly string[]).includes(c)) throw new Error(`--case: unknown case "${c}"; cases: ${CASE_NAMES.join(', ')}`);
+}
+const torchLog = flag('--torch');
+
+// ---------------------------------------------------------------- the PyTorch reference's output
+
+/** Names and dtypes the torch script prints (json lines: {"name", "dtype", "samples_s", ...} or {"oom": true}). */
+const TORCH_KEY: Record<CaseName, { name: string; dtypes: string[] }> = {
+  'stdit-f16': { name: 'STDiT-XL/2 16x256', dtypes: ['float16', 'bfloat16'] },
+  'stdit-f32': { name: 'STDiT-XL/2 16x256', dtypes: ['float32'] },
+  'dit-f16': { name: 'DiT-XL/2 256px', dtypes: ['float16', 'bfloat16'] },
+  'dit-f32': { name: 'DiT-XL/2 256px', dtypes: ['float32'] },
+  stdit64x512: { name: 'STDiT-XL/2 64x512 GC', dtypes: ['float16', 'bfloat16'] },
+};
+
+interface TorchRow {
+  name?: string;
+  dtype?: string;
+  samples_s?: number;
+  oom?: boolean;
+}
+
+function readTorch(path: string): TorchRow[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('{'))
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as TorchRow];
+      } catch {
+        return [];
+      }
+    })
+    .filter((r) => typeof r.name === 'string')
+    .map((r) => ({ ...r, dtype: String(r.dtype ?? '').replace(/^torch\./, '') }));
+}
+
+/** The torch samples/s for a case (number), 'OOM', or undefined when the log has no such row. */
+function torchFor(rows: TorchRow[], c: CaseName): { value: number | 'OOM'; dtype: string } | undefined {
+  const key = TORCH_KEY[c];
+  for (const dtype of key.dtypes) {
+    const r = rows.find((x) => x.name === key.name && x.dtype === dtype);
+    if (r) return { value: r.oom ? 'OOM' : Number(r.samples_s), dtype };
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- cases
+
+interface Runner {
+  /** Samples per step and tokens per sample (what the transformer sees). */
+  batch: number;
+  tokens: number;
+  params: number;
+  /** Encodes one training step (does not wait for the GPU). */
+  step(): void;
+  release(): void;
+}
+
+interface CaseDef {
+  label: string;
+  dtype: 'f16' | 'f32';
+  make(gpu: Gpu, dtype: 'f16' | 'f32'): Runner;
+}
+
+function releaseModel(model: Module, opt: AdamW | null): void {
+  const drop = (t: Tensor | null | undefined) => {
+    if (t && !t.released) t.release();
+  };
+  for (const p of model.namedParams().values()) {
+    drop(p.value);
+    drop(p.half);
+    drop(p.grad);
+    p.half = null;
+    p.grad = null;
+  }
+  if (opt) {
+    for (const m of [opt.m, opt.v, opt.ema ?? new Map<string, Tensor>()]) for (const t of m.values()) drop(t);
+    drop(opt.state);
+  }
+}
+
+const countParams = (ps: ReadonlyMap<string, Param>) => [...ps.values()].reduce((n, p) => n + p.value.size, 0);
+
+/** A config of the Trainer: Open-Sora's 16x256 STDiT-XL/2 (or a tiny one), at `frames`×`size` pixels. */
+function stditConfig(dtype: 'f16' | 'f32', frames: number, size: number, batch: number, gradCheckpoint: boolean): TrainConfig {
+  const c = stdit16x256();
+  const base: TrainConfig = {
+    ...c,
+    num_frames: frames,
+    image_size: [size, size],
+    dtype,
+    batch_size: batch,
+    model: { ...c.model, grad_checkpoint: gradCheckpoint },
+    // the text encoder is not run (random embeddings are passed in); 'tiny' keeps the Trainer constructible
+    text_encoder: { ...c.text_encoder, type: 'tiny' },
+  };
+  if (!small) return base;
+  return {
+    ...base,
+    num_frames: Math.min(frames, gradCheckpoint ? 8 : 4),
+    image_size: [gradCheckpoint ? 128 : 64, gradCheckpoint ? 128 : 64],
+    batch_size: Math.min(batch, 2),
+    model: { ...base.model, hidden_size: 64, depth: 2, num_heads: 4 },
+    text_encoder: { ...base.text_encoder, caption_channels: 32, model_max_length: 8 },
+  };
+}
+
+function stditCase(cfg: (dtype: 'f16' | 'f32') => TrainConfig): (gpu: Gpu, dtype: 'f16' | 'f32') => Runner {
+  return (gpu, dtype) => {
+    const c = cfg(dtype);
+    const trainer = new Trainer(gpu, c);
+    const [C, T, H, W] = latentShape(c);
+    const B = c.batch_size;
+    const L = c.text_encoder.model_max_length;
+    const D = c.text_encoder.caption_channels;
+    const latents = Float32Array.from(randCpu(B * C * T * H * W, { seed: 11 }), (u) => 2 * u - 1);
+    const y = randn(gpu, [B, 1, L, D], { seed: 12 });
+    const yIn = c.dtype === 'f16' ? cast(gpu, y, 'f16') : y;
+    if (yIn !== y) y.release();
+    const yLen = gpu.upload(Int32Array.from({ length: B }, (_, b) => L - ((b * 37) % Math.max(1, L >> 2))), [B], 'i32', 'y_len');
+    return {
+      batch: B,
+      tokens: tokensPerSample(c),
+      params: countParams(trainer.params),
+      step: () => void trainer.trainStep({ latents, embeddings: { y: yIn, yLen } }),
+      release: () => {
+        yIn.release();
+        yLen.release();
+        releaseModel(trainer.model, trainer.optimizer);
+      },
+    };
+  };
+}
+
+/** DiT's training step (facebookresearch/DiT train.py): label dropout to the null class, IDDPM loss, AdamW + EMA. */
+function ditCase(batch: number): (gpu: Gpu, dtype: 'f16' | 'f32') => Runner {
+  return (gpu, dtype) => {
+    const cfg: DiTConfig = small ? { ...DIT_DEFAULTS, inputSize: 8, hiddenSize: 64, depth: 2, numHeads: 4, numClasses: 10 } : { ...DIT_DEFAULTS };
+    const B = small ? Math.min(batch, 4) : batch;
+    if (dtype === 'f16' && !gpu.info.f16) throw new Error('no shader-f16');
+    const model = new DiT(gpu, cfg, 0);
+    if (dtype === 'f16') model.useHalf();
+    const params = trainableParams(model);
+    const opt = new AdamW(gpu, params, { lr: 1e-4, weightDecay: 0, lossScale: dtype === 'f16' ? 'dynamic' : 1, emaDecay: 0.9999, halfCopies: dtype === 'f16' });
+    const s = createSchedule();
+    const [C, N] = [cfg.inChannels, cfg.inputSize];
+    const latents = Float32Array.from(randCpu(B * C * N * N, { seed: 21 }), (u) => 2 * u - 1);
+    let k = 0;
+    return {
+      batch: B,
+      tokens: (N / cfg.patchSize) ** 2,
+      params: countParams(params),
+      step: () => {
+        const seed = 1000 + k++;
+        const labels = Array.from(randint(B, 0, cfg.numClasses - 1, { seed, offset: 0 }));
+        randCpu(B, { seed, offset: 1 << 20 }).forEach((u, b) => {
+          if (u < cfg.classDropoutProb) labels[b] = cfg.numClasses;
+        });
+        const xStart = gpu.upload(latents, [B, C, N, N], 'f32', 'x_start');
+        const t = sampleTimesteps(s, B, { seed, offset: 2 << 20 });
+        const noise = randn(gpu, [B, C, N, N], { seed: seed + 7919 });
+        const xT = qSample(gpu, s, xStart, t, noise);
+        const timestep = gpu.upload(Float32Array.from(t), [B], 'f32', 'timestep');
+        const tape = new Tape(gpu);
+        const xIn = tape.input(dtype === 'f16' ? cast(gpu, xT, 'f16') : xT, 'x_t');
+        const out = F.toDtype(tape, model.forward(tape, { x: xIn, t: timestep, y: labels }), 'f32');
+        const inputs = { xStart, xT, noise, t, modelOutput: out.value };
+        const { loss, mse, vb } = trainingLosses(gpu, s, inputs);
+        const seedGrad = opt.seed(B, 1 / B);
+        const dOut = trainingLossesBackward(gpu, s, inputs, seedGrad);
+        seedGrad.release();
+        tape.backward(out, dOut);
+        dOut.release();
+        tape.release();
+        opt.step();
+        for (const x of [xStart, noise, xT, timestep, loss, mse, vb]) x.release();
+        if (xIn.value !== xT) xIn.value.release();
+        gpu.flush();
+      },
+      release: () => releaseModel(model, opt),
+    };
+  };
+}
+
+const CASES: Record<CaseName, CaseDef> = {
+  'stdit-f16': { label: 'STDiT-XL/2 16x256 B4 f16', dtype: 'f16', make: stditCase((d) => stditConfig(d, 16, 256, 4, false)) },
+  'stdit-f32': { label: 'STDiT-XL/2 16x256 B4 f32', dtype: 'f32', make: stditCase((d) => stditConfig(d, 16, 256, 4, false)) },
+  'dit-f16': { label: 'DiT-XL/2 256px B64 f16', dtype: 'f16', make: ditCase(64) },
+  'dit-f32': { label: 'DiT-XL/2 256px B64 f32', dtype: 'f32', make: ditCase(64) },
+  stdit64x512: { label: 'STDiT-XL/2 64x512 B1 GC f16', dtype: 'f16', make: stditCase((d) => stditConfig(d, 64, 512, 1, true)) },
+};
+
+// ---------------------------------------------------------------- run
+
+interface Result {
+  name: CaseName;
+  label: string;
+  stepMs?: number;
+  meanMs?: number;
+  samplesS?: number;
+  tokensS?: number;
+  peakGiB?: number;
+  reservedGiB?: number;
+  error?: string;
+}
+
+const GiB = 2 ** 30;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const mem = (gib: number) => (gib >= 1 ? `${gib.toFixed(2)} GiB` : `${(gib * 1024).toFixed(1)} MiB`);
+const errText = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 160);
+
+async function runCase(gpu: Gpu, name: CaseName): Promise<Result> {
+  const def = CASES[name];
+  const forced = forceF32 && def.dtype === 'f16';
+  const label = `${small ? `${name} small` : def.label}${forced ? ' as f32' : ''}`;
+  if (def.dtype === 'f16' && !gpu.info.f16 && !forced) return { name, label, error: 'skipped: no shader-f16' };
+  await gpu.trim();
+  const stats = gpu.pool.stats;
+  stats.peakInUseBytes = stats.inUseBytes;
+  const base = stats.inUseBytes;
+  let runner: Runner | null = null;
+  try {
+    runner = def.make(gpu, forced ? 'f32' : def.dtype);
+    for (let i = 0; i < WARMUP; i++) runner.step();
+    await gpu.sync();
+    const times: number[] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) {
+      const s0 = performance.now();
+      runner.step();
+      await gpu.sync();
+      times.push(performance.now() - s0);
+    }
+    const meanMs = (performance.now() - t0) / steps;
+    const stepMs = median(times);
+    const samplesS = (runner.batch * 1000) / stepMs;
+    const r: Result = { name, label, stepMs, meanMs, samplesS, tokensS: samplesS * runner.tokens, peakGiB: (stats.peakInUseBytes - base) / GiB, reservedGiB: stats.reservedBytes / GiB };
+    console.log(
+      `${label}: ${(runner.params / 1e6).toFixed(1)}M params, ${runner.tokens} tokens/sample, step median ${stepMs.toFixed(1)} ms (mean ${meanMs.toFixed(1)}, ` +
+        `steps ${times.map((t) => t.toFixed(0)).join(' ')}), ${samplesS.toFixed(2)} samples/s, batch ${runner.batch}, peak ${mem(r.peakGiB!)}, reserved ${mem(r.reservedGiB!)}`,
+    );
+    return r;
+  } catch (e) {
+    const error = errText(e);
+    console.log(`${label}: FAILED: ${error}`);
+    return { name, label, error, peakGiB: (stats.peakInUseBytes - base) / GiB };
+  } finally {
+    try {
+      runner?.release();
+      await gpu.trim();
+    } catch (e) {
+      console.log(`${label}: cleanup failed: ${errText(e)}`);
+    }
+  }
+}
+
+const gpu = await openBenchGpu();
+const torchRows = torchLog ? readTorch(torchLog) : [];
+if (torchLog) console.log(`# torch reference: ${torchRows.length} rows from ${torchLog}`);
+console.log(`# ${steps} timed steps per case after ${WARMUP} warm-up steps${small ? ' (--small shapes)' : ''}`);
+
+const results: Result[] = [];
+for (const name of CASE_NAMES.filter((c) => selected.includes(c))) results.push(await runCase(gpu, name));
+
+const rows = results.map((r) => {
+  const t = torchLog && !small && !(forceF32 && CASES[r.name].dtype === 'f16') ? torchFor(torchRows, r.name) : undefined;
+  const tv = t?.value;
+  const torchCell = tv === undefined ? '' : tv === 'OOM' ? 'OOM' : tv;
+  const ratio = typeof tv === 'number' && r.samplesS !== undefined ? r.samplesS / tv : '';
+  if (r.error) return [r.label, r.error, '', '', r.peakGiB !== undefined && r.peakGiB > 0 ? r.peakGiB : '', torchCell, ''];
+  return [r.label, r.samplesS!, r.tokensS!, r.stepMs!, r.peakGiB!, torchCell, ratio];
+});
+console.log('');
+console.log(table(['case', 'samples/s', 'tokens/s', 'step ms', 'peak GiB', 'torch samples/s', 'ratio'], rows));
+if (torchLog && !small) console.log('(torch f16 rows: its float16 result if present, else bfloat16 autocast; torch steps are timed over a run, ours per step (median))');
+finish(results.some((r) => r.error && !r.error.startsWith('skipped')) ? 1 : 0);
