@@ -85,7 +85,7 @@ export function vocabularyText(): string {
   );
 }
 
-const FILLER = new Set(['a', 'an', 'the', 'on', 'in', 'over', 'against', 'background', 'moving', 'staying', 'standing', 'that', 'is', 'which', 'and', 'object', 'shape', 'colored', 'coloured', 'with']);
+const FILLER = new Set(['a', 'an', 'the', 'on', 'in', 'to', 'towards', 'toward', 'over', 'against', 'background', 'moving', 'staying', 'standing', 'that', 'is', 'which', 'and', 'object', 'shape', 'colored', 'coloured', 'with']);
 const DIRECTIONS = new Set(['left', 'right', 'up', 'down']);
 
 /**
@@ -124,11 +124,12 @@ export function parseCaption(caption: string): Attributes {
     else if (w === 'not' && next === 'moving') {
       set('motion', 'still');
       i++;
-    } else if (w === 'moving' && (next === undefined || !DIRECTIONS.has(next))) {
-      throw new Error(`parseCaption: "moving" needs a direction (left, right, up, down) in "${caption}". Vocabulary — ${vocabularyText()}`);
     } else if (!FILLER.has(w)) {
       throw new Error(`parseCaption: unknown word "${w}" in "${caption}". Vocabulary — ${vocabularyText()}`);
     }
+  }
+  if (found.motion === undefined && words.includes('moving')) {
+    throw new Error(`parseCaption: "moving" needs a direction (left, right, up, down) in "${caption}". Vocabulary — ${vocabularyText()}`);
   }
   const missing = (['color', 'shape', 'motion'] as const).filter((k) => found[k] === undefined);
   if (missing.length) {

@@ -47,6 +47,7 @@ s.test('every combination: describe → parseCaption round trip; lenient spellin
   }
   const cases: [string, Attributes][] = [
     ['A Red circle, moving LEFT.', { color: 'red', shape: 'circle', motion: 'left', background: 'dark' }],
+    ['a red square moving to the left', { color: 'red', shape: 'square', motion: 'left', background: 'dark' }],
     ['red square still', { color: 'red', shape: 'square', motion: 'still', background: 'dark' }],
     ['a blue triangle moving up on a navy background', { color: 'blue', shape: 'triangle', motion: 'up', background: 'navy' }],
     ['the magenta circle is not moving on the navy background', { color: 'magenta', shape: 'circle', motion: 'still', background: 'navy' }],
