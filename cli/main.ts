@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Gpu } from '../engine/gpu.js';
 import { latentShape, tokensPerSample, type TrainConfig } from '../configs/types.js';
-import { DataLoader, VideoDataset } from '../data/dataset.js';
+import { DataLoader, VideoDataset, type SampleSource } from '../data/dataset.js';
+import { CachedDataset, writeDatasetCache } from '../data/cache.js';
 import { combinations, describe, generateDataset } from '../data/synthetic.js';
 import { evaluate, judge } from '../data/judge.js';
 import { frameStrip, writePng, writeVideo } from '../data/video.js';
@@ -47,6 +48,7 @@ const SPEC: CliSpec = {
         'skip-bad': { type: 'boolean', description: 'skip (and count) missing, corrupt or too-short videos instead of stopping' },
         run: { type: 'string', description: 'run folder name under outputs (default: <config>-<date>)' },
         export: { type: 'string', description: 'at the end, write the EMA weights as an inference file here (f16)' },
+        cache: { type: 'string', description: 'decoded-dataset cache file: used when it exists, else written from the dataset first (small datasets; no ffmpeg needed once cached)' },
       },
     },
     sample: {
@@ -109,16 +111,31 @@ async function train(c: TrainConfig, o: Record<string, string | boolean | undefi
   const gpu = await Gpu.open();
   const log = (s: string) => process.stderr.write(`${s}\n`);
   log(`device: ${gpu.info.backend} (${gpu.info.adapter}); config ${c.name}, dtype ${c.dtype}`);
-  const csv = typeof o.data === 'string' ? o.data : c.dataset.type === 'csv' ? c.dataset.data_path : await syntheticCsv(c, log);
-  const dataset = await VideoDataset.open(csv, {
-    numFrames: c.num_frames,
-    frameInterval: c.frame_interval,
-    imageSize: c.image_size,
-    randomFlip: c.dataset.type === 'csv',
-    seed: c.seed,
-    onBadSample: o['skip-bad'] ? 'skip' : 'error',
-  });
-  if (dataset.skipped.length) log(`skipped ${dataset.skipped.length} bad samples:\n  ${dataset.skipped.map((s) => s.reason).join('\n  ')}`);
+  const cache = typeof o.cache === 'string' ? o.cache : null;
+  let dataset: SampleSource;
+  if (cache && existsSync(cache)) {
+    const cached = new CachedDataset(cache);
+    cached.expectShape([3, c.num_frames, ...c.image_size], `config ${c.name}`);
+    log(`dataset: ${cached.length} decoded clips from ${cache} (source ${cached.source})`);
+    dataset = cached;
+  } else {
+    const csv = typeof o.data === 'string' ? o.data : c.dataset.type === 'csv' ? c.dataset.data_path : await syntheticCsv(c, log);
+    const videos = await VideoDataset.open(csv, {
+      numFrames: c.num_frames,
+      frameInterval: c.frame_interval,
+      imageSize: c.image_size,
+      randomFlip: !cache && c.dataset.type === 'csv',
+      seed: c.seed,
+      onBadSample: o['skip-bad'] ? 'skip' : 'error',
+    });
+    if (videos.skipped.length) log(`skipped ${videos.skipped.length} bad samples:\n  ${videos.skipped.map((s) => s.reason).join('\n  ')}`);
+    dataset = videos;
+    if (cache) {
+      log(`decoding ${videos.length} clips into the cache ${cache}`);
+      await writeDatasetCache(cache, videos);
+      dataset = new CachedDataset(cache);
+    }
+  }
   const loader = new DataLoader(dataset, { batchSize: c.batch_size, shuffle: true, seed: c.seed, dropLast: true, prefetch: 4 });
 
   let trainer: Trainer;
