@@ -45,6 +45,9 @@ const CASE_NAMES = ['stdit-f16', 'stdit-f32', 'dit-f16', 'dit-f32', 'stdit64x512
 type CaseName = (typeof CASE_NAMES)[number];
 
 const small = process.argv.includes('--small');
+/** --profile [N]: after timing, profile one step per case and print the N (default 25) slowest kernels. */
+const profile = process.argv.includes('--profile');
+const profileTop = Number(flag('--profile-top') ?? 25);
 const forceF32 = process.argv.includes('--force-f32');
 const steps = Number(flag('--steps') ?? process.env.TRAIN_STEP_STEPS ?? 5);
 if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer (got ${flag('--steps') ?? process.env.TRAIN_STEP_STEPS})`);
@@ -291,6 +294,19 @@ async function runCase(gpu: Gpu, name: CaseName): Promise<Result> {
       times.push(performance.now() - s0);
     }
     const meanMs = (performance.now() - t0) / steps;
+    if (profile && gpu.info.timestamps) {
+      // one more step with per-kernel timestamps (each dispatch in its own pass: slower, but the split is right)
+      gpu.profiler.reset();
+      gpu.profiler.enable();
+      runner.step();
+      await gpu.sync();
+      const rows = await gpu.profiler.report();
+      gpu.profiler.enable(false);
+      gpu.profiler.reset();
+      const total = rows.reduce((a, r) => a + r.totalMs, 0);
+      console.log(`${label}: profile of one step: ${total.toFixed(1)} ms of kernel time in ${rows.reduce((a, r) => a + r.count, 0)} dispatches; top kernels:`);
+      for (const r of rows.slice(0, profileTop)) console.log(`  ${r.totalMs.toFixed(2).padStart(9)} ms ${String(r.count).padStart(6)}× ${(r.meanUs).toFixed(1).padStart(9)} µs  ${r.kernel}`);
+    }
     const stepMs = median(times);
     const samplesS = (runner.batch * 1000) / stepMs;
     const r: Result = { name, label, stepMs, meanMs, samplesS, tokensS: samplesS * runner.tokens, peakGiB: (stats.peakInUseBytes - base) / GiB, reservedGiB: stats.reservedBytes / GiB };

@@ -1,6 +1,9 @@
 // y = x with its axes reordered. The op passes y's shape (at most 6 dims after merging axes) and, for each
 // of y's axes, the stride of the x axis it comes from; every thread gathers by decomposing its output index.
 // 32-bit dtypes move whole words; f16 threads build one output word from two individually-read halves.
+// UNIT: when the last axis stays last and its length is a multiple of the unit, every thread moves one
+// vec2/vec4 of words (the op divides the last extent and all strides by the unit), as the model's head
+// splits and merges do; otherwise UNIT is u32.
 struct Params {
   n: u32,        // elements of y
   groups_x: u32, // workgroups along x of the folded 2-D grid
@@ -10,8 +13,8 @@ struct Params {
   stride: array<vec4u, 2>, // x's element stride for each of y's dims
 }
 
-@group(0) @binding(0) var<storage, read> x: array<u32>;
-@group(0) @binding(1) var<storage, read_write> y: array<u32>;
+@group(0) @binding(0) var<storage, read> x: array<${UNIT}>;
+@group(0) @binding(1) var<storage, read_write> y: array<${UNIT}>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 // x's element index for y's element i.
@@ -26,9 +29,11 @@ fn source(i: u32) -> u32 {
   return src;
 }
 
+#if ${F16}
 fn half_at(i: u32) -> u32 {
   return (x[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu;
 }
+#endif
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {

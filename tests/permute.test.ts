@@ -60,6 +60,16 @@ s.test('attention layouts: [B,T,S,H,D] → [B,S,T,H,D] and [B,N,H,D] → [B,H,N,
   }
 });
 
+s.test('whole-unit path (last axis kept, 8/16-byte rows): qkv split, head merge, temporal swap', async (ctx) => {
+  for (const dtype of ['f32', 'f16'] as const) {
+    await check(ctx, [2, 5, 3, 4, 72], [2, 0, 3, 1, 4], dtype); // [B, N, 3, H, D] → [3, B, H, N, D], 16-byte units
+    await check(ctx, [2, 4, 5, 72], [0, 2, 1, 3], dtype);
+    await check(ctx, [2, 3, 5, 8], [0, 2, 1, 3], dtype);
+    await check(ctx, [3, 2, 6, 4], [1, 0, 2, 3], dtype); // f16: 8-byte units
+    await check(ctx, [2, 3, 2, 6], [2, 0, 1, 3], dtype); // f16 rows of 12 bytes: element path
+  }
+});
+
 s.test('random permutations of rank 1..6, every dtype, odd sizes', async (ctx) => {
   const dtypes: DType[] = ['f32', 'f16', 'i32', 'u32'];
   for (let rank = 1; rank <= 6; rank++) {
