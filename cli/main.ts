@@ -44,6 +44,7 @@ const SPEC: CliSpec = {
       description: 'train a model (default config: the small STDiT on the built-in synthetic dataset)',
       options: {
         steps: { type: 'string', description: 'stop after this many optimizer steps (default: epochs × batches)' },
+        'time-limit': { type: 'string', description: 'stop (with a checkpoint) after this many minutes of training' },
         data: { type: 'string', description: 'a CSV of videos (path,caption[,num_frames,height,width,fps]) instead of the config dataset' },
         'skip-bad': { type: 'boolean', description: 'skip (and count) missing, corrupt or too-short videos instead of stopping' },
         run: { type: 'string', description: 'run folder name under outputs (default: <config>-<date>)' },
@@ -179,7 +180,13 @@ async function train(c: TrainConfig, o: Record<string, string | boolean | undefi
     }
     pending = null;
   };
+  const limitMin = num(o['time-limit'], 'time-limit');
+  const deadline = limitMin === undefined ? Infinity : performance.now() + limitMin * 60_000;
   while (trainer.step < total) {
+    if (performance.now() > deadline) {
+      progress.log(`time limit of ${limitMin} min reached at step ${trainer.step}`);
+      break;
+    }
     const batch = await loader.next();
     const t0 = performance.now();
     const r = trainer.trainStep({ latents: batch.video, captions: batch.captions });
