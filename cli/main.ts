@@ -284,7 +284,7 @@ async function evalCmd(o: Record<string, string | boolean | undefined>): Promise
   }
   progress.finish();
   const e = evaluate(results);
-  const line = `accuracy over ${count} clips: colour ${pct(e.color)}, shape ${pct(e.shape)}, motion ${pct(e.motion)}, all three ${pct(e.all)}`;
+  const line = `accuracy over ${count} clips: colour ${pct(e.color)}, shape ${pct(e.shape)}, motion ${pct(e.motion)}, background ${pct(e.background)}; all attributes right ${pct(e.all)}`;
   console.log(line);
   mkdirSync(s.out, { recursive: true });
   writeFileSync(join(s.out, 'eval.json'), JSON.stringify({ checkpoint: s.ckpt, sampler: s.run, count, ...e }, null, 2));
