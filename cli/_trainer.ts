@@ -16,7 +16,7 @@ import { qSample, sampleTimesteps, trainingLosses, trainingLossesBackward } from
 import { STDiT } from '../models/stdit.js';
 import { loadStateDict, stateDict, trainableParams, type HostTensor } from '../models/state.js';
 import { createDefaultTextEncoder, type TextEncoder } from '../models/text_encoder/index.js';
-import type { CheckpointData, TensorMap } from './_checkpoint.js';
+import { loadModelWeights, type CheckpointData, type TensorMap } from './_checkpoint.js';
 
 /** Seed of the small built-in text encoder (fixed: training and sampling must use the same weights). */
 export const TEXT_ENCODER_SEED = 0;
@@ -104,6 +104,12 @@ export class Trainer {
     this.schedule = createSchedule();
     this.step = resume?.step ?? 0;
     if (resume) loadStateDict(this.model, resume.params, { source: 'the checkpoint' });
+    else if (config.model.from_pretrained) {
+      // initial weights: an inference file, a training checkpoint's model weights, or upstream weights
+      const path = config.model.from_pretrained;
+      const shapes = new Map([...stateDict(this.model)].map(([k, p]) => [k, p.shape]));
+      loadStateDict(this.model, loadModelWeights(path, shapes), { source: path });
+    }
     if (this.dtype === 'f16') this.model.useHalf();
     this.params = trainableParams(this.model);
     this.optimizer = new AdamW(gpu, this.params, {

@@ -128,6 +128,8 @@ async function train(c: TrainConfig, o: Record<string, string | boolean | undefi
       randomFlip: !cache && c.dataset.type === 'csv',
       seed: c.seed,
       onBadSample: o['skip-bad'] ? 'skip' : 'error',
+      // building a cache decodes every file anyway: no separate probe pass
+      validate: !cache,
     });
     if (videos.skipped.length) log(`skipped ${videos.skipped.length} bad samples:\n  ${videos.skipped.map((s) => s.reason).join('\n  ')}`);
     dataset = videos;
