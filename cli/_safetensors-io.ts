@@ -8,9 +8,9 @@
 //     the final name.
 // The bytes are the standard format (8-byte little-endian header length, JSON header padded with spaces to
 // 8 bytes, data), readable by engine/safetensors.ts and by the Python safetensors package.
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { SafetensorsError, toFloat32, type StDType } from '../engine/safetensors.js';
+import { writeFileAtomic } from '../engine/safetensors-file.js';
 
 const BYTES: Record<StDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, U32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 /** Largest single read/write call (Node rejects lengths of 2 GiB and more). */
@@ -123,31 +123,8 @@ export function withSafetensors<T>(path: string, fn: (r: SafetensorsReader) => T
   }
 }
 
-/** Writes chunks one after another to `path` atomically (see the file header). */
-export function writeChunksAtomic(path: string, chunks: Iterable<Uint8Array>): void {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-  const fd = openSync(tmp, 'w');
-  try {
-    for (const c of chunks) {
-      let at = 0;
-      while (at < c.byteLength) at += writeSync(fd, c, at, Math.min(IO_CHUNK, c.byteLength - at));
-    }
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  try {
-    const dfd = openSync(dirname(path), 'r');
-    fsyncSync(dfd);
-    closeSync(dfd);
-  } catch {
-    // some file systems refuse fsync on a folder; the rename itself is still atomic
-  }
-}
+/** Writes chunks one after another to `path` atomically (temp file, fsync, rename, fsync of the folder). */
+export const writeChunksAtomic = writeFileAtomic;
 
 export interface F32Entry {
   name: string;

@@ -3,7 +3,7 @@
 //   node dist/cli/main.mjs sample [--ckpt file] --prompt "a red circle moving left on a dark background"
 //   node dist/cli/main.mjs eval   [--ckpt file] [--count N]
 //   node dist/cli/main.mjs make-dataset --out data/synthetic --count 2000
-// The device comes from WEBGPU_DEVICE (auto: GPU, else SwiftShader, else llvmpipe).
+// The device comes from WEBGPU_DEVICE (auto: GPU, else llvmpipe, else SwiftShader).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Gpu } from '../engine/gpu.js';
@@ -109,7 +109,7 @@ async function syntheticCsv(c: TrainConfig, log: (s: string) => void): Promise<s
 }
 
 async function train(c: TrainConfig, o: Record<string, string | boolean | undefined>): Promise<void> {
-  const gpu = await Gpu.open();
+  const gpu = await Gpu.open({ preferLlvmpipe: true });
   const log = (s: string) => process.stderr.write(`${s}\n`);
   log(`device: ${gpu.info.backend} (${gpu.info.adapter}); config ${c.name}, dtype ${c.dtype}`);
   const cache = typeof o.cache === 'string' ? o.cache : null;
@@ -241,7 +241,7 @@ async function sampleCmd(o: Record<string, string | boolean | undefined>): Promi
   if (typeof o['prompt-file'] === 'string') prompts.push(...readFileSync(o['prompt-file'], 'utf8').split('\n').map((s) => s.trim()).filter(Boolean));
   if (!prompts.length) throw new UsageError('give --prompt "…" or --prompt-file file.txt (e.g. --prompt "a red circle moving left on a dark background")');
   const s = sampleOptions(o);
-  const gpu = await Gpu.open();
+  const gpu = await Gpu.open({ preferLlvmpipe: true });
   const m = loadForSampling(gpu, s.ckpt, s.load);
   process.stderr.write(`device: ${gpu.info.backend} (${gpu.info.adapter}); model ${s.ckpt}; ${prompts.length} prompt(s), sampler ${s.run.sampler}\n`);
   const progress = new Progress({ total: s.run.steps ?? (s.run.sampler === 'dpm-solver' ? 20 : 100) });
@@ -263,7 +263,7 @@ async function sampleCmd(o: Record<string, string | boolean | undefined>): Promi
 
 async function evalCmd(o: Record<string, string | boolean | undefined>): Promise<void> {
   const s = sampleOptions(o);
-  const gpu = await Gpu.open();
+  const gpu = await Gpu.open({ preferLlvmpipe: true });
   const m = loadForSampling(gpu, s.ckpt, s.load);
   const all = combinations();
   const count = Math.min(int(o.count, 'count') ?? all.length, all.length);

@@ -23,6 +23,11 @@ export interface DeviceOptions {
   fast?: boolean;
   /** Overrides the system paths probed for the software drivers (tests of the error path use this). */
   paths?: DawnPaths;
+  /**
+   * For 'auto' without a GPU: try llvmpipe before SwiftShader (model workloads: ~7× faster matmuls; the
+   * command-line tool does this; tests keep SwiftShader first for its subgroups and timestamps).
+   */
+  preferLlvmpipe?: boolean;
 }
 
 export interface SubgroupMatrixConfig {
@@ -167,7 +172,8 @@ export async function openDevice(opts: DeviceOptions = {}): Promise<OpenedDevice
   }
   const isBrowser = typeof (globalThis as { window?: unknown }).window !== 'undefined';
   if (choice === 'browser' || (choice === 'auto' && isBrowser)) return tryBrowser(opts);
-  const order: DawnBackend[] = choice === 'auto' ? ['gpu', 'swiftshader', 'llvmpipe'] : [choice];
+  const software: DawnBackend[] = opts.preferLlvmpipe ? ['llvmpipe', 'swiftshader'] : ['swiftshader', 'llvmpipe'];
+  const order: DawnBackend[] = choice === 'auto' ? ['gpu', ...software] : [choice];
   const failures: string[] = [];
   for (const backend of order) {
     try {

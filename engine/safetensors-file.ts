@@ -15,13 +15,17 @@ export function readSafetensors(path: string): StFile {
   return parseSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path);
 }
 
-/** Writes bytes to `path` atomically (see the file header). */
-export function writeFileAtomic(path: string, bytes: Uint8Array): void {
+const IO_CHUNK = 1 << 26; // one write() moves at most 64 MiB
+
+/** Writes bytes (or chunks of bytes, one after another, e.g. a streamed file of many GB) to `path` atomically. */
+export function writeFileAtomic(path: string, data: Uint8Array | Iterable<Uint8Array>): void {
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
   const fd = openSync(tmp, 'w');
   try {
-    let at = 0;
-    while (at < bytes.byteLength) at += writeSync(fd, bytes, at, bytes.byteLength - at);
+    for (const c of data instanceof Uint8Array ? [data] : data) {
+      let at = 0;
+      while (at < c.byteLength) at += writeSync(fd, c, at, Math.min(IO_CHUNK, c.byteLength - at));
+    }
     fsyncSync(fd);
   } catch (e) {
     closeSync(fd);

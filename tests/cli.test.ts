@@ -1,0 +1,77 @@
+// End to end through the command-line tool on the software device: make a tiny synthetic dataset, train a
+// micro STDiT for a few steps (checkpoints, metrics, EMA export), resume the run, sample MP4s from the
+// export; and the CLI's error paths (missing prompt, missing CSV, a bad row, --skip-bad).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { suite } from './harness.js';
+import { probeVideo } from '../data/video.js';
+import { readMetrics } from '../cli/_metrics.js';
+
+const s = suite('cli');
+const here = dirname(fileURLToPath(import.meta.url));
+const MAIN = join(here.endsWith('dist') ? here : join(here, '..', 'dist'), 'cli', 'main.mjs');
+
+const MICRO = ['--num_frames', '4', '--image_size', '16,16', '--model.hidden_size', '32', '--model.depth', '2', '--model.num_heads', '2', '--text_encoder.caption_channels', '16', '--text_encoder.model_max_length', '8', '--batch_size', '2', '--log_every', '1', '--ckpt_every', '2'];
+
+function cli(args: string[]): { code: number; out: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: process.env, timeout: 600_000 });
+  return { code: r.status ?? -1, out: `${r.stdout}\n${r.stderr}` };
+}
+
+function expectOk(r: { code: number; out: string }, what: string) {
+  if (r.code !== 0) throw new Error(`${what} exited ${r.code}:\n${r.out.slice(-2000)}`);
+}
+
+s.test('make-dataset → train → resume → sample, on the software device', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-test-'));
+  try {
+    expectOk(cli(['make-dataset', '--out', join(dir, 'data'), '--count', '6', '--frames', '4', '--size', '16']), 'make-dataset');
+    const csv = join(dir, 'data', 'train.csv');
+    const train = (steps: number, extra: string[] = []) => cli(['train', '--data', csv, '--steps', String(steps), '--outputs', dir, '--run', 'run', ...MICRO, ...extra]);
+    expectOk(train(2), 'train');
+    const run = join(dir, 'run');
+    if (!existsSync(join(run, 'ckpt-2.safetensors')) || readFileSync(join(run, 'latest'), 'utf8').trim() !== 'ckpt-2.safetensors') throw new Error('no checkpoint after 2 steps');
+    const m = readMetrics(join(run, 'metrics.jsonl'));
+    if (m.length !== 2 || !m.every((r) => typeof r.loss === 'number' && (r.loss as number) > 0)) throw new Error(`metrics ${JSON.stringify(m)}`);
+
+    const resumed = train(3, ['--load', run, '--export', join(dir, 'model.safetensors')]);
+    expectOk(resumed, 'resumed train');
+    if (!/resumed from .*ckpt-2\.safetensors at step 2/.test(resumed.out)) throw new Error(`resume not reported:\n${resumed.out}`);
+    if (!existsSync(join(run, 'ckpt-3.safetensors'))) throw new Error('no checkpoint after the resumed step');
+
+    const out = join(dir, 'samples');
+    const r = cli(['sample', '--ckpt', join(dir, 'model.safetensors'), '--prompt', 'a red circle moving left on a dark background|a blue square', '--sampler', 'ddim', '--steps', '2', '--out', out]);
+    expectOk(r, 'sample');
+    const mp4 = join(out, '000-a-red-circle-moving-left-on-a-dark-background.mp4');
+    const info = await probeVideo(mp4);
+    if (info.frames !== 4 || info.width !== 16 || info.height !== 16) throw new Error(`sample video ${JSON.stringify(info)}`);
+    if (!existsSync(join(out, '001-a-blue-square.png'))) throw new Error('no PNG strip');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+s.test('clear errors: no prompt, missing CSV, bad row (and --skip-bad)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-test-'));
+  try {
+    const noPrompt = cli(['sample', '--ckpt', join(dir, 'none.safetensors')]);
+    if (noPrompt.code !== 2 || !/--prompt/.test(noPrompt.out)) throw new Error(`sample without a prompt: ${noPrompt.code} ${noPrompt.out}`);
+    const missing = cli(['train', '--data', join(dir, 'nope.csv'), '--steps', '1', ...MICRO]);
+    if (missing.code === 0 || !/nope\.csv/.test(missing.out)) throw new Error(`missing CSV: ${missing.code} ${missing.out}`);
+    expectOk(cli(['make-dataset', '--out', join(dir, 'data'), '--count', '4', '--frames', '4', '--size', '16']), 'make-dataset');
+    const csv = join(dir, 'data', 'train.csv');
+    writeFileSync(csv, `${readFileSync(csv, 'utf8').trimEnd()}\nvideos/missing.mp4,a green triangle staying still on a dark background,4,16,16,8\n`);
+    const bad = cli(['train', '--data', csv, '--steps', '1', '--outputs', dir, ...MICRO]);
+    if (bad.code === 0 || !/line 6 .*missing\.mp4/.test(bad.out)) throw new Error(`bad row: ${bad.code} ${bad.out.slice(-1500)}`);
+    const skip = cli(['train', '--data', csv, '--steps', '1', '--outputs', dir, '--skip-bad', ...MICRO]);
+    expectOk(skip, 'train --skip-bad');
+    if (!/skipped 1 bad sample/.test(skip.out)) throw new Error(`skip not reported:\n${skip.out}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+s.run();
