@@ -13,6 +13,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { withSafetensors, writeChunksAtomic, writeSafetensorsStreaming, type F32Entry, type SafetensorsReader, type TensorInfo } from './_safetensors-io.js';
+import { shapeStr } from '../engine/errors.js';
+import { sameShape } from '../engine/ops/common.js';
+import { numel } from '../engine/tensor.js';
 
 export const CHECKPOINT_FORMAT = 'webgpu-dit-train-ckpt/1';
 
@@ -66,9 +69,6 @@ const GROUPS = [
   ['v', 'optim.v.'],
 ] as const;
 
-const shapeStr = (s: readonly number[]) => `[${s.join(', ')}]`;
-const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 function checkInt(v: number, what: string): void {
   if (!Number.isSafeInteger(v) || v < 0) throw new Error(`saveCheckpoint: ${what} = ${v} must be an integer >= 0`);

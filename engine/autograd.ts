@@ -16,6 +16,7 @@ import { ShapeError, shapeStr } from './errors.js';
 import type { Gpu } from './gpu.js';
 import { add } from './ops/elementwise.js';
 import { cast } from './ops/cast.js';
+import { sameShape } from './ops/common.js';
 import type { DType } from './dtype.js';
 import type { Tensor } from './tensor.js';
 
@@ -163,7 +164,7 @@ export class Tape {
 
   /** Adds g to v.grad (taking ownership of g). */
   accumulate(v: Var, g: Tensor): void {
-    if (!sameShapes(g.shape, v.shape)) throw new ShapeError(`gradient of ${v} has shape ${shapeStr(g.shape)}`);
+    if (!sameShape(g.shape, v.shape)) throw new ShapeError(`gradient of ${v} has shape ${shapeStr(g.shape)}`);
     if (v instanceof Param && g.dtype !== v.value.dtype) {
       const c = cast(this.gpu, g, v.value.dtype);
       g.release();
@@ -184,11 +185,10 @@ export class Tape {
    * reverse order. Params accumulate into .grad; activations' buffers are released along the way.
    */
   backward(root: Var, seed: Tensor, opts: { keepSeed?: boolean } = {}): void {
-    if (!sameShapes(seed.shape, root.shape)) throw new ShapeError(`backward: seed ${seed} must have the shape of ${root}`);
+    if (!sameShape(seed.shape, root.shape)) throw new ShapeError(`backward: seed ${seed} must have the shape of ${root}`);
     // forward-only values nobody saved are not needed any more
     for (const v of this.owned) if (v.saves === 0 && v !== root) v.value.release();
     root.grad = seed;
-    const seedTensor = seed;
     for (let i = this.nodes.length - 1; i >= 0; i--) {
       const node = this.nodes[i]!;
       const gradOuts = node.outputs.map((o) => o.grad);
@@ -203,12 +203,12 @@ export class Tape {
             if (!gradOuts.includes(g)) g.release();
             return;
           }
-          if (handed.has(g) || (opts.keepSeed && g === seedTensor)) g = copyOf(this.gpu, g);
+          if (handed.has(g) || (opts.keepSeed && g === seed)) g = this.gpu.clone(g);
           handed.add(g);
           this.accumulate(input, g);
         });
         for (const o of node.outputs) {
-          if (o.grad && !handed.has(o.grad) && !(opts.keepSeed && o.grad === seedTensor)) o.grad.release();
+          if (o.grad && !handed.has(o.grad) && !(opts.keepSeed && o.grad === seed)) o.grad.release();
           o.grad = null;
         }
       }
@@ -240,12 +240,3 @@ export class Tape {
   }
 }
 
-function sameShapes(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-function copyOf(gpu: Gpu, t: Tensor): Tensor {
-  const c = gpu.tensor(t.shape, t.dtype, `${t.name}.copy`);
-  gpu.copy(t, c);
-  return c;
-}

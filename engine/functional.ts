@@ -14,13 +14,11 @@ import { matmul as matmulOp } from './ops/matmul.js';
 import { patchify as patchifyOp, patchifyBackward, unpatchify as unpatchifyOp, unpatchifyBackward, type Patch3 } from './ops/patchify.js';
 import { permute as permuteOp } from './ops/permute.js';
 import { sum } from './ops/reduce.js';
-import type { Tensor } from './tensor.js';
-
-const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+import { numel, type Tensor } from './tensor.js';
 
 /** Sum of g over its leading dims down to `shape` (the gradient of a broadcast), in `dtype`. */
 function reduceTo(tape: Tape, g: Tensor, shape: readonly number[], dtype: Tensor['dtype']): Tensor {
-  const n = prod(shape);
+  const n = numel(shape);
   const g2 = g.reshape([g.size / n, n]);
   const s = sum(tape.gpu, g2, 0);
   g2.release();
@@ -111,7 +109,7 @@ export function add(tape: Tape, a: Var, b: Var): Var {
 
 /** Same values, new shape (a view; no copy). */
 export function reshape(tape: Tape, x: Var, shape: readonly number[]): Var {
-  if (prod(shape) !== x.value.size) throw new ShapeError(`reshape: ${x} cannot be viewed as ${shapeStr(shape)}`);
+  if (numel(shape) !== x.value.size) throw new ShapeError(`reshape: ${x} cannot be viewed as ${shapeStr(shape)}`);
   const y = tape.result(x.value.reshape(shape), `${x.name}.view`, true);
   tape.record('reshape', [x], [y], [], ([g]) => [g!.reshape(x.shape)]);
   return y;
@@ -130,7 +128,7 @@ export function split(tape: Tape, x: Var, n: number): Var[] {
   const gpu = tape.gpu;
   if (x.shape[0] !== n) throw new ShapeError(`split: ${x} must have ${n} as its first dim`);
   const shape = x.shape.slice(1);
-  const m = prod(shape);
+  const m = numel(shape);
   const outs = Array.from({ length: n }, (_, i) => {
     const t = gpu.tensor(shape, x.dtype, `${x.name}[${i}]`);
     gpu.copyRange(x.value, i * m, t, 0, m);

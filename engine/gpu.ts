@@ -246,6 +246,13 @@ export class Gpu {
     this.dispatch(k, [t], [words, word, grid[0]], grid);
   }
 
+  /** A new tensor holding a copy of t. */
+  clone(t: Tensor, name = `${t.name}.copy`): Tensor {
+    const c = this.tensor(t.shape, t.dtype, name);
+    this.copy(t, c);
+    return c;
+  }
+
   /** Copies src into dst (same byte size). */
   copy(src: Tensor, dst: Tensor): void {
     if (src.byteLength !== dst.byteLength) throw new ShapeError(`copy ${src} → ${dst}: byte sizes differ`);

@@ -48,7 +48,7 @@ export class AdamW {
       this.v.set(name, v);
       if (opts.halfCopies) p.refreshHalf(gpu);
     }
-    this.ema = opts.emaDecay === undefined ? null : new Map([...params].map(([name, p]) => [name, copyOf(gpu, p.value, `${name}.ema`)]));
+    this.ema = opts.emaDecay === undefined ? null : new Map([...params].map(([name, p]) => [name, gpu.clone(p.value, `${name}.ema`)]));
   }
 
   /** An f32 [n] seed for backward: loss_scale · value (e.g. value = 1/B for a mean over B samples). */
@@ -75,10 +75,10 @@ export class AdamW {
     }
   }
 
-  /** Restores the loss-scaling counters of a checkpoint (the step count comes from the constructor). */
-  restoreState(r: { lossScale: number; goodSteps: number; skipped: number }): void {
+  /** Restores a checkpoint's step count and loss-scaling counters. */
+  restoreState(r: { step: number; lossScale: number; goodSteps: number; skipped: number }): void {
     const dynamic = this.opts.lossScale === 'dynamic';
-    const fresh = optimState(this.gpu, { lossScale: r.lossScale, dynamic, step: this.opts.step ?? 0 });
+    const fresh = optimState(this.gpu, { lossScale: r.lossScale, dynamic, step: r.step });
     this.gpu.copy(fresh, this.state);
     fresh.release();
     const words = new Uint32Array([r.goodSteps, 0, 0, r.skipped]);
@@ -92,10 +92,4 @@ export class AdamW {
   stats(): Promise<OptimStateValues> {
     return readOptimState(this.state);
   }
-}
-
-function copyOf(gpu: Gpu, t: Tensor, name: string): Tensor {
-  const c = gpu.tensor(t.shape, t.dtype, name);
-  gpu.copy(t, c);
-  return c;
 }

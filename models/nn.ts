@@ -5,45 +5,41 @@ import { Param, type Tape, type Var } from '../engine/autograd.js';
 import * as F from '../engine/functional.js';
 import type { Gpu } from '../engine/gpu.js';
 import { timestepEmbedding } from '../engine/ops/embedding.js';
-import type { Tensor } from '../engine/tensor.js';
+import { numel, type Tensor } from '../engine/tensor.js';
+import { randCpu, randnCpu } from '../engine/ops/random.js';
 import { ShapeError } from '../engine/errors.js';
 
-/** Seeded initialiser: draws on the CPU (mulberry32 + Box–Muller) and uploads. */
+/** Seeded initialiser: draws from the engine's counter-based CPU stream (engine/ops/random.ts) and uploads. */
 export class Init {
-  private state: number;
+  /** Elements of the (seed) stream used so far. */
+  private offset = 0;
   constructor(
     readonly gpu: Gpu,
-    seed = 0,
-  ) {
-    this.state = seed >>> 0;
+    readonly seed = 0,
+  ) {}
+  private draw(n: number, kind: 'uniform' | 'normal'): Float64Array {
+    const opts = { seed: this.seed, offset: this.offset };
+    this.offset += n;
+    return kind === 'uniform' ? randCpu(n, opts) : randnCpu(n, opts);
   }
-  private next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  param(name: string, shape: number[], fill: (i: number) => number): Param {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) data[i] = fill(i);
+  private upload(name: string, shape: number[], data: ArrayLike<number>): Param {
     return new Param(this.gpu.upload(data, shape, 'f32', name), name);
   }
   buffer(name: string, t: Tensor): Buffer {
     return new Buffer(t, name);
   }
   zeros(name: string, shape: number[]): Param {
-    return this.param(name, shape, () => 0);
+    return this.upload(name, shape, new Float32Array(numel(shape)));
   }
   normal(name: string, shape: number[], std: number): Param {
-    return this.param(name, shape, () => std * Math.sqrt(-2 * Math.log(Math.max(this.next(), 1e-12))) * Math.cos(2 * Math.PI * this.next()));
+    return this.upload(name, shape, this.draw(numel(shape), 'normal').map((v) => std * v));
   }
   /** xavier_uniform_ on the weight viewed as [out, in·…] (torch's fan for Linear and for flattened convs). */
   xavier(name: string, shape: number[]): Param {
     const fanOut = shape[0]!;
-    const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+    const fanIn = numel(shape) / fanOut;
     const a = Math.sqrt(6 / (fanIn + fanOut));
-    return this.param(name, shape, () => (2 * this.next() - 1) * a);
+    return this.upload(name, shape, this.draw(numel(shape), 'uniform').map((v) => (2 * v - 1) * a));
   }
 }
 
