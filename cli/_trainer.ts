@@ -14,7 +14,7 @@ import { latentShape, type TrainConfig } from '../configs/types.js';
 import { createSchedule, type Schedule } from '../models/diffusion/schedule.js';
 import { qSample, sampleTimesteps, trainingLosses, trainingLossesBackward } from '../models/diffusion/iddpm.js';
 import { STDiT } from '../models/stdit.js';
-import { loadStateDict, stateDict, trainableParams, type HostTensor } from '../models/state.js';
+import { loadStateDict, stateDict, trainableParams } from '../models/state.js';
 import { createDefaultTextEncoder, type TextEncoder } from '../models/text_encoder/index.js';
 import { loadModelWeights, type CheckpointData, type TensorMap } from './_checkpoint.js';
 
@@ -95,16 +95,14 @@ export class Trainer {
   constructor(
     readonly gpu: Gpu,
     readonly config: TrainConfig,
-    resume?: Pick<CheckpointData, 'params' | 'ema' | 'm' | 'v' | 'step' | 'lossScale' | 'rng'>,
   ) {
     this.dtype = config.dtype;
     if (this.dtype === 'f16' && !gpu.info.f16) throw new Error(`dtype 'f16' needs shader-f16, which ${gpu.info.adapter} lacks; train with --dtype f32`);
     this.model = buildModel(gpu, config);
     this.textEncoder = buildTextEncoder(config);
     this.schedule = createSchedule();
-    this.step = resume?.step ?? 0;
-    if (resume) loadStateDict(this.model, resume.params, { source: 'the checkpoint' });
-    else if (config.model.from_pretrained) {
+    this.step = 0;
+    if (config.model.from_pretrained) {
       // initial weights: an inference file, a training checkpoint's model weights, or upstream weights
       const path = config.model.from_pretrained;
       const shapes = new Map([...stateDict(this.model)].map(([k, p]) => [k, p.shape]));
@@ -121,12 +119,21 @@ export class Trainer {
       lossScale: this.dtype === 'f16' ? 'dynamic' : 1,
       emaDecay: config.ema_decay,
       halfCopies: this.dtype === 'f16',
-      step: this.step,
     });
-    if (resume) this.restoreOptimizer(resume);
   }
 
-  private restoreOptimizer(r: Pick<CheckpointData, 'ema' | 'm' | 'v' | 'lossScale' | 'rng'>): void {
+  /** Names and shapes of the model group (parameters and buffers) and of the trainable parameters (EMA, moments). */
+  checkpointShapes(): { all: Map<string, readonly number[]>; trainable: Map<string, readonly number[]> } {
+    return {
+      all: new Map([...stateDict(this.model)].map(([k, p]) => [k, p.shape])),
+      trainable: new Map([...this.params].map(([k, p]) => [k, p.shape])),
+    };
+  }
+
+  /** Continues from a training checkpoint: weights, AdamW moments, EMA, loss-scale counters and the step. */
+  restore(r: Pick<CheckpointData, 'params' | 'ema' | 'm' | 'v' | 'step' | 'lossScale' | 'rng'>): void {
+    loadStateDict(this.model, r.params, { source: 'the checkpoint' });
+    this.step = r.step;
     const put = (dst: Map<string, Tensor> | null, src: TensorMap | undefined, what: string) => {
       if (!src || !dst) return;
       for (const [name, t] of dst) {
@@ -138,7 +145,9 @@ export class Trainer {
     put(this.optimizer.m, r.m, 'optim.m');
     put(this.optimizer.v, r.v, 'optim.v');
     put(this.optimizer.ema, r.ema, 'ema');
-    this.optimizer.restoreState({ lossScale: r.lossScale, goodSteps: r.rng.counters.good_steps ?? 0, skipped: r.rng.counters.skipped ?? 0 });
+    // a checkpoint without EMA: the EMA starts from the restored weights, as a fresh run's starts from its own
+    if (!r.ema && this.optimizer.ema) for (const [name, t] of this.optimizer.ema) this.gpu.copy(this.params.get(name)!.value, t);
+    this.optimizer.restoreState({ step: r.step, lossScale: r.lossScale, goodSteps: r.rng.counters.good_steps ?? 0, skipped: r.rng.counters.skipped ?? 0 });
   }
 
   private copyEmbeddings(e: { y: Tensor; yLen: Tensor }, B: number): { y: Tensor; yLen: Tensor } {
@@ -222,4 +231,3 @@ export class Trainer {
 }
 
 
-export type { HostTensor };

@@ -14,7 +14,6 @@ import { combinations, describe, generateDataset } from '../data/synthetic.js';
 import { evaluate, judge } from '../data/judge.js';
 import { frameStrip, writePng, writeVideo } from '../data/video.js';
 import { SAMPLERS, type SamplerKind } from '../models/diffusion/samplers.js';
-import { stateDict } from '../models/state.js';
 import { helpText, parseCli, UsageError, type CliSpec } from './_args.js';
 import { loadCheckpoint, resolveCheckpoint, saveRunCheckpoint } from './_checkpoint.js';
 import { MetricsLog } from './_metrics.js';
@@ -146,11 +145,10 @@ async function train(c: TrainConfig, o: Record<string, string | boolean | undefi
   if (c.load) {
     const path = resolveCheckpoint(c.load);
     if (!path) throw new Error(`${c.load} holds no checkpoint to resume from`);
-    const probe = new Trainer(gpu, { ...c, load: '' });
-    const all = new Map([...stateDict(probe.model)].map(([k, p]) => [k, p.shape]));
-    const trainable = new Map([...probe.params].map(([k, p]) => [k, p.shape]));
+    trainer = new Trainer(gpu, c);
+    const { all, trainable } = trainer.checkpointShapes();
     const ck = loadCheckpoint(path, all, trainable);
-    trainer = new Trainer(gpu, c, ck);
+    trainer.restore(ck);
     loader.resume({ epoch: ck.epoch, batch: ck.batchInEpoch });
     runDir = resolve(path, '..');
     log(`resumed from ${path} at step ${ck.step} (epoch ${ck.epoch}, batch ${ck.batchInEpoch})`);
