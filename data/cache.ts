@@ -12,6 +12,7 @@ export const CACHE_FORMAT = 'webgpu-dit-decoded-dataset/1';
 
 /** Decodes every sample of `dataset` (epoch 0) and writes the cache file. */
 export async function writeDatasetCache(path: string, dataset: VideoDataset, onProgress?: (done: number, total: number) => void): Promise<void> {
+  if (dataset.randomFlip) throw new Error('writeDatasetCache: the dataset varies between epochs (random flip); a decoded cache would freeze one variant');
   const [C, T, H, W] = dataset.sampleShape;
   const n = dataset.length;
   const per = C * T * H * W;
@@ -24,7 +25,7 @@ export async function writeDatasetCache(path: string, dataset: VideoDataset, onP
     for (let i = work.shift(); i !== undefined; i = work.shift()) {
       const s = await dataset.get(i, { epoch: 0, out });
       if (s.index !== i) throw new Error(`writeDatasetCache: sample ${i} could not be decoded (${s.path}); fix or remove it first`);
-      if (s.flip || s.start !== 0) throw new Error('writeDatasetCache: the dataset varies between epochs (random flip or clip start); a decoded cache would freeze one variant');
+      if (s.start !== 0) throw new Error('writeDatasetCache: the dataset varies between epochs (random clip start in videos longer than the clip); a decoded cache would freeze one variant');
       for (let k = 0; k < per; k++) bytes[i * per + k] = Math.round((out[k]! + 1) * 127.5);
       captions[i] = s.caption;
       onProgress?.(++done, n);

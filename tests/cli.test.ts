@@ -49,6 +49,17 @@ s.test('make-dataset → train → resume → sample, on the software device', a
     const info = await probeVideo(mp4);
     if (info.frames !== 4 || info.width !== 16 || info.height !== 16) throw new Error(`sample video ${JSON.stringify(info)}`);
     if (!existsSync(join(out, '001-a-blue-square.png'))) throw new Error('no PNG strip');
+
+    const ev = cli(['eval', '--ckpt', join(dir, 'model.safetensors'), '--count', '2', '--sampler', 'ddim', '--steps', '2', '--out', join(dir, 'eval')]);
+    expectOk(ev, 'eval');
+    if (!/accuracy over 2 clips: colour \d+\.\d%, shape \d+\.\d%, motion \d+\.\d%, background \d+\.\d%; all attributes right \d+\.\d%/.test(ev.out)) throw new Error(`eval output:\n${ev.out}`);
+    const report = JSON.parse(readFileSync(join(dir, 'eval', 'eval.json'), 'utf8')) as { n: number; color: number };
+    if (report.n !== 2 || !(report.color >= 0 && report.color <= 1)) throw new Error(`eval.json ${JSON.stringify(report)}`);
+
+    // a new run initialised from the exported weights
+    expectOk(cli(['train', '--data', csv, '--steps', '1', '--outputs', dir, '--run', 'run2', '--model.from_pretrained', join(dir, 'model.safetensors'), ...MICRO]), 'train from_pretrained');
+    const wrong = cli(['train', '--data', csv, '--steps', '1', '--outputs', dir, '--run', 'run3', '--model.from_pretrained', join(dir, 'model.safetensors'), ...MICRO, '--model.hidden_size', '64']);
+    if (wrong.code === 0 || !/model\.safetensors/.test(wrong.out)) throw new Error(`from_pretrained with another hidden size: ${wrong.code} ${wrong.out.slice(-800)}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -57,6 +68,8 @@ s.test('make-dataset → train → resume → sample, on the software device', a
 s.test('clear errors: no prompt, missing CSV, bad row (and --skip-bad)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cli-test-'));
   try {
+    const badCount = cli(['eval', '--count', 'abc']);
+    if (badCount.code !== 2 || !/--count abc must be a non-negative integer/.test(badCount.out)) throw new Error(`eval --count abc: ${badCount.code} ${badCount.out}`);
     const noPrompt = cli(['sample', '--ckpt', join(dir, 'none.safetensors')]);
     if (noPrompt.code !== 2 || !/--prompt/.test(noPrompt.out)) throw new Error(`sample without a prompt: ${noPrompt.code} ${noPrompt.out}`);
     const missing = cli(['train', '--data', join(dir, 'nope.csv'), '--steps', '1', ...MICRO]);
