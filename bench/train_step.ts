@@ -4,7 +4,7 @@
 // (/work/shared/refs/torch_reference_bench.py, run separately; pass its output with --torch).
 // STDiT goes through cli/_trainer.ts's Trainer with random caption embeddings uploaded directly (the text
 // encoder is not part of the timed step, as in the torch script); DiT has its own step here.
-//   node dist/bench/train_step.mjs [--case stdit-f16,stdit-f32,dit-f16,dit-f32,stdit64x512] [--steps N]
+//   node dist/bench/train_step.mjs [--case stdit-f16,stdit-f32,dit-f16,dit-f32,stdit64x512 (default) | tiny-f32,tiny-f16] [--steps N]
 //        [--torch torch_output.log] [--small] [--force-f32] [--safe]
 // --small: tiny shapes (hidden 64, depth 2, small latents) for trying it on a software device, e.g.
 //   WEBGPU_DEVICE=swiftshader node dist/bench/train_step.mjs --small --steps 1
@@ -22,6 +22,7 @@ import { cast } from '../engine/ops/cast.js';
 import { randCpu, randn, randint } from '../engine/ops/random.js';
 import type { Tensor } from '../engine/tensor.js';
 import { stdit16x256 } from '../configs/stdit-16x256.js';
+import { tiny } from '../configs/tiny.js';
 import { latentShape, tokensPerSample, type TrainConfig } from '../configs/types.js';
 import { Trainer } from '../cli/_trainer.js';
 import { DiT, DIT_DEFAULTS, type DiTConfig } from '../models/dit.js';
@@ -41,7 +42,9 @@ function flag(name: string): string | undefined {
   return v;
 }
 
-const CASE_NAMES = ['stdit-f16', 'stdit-f32', 'dit-f16', 'dit-f32', 'stdit64x512'] as const;
+const CASE_NAMES = ['stdit-f16', 'stdit-f32', 'dit-f16', 'dit-f32', 'stdit64x512', 'tiny-f32', 'tiny-f16'] as const;
+/** Cases run when --case is not given (the tiny ones, the embedded default's config, are asked for by name). */
+const DEFAULT_CASES: readonly CaseName[] = ['stdit-f16', 'stdit-f32', 'dit-f16', 'dit-f32', 'stdit64x512'];
 type CaseName = (typeof CASE_NAMES)[number];
 
 const small = process.argv.includes('--small');
@@ -52,7 +55,7 @@ const forceF32 = process.argv.includes('--force-f32');
 const steps = Number(flag('--steps') ?? process.env.TRAIN_STEP_STEPS ?? 5);
 if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer (got ${flag('--steps') ?? process.env.TRAIN_STEP_STEPS})`);
 const WARMUP = 2;
-const selected = (flag('--case') ?? CASE_NAMES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+const selected = (flag('--case') ?? DEFAULT_CASES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
 for (const c of selected) {
   if (!(CASE_NAMES as readonly string[]).includes(c)) throw new Error(`--case: unknown case "${c}"; cases: ${CASE_NAMES.join(', ')}`);
 }
@@ -67,6 +70,8 @@ const TORCH_KEY: Record<CaseName, { name: string; dtypes: string[] }> = {
   'dit-f16': { name: 'DiT-XL/2 256px', dtypes: ['float16', 'bfloat16'] },
   'dit-f32': { name: 'DiT-XL/2 256px', dtypes: ['float32'] },
   stdit64x512: { name: 'STDiT-XL/2 64x512 GC', dtypes: ['float16', 'bfloat16'] },
+  'tiny-f32': { name: 'STDiT-tiny', dtypes: ['float32'] },
+  'tiny-f16': { name: 'STDiT-tiny', dtypes: ['float16', 'bfloat16'] },
 };
 
 interface TorchRow {
@@ -163,6 +168,11 @@ function stditConfig(dtype: 'f16' | 'f32', frames: number, size: number, batch: 
   };
 }
 
+/** The embedded default's config (configs/tiny.ts) at `batch`. */
+function tinyConfig(dtype: 'f16' | 'f32', batch: number): TrainConfig {
+  return { ...tiny(), dtype, batch_size: small ? Math.min(batch, 2) : batch };
+}
+
 function stditCase(cfg: (dtype: 'f16' | 'f32') => TrainConfig): (gpu: Gpu, dtype: 'f16' | 'f32') => Runner {
   return (gpu, dtype) => {
     const c = cfg(dtype);
@@ -246,6 +256,8 @@ const CASES: Record<CaseName, CaseDef> = {
   'dit-f16': { label: 'DiT-XL/2 256px B64 f16', dtype: 'f16', make: ditCase(64) },
   'dit-f32': { label: 'DiT-XL/2 256px B64 f32', dtype: 'f32', make: ditCase(64) },
   stdit64x512: { label: 'STDiT-XL/2 64x512 B1 GC f16', dtype: 'f16', make: stditCase((d) => stditConfig(d, 64, 512, 1, true)) },
+  'tiny-f32': { label: 'STDiT-tiny 8x32 B64 f32', dtype: 'f32', make: stditCase((d) => tinyConfig(d, 64)) },
+  'tiny-f16': { label: 'STDiT-tiny 8x32 B64 f16', dtype: 'f16', make: stditCase((d) => tinyConfig(d, 64)) },
 };
 
 // ---------------------------------------------------------------- run

@@ -1,6 +1,7 @@
 // matmul: both kernels against an f64 CPU reference, every operand layout, batching, bias, GELU, f16.
+import * as assert from 'uvu/assert';
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
-import { matmul, tensorcoreUnavailable, TILED_LARGE, TC_DEFAULT, type MatmulOptions } from '../engine/ops/matmul.js';
+import { matmul, splitKFor, tensorcoreUnavailable, TILED_LARGE, TC_DEFAULT, type MatmulOptions } from '../engine/ops/matmul.js';
 import { roundToF16, type DType } from '../engine/dtype.js';
 import { Gpu } from '../engine/gpu.js';
 import { matmulRef } from './ref/matmul.js';
@@ -23,6 +24,7 @@ interface Case {
   outDtype?: DType;
   tile?: MatmulOptions['tile'];
   tcTile?: MatmulOptions['tcTile'];
+  splitK?: number;
 }
 
 async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore', rtol: number): Promise<void> {
@@ -40,7 +42,7 @@ async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore'
   const bias = c.bias && biasData ? gpu.upload(biasData, [c.N], c.bias, 'bias') : undefined;
   const outDtype = c.outDtype ?? 'f32';
   const out = gpu.tensor([...batch, c.M, c.N], outDtype, 'C'); // poisoned with NaN by the test device
-  matmul(gpu, a, b, { transA: c.transA, transB: c.transB, bias, activation: c.gelu ? 'gelu' : 'none', outDtype, out, variant, tile: c.tile, tcTile: c.tcTile });
+  matmul(gpu, a, b, { transA: c.transA, transB: c.transB, bias, activation: c.gelu ? 'gelu' : 'none', outDtype, out, variant, tile: c.tile, tcTile: c.tcTile, splitK: c.splitK });
   const got = await out.read();
   const want = matmulRef(aType === 'f16' ? roundToF16(aData) : aData, bType === 'f16' ? roundToF16(bData) : bData, {
     batch: nb, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, sharedB: c.sharedB,
@@ -94,6 +96,18 @@ s.test('tiled: f16 storage (inputs, mixed, f16 output)', async (ctx) => {
   await check(ctx, { batch: [3], M: 5, N: 10, K: 7, aType: 'f16', bType: 'f16', outDtype: 'f16' }, 'tiled', 1e-5);
 });
 
+s.test('split-K weight gradients (transA, long K): forced splits, the automatic choice, f16 inputs', async (ctx) => {
+  assert.equal(splitKFor(4, 131072), 64); // the tiny model's dW: 4 tiles, 128k tokens
+  assert.equal(splitKFor(162, 16384), 2);
+  assert.equal(splitKFor(300, 16384), 1); // enough tiles already
+  assert.equal(splitKFor(4, 1000), 1); // K too short to slice
+  assert.equal(splitKFor(4, 2 * 1025), 2); // only powers of two dividing K
+  assert.equal(splitKFor(4, 3 * 1024), 4); // slices keep ≥ 512
+  for (const S of [2, 4, 8]) await check(ctx, { M: 20, N: 36, K: 8 * 48, transA: true, splitK: S }, 'tiled', 1e-5);
+  await check(ctx, { M: 9, N: 12, K: 4096, transA: true }, 'tiled', 1e-5); // automatic: 8 slices of 512
+  await check(ctx, { M: 24, N: 16, K: 2048, transA: true, aType: 'f16', bType: 'f16', splitK: 4 }, 'tiled', 1e-5);
+});
+
 s.test('bad shapes and dtypes are clear errors', async ({ gpu }) => {
   const a = gpu.tensor([4, 5]);
   const b = gpu.tensor([6, 3]);
@@ -108,6 +122,9 @@ s.test('bad shapes and dtypes are clear errors', async ({ gpu }) => {
     await assertThrows(() => matmul(gpu, gpu.tensor([4, 8], 'f16'), gpu.tensor([8, 8], 'f16'), { variant: 'tensorcore' }), /tensorcore variant cannot run/, 'no tensor cores');
   }
   await assertThrows(() => matmul(gpu, a, gpu.tensor([5, 3]), { variant: 'tensorcore' }), /tensorcore variant takes f16/, 'tc needs f16');
+  await assertThrows(() => matmul(gpu, gpu.tensor([6, 4]), gpu.tensor([6, 3]), { transA: true, splitK: 4 }), /splitK 4 must be a positive integer dividing K = 6/, 'split not dividing K');
+  await assertThrows(() => matmul(gpu, gpu.tensor([8, 4]), gpu.tensor([8, 3]), { transA: true, splitK: 2, bias: gpu.tensor([3]) }), /splitK needs an unbatched product/, 'split with bias');
+  await assertThrows(() => matmul(gpu, a, gpu.tensor([5, 4]), { splitK: 5 }), /splitK is implemented for transA/, 'split without transA');
   if (!tensorcoreUnavailable(gpu)) {
     const big = { SG_M: 4, SG_N: 4, BK: 128 };
     await assertThrows(() => matmul(gpu, gpu.tensor([8, 8], 'f16'), gpu.tensor([8, 8], 'f16'), { tcTile: big }), /needs \d+ bytes of workgroup memory/, 'tile too big');
@@ -132,6 +149,9 @@ const tcCases: Case[] = [
   { M: 65, N: 33, K: 17, outDtype: 'f16', gelu: true },
   { batch: [2], M: 128, N: 256, K: 32, transA: true, transB: true, tcTile: TC_DEFAULT, bias: 'f32' },
   { M: 64, N: 64, K: 80, transB: true, tcTile: { SG_M: 2, SG_N: 2, BK: 16 } },
+  // split-K weight gradients: forced, and the automatic choice on a few-tile, long-K product
+  { M: 128, N: 24, K: 4 * 96, transA: true, splitK: 4 },
+  { M: 128, N: 12, K: 16384, transA: true },
   // the default 128×256 tile (16 subgroups), every layout
   ...layouts.flatMap((l) => [
     { M: 256, N: 512, K: 64, ...l, tcTile: TC_DEFAULT },

@@ -4,12 +4,15 @@
 //   bias: [N]; activation: 'gelu' (tanh approximation); output [...batch, M, N].
 // Variants: 'tiled' (portable register-blocked, f32 math, f32/f16 storage, shaders/matmul.wgsl) and
 // 'tensorcore' (f16 × f16 → f32 accumulate through subgroup matrices, shaders/matmul_tc.wgsl).
+// Split-K: a weight gradient (transA, K = tokens) has few output tiles and a very long K; it runs as S
+// batched products over K slices into f32 partials [S, M, N], summed by ops/reduce (deterministic).
 import type { DType } from '../dtype.js';
 import { ShapeError, shapeStr } from '../errors.js';
 import type { Gpu } from '../gpu.js';
-import type { Defines } from '../shader.js';
+import type { Defines, Kernel } from '../shader.js';
 import type { Tensor } from '../tensor.js';
 import { expectDType, expectLive, output, sameShape } from './common.js';
+import { sum } from './reduce.js';
 import matmulWgsl from '../../shaders/matmul.wgsl';
 import matmulTcWgsl from '../../shaders/matmul_tc.wgsl';
 import f16Wgsl from '../../shaders/f16.wgsl';
@@ -34,6 +37,21 @@ export interface MatmulOptions {
   noPrefetch?: boolean;
   /** Tile config of the tensor-core kernel (benchmarks sweep these). */
   tcTile?: TensorcoreTile;
+  /** K slices summed afterwards (1: off); default chosen by shape (see splitKFor). Needs f32 output, no epilogue, no batch. */
+  splitK?: number;
+}
+
+/** Workgroups wanted in flight: two waves on a 132-SM GPU. */
+const SPLIT_TARGET = 264;
+/** Fewest K elements a split slice keeps (below this the partials' traffic outweighs the gain). */
+const SPLIT_MIN_K = 512;
+const SPLIT_MAX = 64;
+
+/** The K split for a product with `tiles` output tiles: a power of two S dividing K, or 1 (no split). */
+export function splitKFor(tiles: number, K: number): number {
+  let S = 1;
+  while (tiles * S < SPLIT_TARGET && S < SPLIT_MAX && K % (2 * S) === 0 && K / (2 * S) >= SPLIT_MIN_K) S *= 2;
+  return S;
 }
 
 export interface TensorcoreTile {
@@ -134,6 +152,11 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
   if (nb > gpu.info.limits.maxComputeWorkgroupsPerDimension) throw new ShapeError(`${op}: ${nb} batch items exceed the grid's z limit; fold the batch into M`);
 
   const variant = chooseVariant(gpu, a, b, opts.variant ?? 'auto');
+  const splittable = nb === 1 && !opts.bias && opts.activation !== 'gelu' && outDtype === 'f32';
+  if (opts.splitK !== undefined && opts.splitK !== 1) {
+    if (!splittable) throw new ShapeError(`${op}: splitK needs an unbatched product with f32 output and no bias/activation`);
+    if (!Number.isInteger(opts.splitK) || opts.splitK < 1 || K % opts.splitK !== 0) throw new ShapeError(`${op}: splitK ${opts.splitK} must be a positive integer dividing K = ${K}`);
+  }
   const common: Defines = {
     TRANS_A: !!opts.transA,
     TRANS_B: !!opts.transB,
@@ -142,8 +165,23 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
     BIAS_F16: opts.bias?.dtype === 'f16',
     GELU: opts.activation === 'gelu',
   };
-  const params = [M, N, K, M * K, sharedB ? 0 : K * N, M * N];
-  const tensors = opts.bias ? [a, b, c, opts.bias] : [a, b, c];
+  /** Dispatches the product, or S products over K slices into partials [S, M, N] then their sum into c. */
+  const run = (kernel: Kernel, BM: number, BN: number) => {
+    const tiles = Math.ceil(N / BN) * Math.ceil(M / BM) * nb;
+    const S = opts.splitK ?? (splittable ? splitKFor(tiles, K) : 1);
+    if (S === 1) {
+      gpu.dispatch(kernel, opts.bias ? [a, b, c, opts.bias] : [a, b, c], [M, N, K, M * K, sharedB ? 0 : K * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), nb]);
+      return;
+    }
+    // slice s of op(A)·op(B) uses K rows s·Ks.. of both: with transA (A [K, M]) and B [K, N] that is a
+    // batch stride of Ks·M and Ks·N; untransposed A [M, K] / transposed B [N, K] need a K offset instead.
+    const Ks = K / S;
+    if (!opts.transA || opts.transB) throw new ShapeError(`${op}: splitK is implemented for transA products (weight gradients)`);
+    const partial = gpu.tensor([S, M * N], 'f32', 'matmul.splitk');
+    gpu.dispatch(kernel, [a, b, partial], [M, N, Ks, Ks * M, Ks * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), S]);
+    sum(gpu, partial, 0, c.reshape([M * N])).release();
+    partial.release();
+  };
   if (variant === 'tensorcore') {
     const tile = opts.tcTile ?? chooseTensorcoreTile(M, N, nb);
     const shared = tensorcoreSharedBytes(tile, opts.transA, opts.transB);
@@ -161,7 +199,7 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
       DIRECT: !common.BIAS && !common.GELU && outDtype === 'f32',
       PREFETCH: !opts.noPrefetch && (opts.transA ? M : K) % 8 === 0 && (opts.transB ? K : N) % 8 === 0,
     };
-    gpu.dispatch(gpu.kernel(TENSORCORE, 'main', defines), tensors, params, [Math.ceil(N / BN), Math.ceil(M / BM), nb]);
+    run(gpu.kernel(TENSORCORE, 'main', defines), BM, BN);
     return c;
   }
   if (outDtype === 'f16' && N % 2 !== 0) {
@@ -180,7 +218,7 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
     ...t,
     WG: (t.BM / t.TM) * (t.BN / t.TN),
   };
-  gpu.dispatch(gpu.kernel(TILED, 'main', defines), tensors, params, [Math.ceil(N / t.BN), Math.ceil(M / t.BM), nb]);
+  run(gpu.kernel(TILED, 'main', defines), t.BM, t.BN);
   return c;
 }
 
