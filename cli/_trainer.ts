@@ -15,7 +15,7 @@ import { createSchedule, type Schedule } from '../models/diffusion/schedule.js';
 import { qSample, sampleTimesteps, trainingLosses, trainingLossesBackward } from '../models/diffusion/iddpm.js';
 import { STDiT } from '../models/stdit.js';
 import { loadStateDict, stateDict, trainableParams } from '../models/state.js';
-import { createDefaultTextEncoder, type TextEncoder } from '../models/text_encoder/index.js';
+import { createDefaultTextEncoder, MemoTextEncoder, type TextEncoder } from '../models/text_encoder/index.js';
 import { loadModelWeights, type CheckpointData, type TensorMap } from './_checkpoint.js';
 
 /** Seed of the small built-in text encoder (fixed: training and sampling must use the same weights). */
@@ -99,7 +99,7 @@ export class Trainer {
     this.dtype = config.dtype;
     if (this.dtype === 'f16' && !gpu.info.f16) throw new Error(`dtype 'f16' needs shader-f16, which ${gpu.info.adapter} lacks; train with --dtype f32`);
     this.model = buildModel(gpu, config);
-    this.textEncoder = buildTextEncoder(config);
+    this.textEncoder = new MemoTextEncoder(buildTextEncoder(config)); // captions repeat across steps
     this.schedule = createSchedule();
     this.step = 0;
     if (config.model.from_pretrained) {

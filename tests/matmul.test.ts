@@ -105,6 +105,7 @@ s.test('split-K weight gradients (transA, long K): forced splits, the automatic 
   assert.equal(splitKFor(4, 3 * 1024), 4); // slices keep ≥ 512
   for (const S of [2, 4, 8]) await check(ctx, { M: 20, N: 36, K: 8 * 48, transA: true, splitK: S }, 'tiled', 1e-5);
   await check(ctx, { M: 9, N: 12, K: 4096, transA: true }, 'tiled', 1e-5); // automatic: 8 slices of 512
+  for (const l of layouts) await check(ctx, { M: 9, N: 12, K: 4096, ...l }, 'tiled', 1e-5); // no automatic split
   await check(ctx, { M: 24, N: 16, K: 2048, transA: true, aType: 'f16', bType: 'f16', splitK: 4 }, 'tiled', 1e-5);
 });
 

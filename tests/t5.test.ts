@@ -4,6 +4,7 @@ import { suite, assertClose, assertThrows } from './harness.js';
 import { readSafetensors } from '../engine/safetensors-file.js';
 import { toFloat64, type StFile, type StTensor } from '../engine/safetensors.js';
 import {
+  MemoTextEncoder,
   createDefaultTextEncoder,
   loadT5,
   loadT5Weights,
@@ -236,3 +237,28 @@ s.test('default encoder with a projection to wide captions (C 512 from d_model 6
   }
 });
 s.run();
+
+s.test('memo encoder: bit-identical to the wrapped encoder, encodes each unseen caption once, LRU within its byte budget', async () => {
+  const C = 16;
+  const L = 8;
+  const plain = createDefaultTextEncoder({ seed: 5, captionChannels: C, maxLength: L });
+  const memo = new MemoTextEncoder(createDefaultTextEncoder({ seed: 5, captionChannels: C, maxLength: L }), 3 * (L * C * 4 + L * 4));
+  const same = (caps: string[]) => {
+    const [a, b] = [plain.encode(caps), memo.encode(caps)];
+    if (a.emb.length !== b.emb.length || a.emb.some((v, i) => v !== b.emb[i])) throw new Error(`embeddings of ${caps.join(' | ')} differ`);
+    if (a.mask.join() !== b.mask.join() || a.lengths.join() !== b.lengths.join() || b.batch !== caps.length) throw new Error('mask/lengths/batch differ');
+  };
+  const enc = () => memo.encoded;
+  const kept = () => memo.size;
+  same(['a red circle', 'a blue square moving left', 'a red circle']);
+  if (enc() !== 2 || kept() !== 2) throw new Error(`after 2 distinct captions: encoded ${enc()}, kept ${kept()}`);
+  same(['a blue square moving left', 'a red circle']);
+  if (enc() !== 2) throw new Error(`repeated captions were encoded again (${enc()})`);
+  same(['green', 'yellow', 'a red circle']); // 4 distinct > budget of 3: the least recently used (blue square) goes
+  if (enc() !== 4 || kept() !== 3) throw new Error(`encoded ${enc()}, kept ${kept()}; expected 4 and 3`);
+  same(['a red circle']);
+  if (enc() !== 4) throw new Error('a recently used caption was dropped');
+  same(['a blue square moving left']);
+  if (enc() !== 5) throw new Error('the least recently used caption was kept beyond the budget');
+  await assertThrows(() => new MemoTextEncoder(plain, -1), /budgetBytes -1 must be ≥ 0/, 'negative budget');
+});

@@ -168,7 +168,7 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
   /** Dispatches the product, or S products over K slices into partials [S, M, N] then their sum into c. */
   const run = (kernel: Kernel, BM: number, BN: number) => {
     const tiles = Math.ceil(N / BN) * Math.ceil(M / BM) * nb;
-    const S = opts.splitK ?? (splittable ? splitKFor(tiles, K) : 1);
+    const S = opts.splitK ?? (splittable && opts.transA && !opts.transB ? splitKFor(tiles, K) : 1);
     if (S === 1) {
       gpu.dispatch(kernel, opts.bias ? [a, b, c, opts.bias] : [a, b, c], [M, N, K, M * K, sharedB ? 0 : K * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), nb]);
       return;

@@ -10,6 +10,7 @@ import { linear, loadT5Weights, randomT5, type LoadT5WeightsOptions, type T5Conf
 import { HashTokenizer, type Tokenized } from './tokenizer.js';
 
 export { T5Encoder, loadT5Weights, randomT5, relativePositionBucket, t5TensorShapes, geluNew, type T5Config, type T5Weights, type T5LayerWeights, type LoadT5WeightsOptions } from './t5.js';
+export { MemoTextEncoder } from './memo.js';
 export { HashTokenizer, PAD_ID, EOS_ID, UNK_ID, RESERVED_IDS, fnv1a32, type Tokenized, type TokenizerOptions } from './tokenizer.js';
 
 export interface TextEncoding {
