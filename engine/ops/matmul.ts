@@ -41,7 +41,8 @@ export interface MatmulOptions {
   splitK?: number;
 }
 
-/** Workgroups wanted in flight: two waves on a 132-SM GPU. */
+/** Split only products with fewer output tiles than one wave on a 132-SM GPU, into about two waves. */
+const SPLIT_BELOW = 132;
 const SPLIT_TARGET = 264;
 /** Fewest K elements a split slice keeps (below this the partials' traffic outweighs the gain). */
 const SPLIT_MIN_K = 512;
@@ -50,6 +51,7 @@ const SPLIT_MAX = 64;
 /** The K split for a product with `tiles` output tiles: a power of two S dividing K, or 1 (no split). */
 export function splitKFor(tiles: number, K: number): number {
   let S = 1;
+  if (tiles >= SPLIT_BELOW) return S;
   while (tiles * S < SPLIT_TARGET && S < SPLIT_MAX && K % (2 * S) === 0 && K / (2 * S) >= SPLIT_MIN_K) S *= 2;
   return S;
 }
