@@ -11,7 +11,7 @@ import { latentShape, tokensPerSample, type TrainConfig } from '../configs/types
 import { DataLoader, VideoDataset, type SampleSource } from '../data/dataset.js';
 import { CachedDataset, writeDatasetCache } from '../data/cache.js';
 import { combinations, describe, generateDataset } from '../data/synthetic.js';
-import { evaluate, judge } from '../data/judge.js';
+import { evaluate, judge, type Detected } from '../data/judge.js';
 import { frameStrip, writePng, writeVideo } from '../data/video.js';
 import { SAMPLERS, type SamplerKind } from '../models/diffusion/samplers.js';
 import { helpText, parseCli, UsageError, type CliSpec } from './_args.js';
@@ -206,7 +206,7 @@ async function train(c: TrainConfig, o: Record<string, string | boolean | undefi
     const data = await trainer.checkpointData({ epoch: 0, batchInEpoch: 0 });
     const weights = new Map(data.params);
     for (const [k, v] of data.ema ?? []) weights.set(k, v);
-    saveInferenceWeights(o.export, weights, { ...c, load: '' }, 'F16', { step: String(trainer.step) });
+    saveInferenceWeights(o.export, weights, { ...c, load: '', model: { ...c.model, from_pretrained: '' } }, 'F16', { step: String(trainer.step) });
     log(`exported EMA weights to ${o.export}`);
   }
   metrics.close();
@@ -278,16 +278,35 @@ async function evalCmd(o: Record<string, string | boolean | undefined>): Promise
     for (const [b, cap] of part.entries()) {
       const r = judge(toFrames(latents, [part.length, C, T, H, W], b), cap);
       results.push(r);
-      if (!r.all) progress.log(`miss: "${cap}" → detected ${JSON.stringify(r.detected)}`);
+      if (!r.all) progress.log(`miss: "${cap}" → ${detectedText(r.detected)}`);
     }
     progress.update({ step: Math.min(count, i + batch) });
   }
   progress.finish();
   const e = evaluate(results);
   const line = `accuracy over ${count} clips: colour ${pct(e.color)}, shape ${pct(e.shape)}, motion ${pct(e.motion)}, background ${pct(e.background)}; all attributes right ${pct(e.all)}`;
+  console.log(confusionText(results.map((r) => [r.expected.motion, r.detected.motion ?? 'none'])));
   console.log(line);
   mkdirSync(s.out, { recursive: true });
-  writeFileSync(join(s.out, 'eval.json'), JSON.stringify({ checkpoint: s.ckpt, sampler: s.run, count, ...e }, null, 2));
+  const clips = results.map((r, i) => ({
+    caption: captions[i],
+    ok: { color: r.color, shape: r.shape, motion: r.motion, background: r.background },
+    detected: { color: r.detected.color, shape: r.detected.shape, motion: r.detected.motion, background: r.detected.background, displacement: r.detected.displacement.map((v) => +v.toFixed(2)) },
+  }));
+  writeFileSync(join(s.out, 'eval.json'), JSON.stringify({ checkpoint: s.ckpt, sampler: s.run, count, ...e, clips }, null, 2));
+}
+
+/** One line of what the judge saw in a clip. */
+function detectedText(d: Detected): string {
+  const [dx, dy] = d.displacement;
+  return `${d.color ?? 'no'} ${d.shape ?? 'object'}, motion ${d.motion ?? '?'} (moved ${dx!.toFixed(1)}, ${dy!.toFixed(1)} px), ${d.background ?? '?'} background`;
+}
+
+/** Expected → detected counts, e.g. for motion: "motion: left→left 30, left→right 4, …". */
+function confusionText(pairs: [string, string][]): string {
+  const counts = new Map<string, number>();
+  for (const [want, got] of pairs) counts.set(`${want}→${got}`, (counts.get(`${want}→${got}`) ?? 0) + 1);
+  return `motion (expected→detected): ${[...counts].sort().map(([k, n]) => `${k} ${n}`).join(', ')}`;
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
