@@ -51,7 +51,7 @@ export class UsageError extends Error {
 }
 
 const COMMON: Record<string, OptionSpec> = {
-  help: { type: 'boolean', short: 'h', description: 'show this help (with the chosen config’s keys and values)' },
+  help: { type: 'boolean', short: 'h', description: 'show this help (for train: with the chosen config’s keys and values)' },
 };
 const CONFIG_OPTION: OptionSpec = { type: 'string', short: 'c', description: `config: a registered name (${configNames().join(', ')}) or a .json file {"base": name, …overrides}`, default: DEFAULT_CONFIG };
 
@@ -198,7 +198,8 @@ const fmtValue = (v: unknown) => (Array.isArray(v) ? v.join(',') : typeof v === 
 export function helpText(spec: CliSpec, command?: string, config?: TrainConfig): string {
   const lines: string[] = [];
   const cmd = command ? spec.commands[command] : undefined;
-  lines.push(`usage: ${spec.program} ${command || '<command>'} [options] [--<config key> <value> …]`);
+  const takesConfig = !cmd || cmd.config !== false;
+  lines.push(`usage: ${spec.program} ${command || '<command>'} [options]${takesConfig ? ' [--<config key> <value> …]' : ''}`);
   if (cmd) lines.push('', cmd.description);
   else if (spec.description) lines.push('', spec.description);
   if (!cmd) {

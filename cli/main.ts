@@ -10,7 +10,7 @@ import { Gpu } from '../engine/gpu.js';
 import { latentShape, tokensPerSample, type TrainConfig } from '../configs/types.js';
 import { DataLoader, VideoDataset, type SampleSource } from '../data/dataset.js';
 import { CachedDataset, writeDatasetCache } from '../data/cache.js';
-import { combinations, describe, generateDataset } from '../data/synthetic.js';
+import { BACKGROUND_NAMES, COLOR_NAMES, FULL_VOCABULARY, MOTIONS, SHAPES, combinations, describe, generateDataset, vocabularyText, type Vocabulary } from '../data/synthetic.js';
 import { evaluate, judge, type Detected } from '../data/judge.js';
 import { frameStrip, writePng, writeVideo } from '../data/video.js';
 import { SAMPLERS, type SamplerKind } from '../models/diffusion/samplers.js';
@@ -25,14 +25,14 @@ const SAMPLE_OPTIONS = {
   ckpt: { type: 'string', description: 'checkpoint: an inference file, a training checkpoint or a run folder (default: the embedded checkpoints/tiny.safetensors)' },
   steps: { type: 'string', description: 'sampler steps (default: iddpm 100, ddim 100, dpm-solver 20)' },
   cfg: { type: 'string', description: 'classifier-free guidance scale (default 7; 1 = off)' },
-  'cfg-channels': { type: 'string', description: "guided channels: 'all' (default) or 'upstream' (the first 3, as Open-Sora)", default: 'all' },
-  sampler: { type: 'string', description: `one of ${SAMPLERS.join(', ')} (default iddpm)`, default: 'iddpm' },
-  seed: { type: 'string', description: 'noise seed (default 0)', default: '0' },
+  'cfg-channels': { type: 'string', description: "guided channels: 'all' or 'upstream' (the first 3, as Open-Sora)", default: 'all' },
+  sampler: { type: 'string', description: `one of ${SAMPLERS.join(', ')}`, default: 'iddpm' },
+  seed: { type: 'string', description: 'noise seed', default: '0' },
   'num-frames': { type: 'string', description: 'frames to generate (default: as trained)' },
   'image-size': { type: 'string', description: 'H,W to generate (default: as trained)' },
-  weights: { type: 'string', description: "for training checkpoints: 'ema' (default) or 'model'", default: 'ema' },
-  dtype: { type: 'string', description: "'f32' (default) or 'f16' (GPU with shader-f16)", default: 'f32' },
-  out: { type: 'string', description: 'output folder (default outputs/samples)', default: 'outputs/samples' },
+  weights: { type: 'string', description: "for training checkpoints: 'ema' or 'model'", default: 'ema' },
+  dtype: { type: 'string', description: "'f32' or 'f16' (GPU with shader-f16)", default: 'f32' },
+  out: { type: 'string', description: 'output folder', default: 'outputs/samples' },
 } as const;
 
 const SPEC: CliSpec = {
@@ -65,19 +65,27 @@ const SPEC: CliSpec = {
       config: false,
       options: {
         count: { type: 'string', description: 'captions to evaluate (default: all combinations)' },
-        batch: { type: 'string', description: 'clips sampled at once (default 16)', default: '16' },
+        batch: { type: 'string', description: 'clips sampled at once', default: '16' },
         ...SAMPLE_OPTIONS,
       },
     },
     'make-dataset': {
-      description: 'write the built-in synthetic dataset (MP4 clips + train.csv)',
+      description: `write the built-in synthetic dataset: DIR/videos/NNNNNN.mp4, DIR/train.csv (Open-Sora columns), DIR/specs.json; clips balanced over the attribute combinations (${vocabularyText()})`,
       config: false,
       options: {
-        out: { type: 'string', description: 'folder (default data/synthetic)', default: 'data/synthetic' },
-        count: { type: 'string', description: 'clips (default 2048)', default: '2048' },
-        frames: { type: 'string', description: 'frames per clip (default 8)', default: '8' },
-        size: { type: 'string', description: 'frame size in pixels (default 32)', default: '32' },
-        seed: { type: 'string', description: 'seed (default 0)', default: '0' },
+        out: { type: 'string', description: 'folder', default: 'data/synthetic' },
+        count: { type: 'string', description: 'clips', default: '2048' },
+        frames: { type: 'string', description: 'frames per clip', default: '8' },
+        size: { type: 'string', description: 'square frames of this many pixels (or --width and --height; even, for H.264)', default: '32' },
+        width: { type: 'string', description: 'frame width (with --height)' },
+        height: { type: 'string', description: 'frame height (with --width)' },
+        fps: { type: 'string', description: 'frame rate written in the MP4s and the CSV', default: '8' },
+        seed: { type: 'string', description: 'seed: the same seed gives the same dataset', default: '0' },
+        colors: { type: 'string', description: `a subset of ${COLOR_NAMES.join(',')}` },
+        shapes: { type: 'string', description: `a subset of ${SHAPES.join(',')}` },
+        motions: { type: 'string', description: `a subset of ${MOTIONS.join(',')}` },
+        backgrounds: { type: 'string', description: `a subset of ${BACKGROUND_NAMES.join(',')}` },
+        concurrency: { type: 'string', description: 'clips encoded at once', default: '8' },
       },
     },
   },
@@ -311,16 +319,56 @@ function confusionText(pairs: [string, string][]): string {
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
+/** A comma-separated subset of a vocabulary list (all of it when absent). */
+function subset<T extends string>(v: string | boolean | undefined, what: string, all: readonly T[]): readonly T[] {
+  if (v === undefined || v === '') return all;
+  const items = String(v).split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+  const bad = items.filter((x) => !(all as readonly string[]).includes(x));
+  if (bad.length || !items.length) throw new UsageError(`--${what} ${v}: ${bad.length ? `unknown ${bad.join(', ')}` : 'empty list'}; choose from ${all.join(', ')}`);
+  return [...new Set(items)] as T[];
+}
+
 async function makeDataset(o: Record<string, string | boolean | undefined>): Promise<void> {
+  if ((o.width === undefined) !== (o.height === undefined)) throw new UsageError('give both --width and --height, or --size');
+  const size = int(o.size, 'size')!;
+  const width = int(o.width, 'width', size)!;
+  const height = int(o.height, 'height', size)!;
+  for (const [k, v] of Object.entries({ size, width, height })) if (v < 8) throw new UsageError(`--${k} ${v} must be ≥ 8`);
+  const fps = num(o.fps, 'fps')!;
+  if (!(fps > 0)) throw new UsageError(`--fps ${o.fps} must be a positive number`);
+  const count = int(o.count, 'count')!;
+  const frames = int(o.frames, 'frames')!;
+  const concurrency = int(o.concurrency, 'concurrency')!;
+  for (const [k, v] of Object.entries({ count, frames, concurrency })) if (v < 1) throw new UsageError(`--${k} ${v} must be ≥ 1`);
+  const vocabulary: Vocabulary = {
+    colors: subset(o.colors, 'colors', FULL_VOCABULARY.colors),
+    shapes: subset(o.shapes, 'shapes', FULL_VOCABULARY.shapes),
+    motions: subset(o.motions, 'motions', FULL_VOCABULARY.motions),
+    backgrounds: subset(o.backgrounds, 'backgrounds', FULL_VOCABULARY.backgrounds),
+  };
+  const seed = int(o.seed, 'seed')!;
+  const t0 = performance.now();
+  process.stderr.write(`writing ${count} clips of ${frames}×${height}×${width} at ${fps} fps over ${combinations(vocabulary).length} combinations (seed ${seed}) to ${o.out}\n`);
+  let last = 0;
   const r = await generateDataset({
     outDir: String(o.out),
-    count: int(o.count, 'count')!,
-    frames: int(o.frames, 'frames')!,
-    size: int(o.size, 'size')!,
-    seed: int(o.seed, 'seed')!,
-    onProgress: (d, n) => d % 256 === 0 && process.stderr.write(`${d}/${n}\n`),
+    count,
+    frames,
+    width,
+    height,
+    fps,
+    seed,
+    vocabulary,
+    concurrency,
+    onProgress: (done, total) => {
+      const now = performance.now();
+      if (done === total || now - last > 2000) {
+        last = now;
+        process.stderr.write(`  ${done}/${total}\n`);
+      }
+    },
   });
-  console.log(`wrote ${r.rows.length} clips and ${r.csvPath}`);
+  console.log(`wrote ${r.rows.length} clips and ${r.csvPath} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
 async function main(argv: string[]): Promise<number> {
