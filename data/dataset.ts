@@ -12,7 +12,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { assertFileExists, decodeFrames, probeVideo } from './video.js';
-import { coverCrop, cropFilter, framesToCTHW, mixSeed, SeededRng } from './transforms.js';
+import { coverCrop, cropFilter, framesToCTHW, mixSeed } from './transforms.js';
+import { SeededRng } from './rng.js';
 
 // ---- CSV (RFC 4180) -------------------------------------------------------------------------------------
 
@@ -387,7 +388,7 @@ export class VideoDataset {
     const H = this.height;
     const W = this.width;
     const rng = new SeededRng(mixSeed(this.seed, epoch, index));
-    const start = e.isImage ? 0 : rng.int(0, info.frames - this.span);
+    const start = e.isImage ? 0 : rng.below(info.frames - this.span + 1);
     const flip = this.randomFlip && rng.next() < 0.5;
     const filter = cropFilter(info.width, info.height, coverCrop(info.width, info.height, H, W), flip);
     let frames: Uint8Array[];

@@ -6,6 +6,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeVideo } from './video.js';
+import { SeededRng } from './rng.js';
+
+export { SeededRng };
 
 // ---- vocabulary ---------------------------------------------------------------------------------------
 /** Object colours (sRGB 0..255), chosen ≥ 150 apart in RGB so they survive H.264's 4:2:0 chroma. */
@@ -153,36 +156,6 @@ function checkAttributes(a: Attributes, who: string): void {
 }
 
 // ---- seeded randomness --------------------------------------------------------------------------------
-/** Small deterministic PRNG (mulberry32); the same seed gives the same stream on every platform. */
-export class SeededRng {
-  private state: number;
-  constructor(seed: number) {
-    if (!Number.isFinite(seed)) throw new Error(`SeededRng: seed must be a finite number, got ${seed}`);
-    this.state = Math.floor(seed) >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  uniform(lo: number, hi: number): number {
-    return lo + (hi - lo) * this.next();
-  }
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return Math.min(n - 1, Math.floor(this.next() * n));
-  }
-  shuffle<T>(xs: T[]): T[] {
-    for (let i = xs.length - 1; i > 0; i--) {
-      const j = this.int(i + 1);
-      [xs[i], xs[j]] = [xs[j]!, xs[i]!];
-    }
-    return xs;
-  }
-}
-
 // ---- specs --------------------------------------------------------------------------------------------
 export interface Dims {
   width: number;

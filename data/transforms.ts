@@ -88,33 +88,3 @@ export function mixSeed(...words: number[]): number {
   return h >>> 0;
 }
 
-/** mulberry32: a small deterministic PRNG. */
-export class SeededRng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Integer in [lo, hi] (inclusive). */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  /** A Fisher–Yates permutation of 0..n−1. */
-  permutation(n: number): Uint32Array {
-    const p = new Uint32Array(n);
-    for (let i = 0; i < n; i++) p[i] = i;
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(this.next() * (i + 1));
-      const t = p[i]!;
-      p[i] = p[j]!;
-      p[j] = t;
-    }
-    return p;
-  }
-}

@@ -93,7 +93,7 @@ s.test('MP4 round trip, one file per clip: 30 clips covering every colour, shape
     const dims = { width: 32, height: 32 };
     const r = new SeededRng(rng.int(0, 2 ** 31));
     // 30 = lcm(6 colours, 3 shapes, 5 motions, 2 backgrounds): each value equally often, combinations drawn at random
-    const picks = Array.from({ length: 30 }, (_, i) => ({ color: COLOR_NAMES[i % 6]!, shape: SHAPES[i % 3]!, motion: MOTIONS[r.int(5)]!, background: BACKGROUND_NAMES[r.int(2)]! }));
+    const picks = Array.from({ length: 30 }, (_, i) => ({ color: COLOR_NAMES[i % 6]!, shape: SHAPES[i % 3]!, motion: MOTIONS[r.below(5)]!, background: BACKGROUND_NAMES[r.below(2)]! }));
     const order = r.shuffle(Array.from({ length: 30 }, (_, i) => i));
     picks.forEach((p, i) => (p.motion = MOTIONS[order[i]! % 5]!));
     const judged: { caption: string; res: JudgeResult }[] = [];
