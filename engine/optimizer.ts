@@ -4,7 +4,7 @@
 // (released) by step(). See ops/optim.ts for the kernels.
 import type { Param } from './autograd.js';
 import type { Gpu } from './gpu.js';
-import { adamw, adamwMoments, clipGradNorm, emaUpdate, OPTIM_STATE, optimState, readOptimState, type OptimStateValues } from './ops/optim.js';
+import { adamw, adamwMoments, clipGradNorm, OPTIM_STATE, optimState, readOptimState, type OptimStateValues } from './ops/optim.js';
 import type { Tensor } from './tensor.js';
 import lossScaleWgsl from '../shaders/loss_scale.wgsl';
 
@@ -65,10 +65,16 @@ export class AdamW {
     clipGradNorm(gpu, live.map(([, p]) => p.grad!), this.state, { maxNorm: opts.gradClip ?? Infinity });
     adamw(
       gpu,
-      live.map(([name, p]) => ({ param: p.value, grad: p.grad!, m: this.m.get(name)!, v: this.v.get(name)!, half: opts.halfCopies ? (p.half ?? undefined) : undefined })),
-      { lr, beta1: opts.betas?.[0], beta2: opts.betas?.[1], eps: opts.eps, weightDecay: opts.weightDecay ?? 0, state: this.state },
+      live.map(([name, p]) => ({
+        param: p.value,
+        grad: p.grad!,
+        m: this.m.get(name)!,
+        v: this.v.get(name)!,
+        half: opts.halfCopies ? (p.half ?? undefined) : undefined,
+        ema: this.ema?.get(name), // the EMA update rides in the AdamW pass
+      })),
+      { lr, beta1: opts.betas?.[0], beta2: opts.betas?.[1], eps: opts.eps, weightDecay: opts.weightDecay ?? 0, state: this.state, emaDecay: opts.emaDecay },
     );
-    if (this.ema) emaUpdate(gpu, live.map(([name, p]) => ({ ema: this.ema!.get(name)!, param: p.value })), opts.emaDecay, this.state);
     for (const [, p] of live) {
       p.grad!.release();
       p.grad = null;

@@ -9,6 +9,8 @@
 // divisible by 4. Otherwise a thread owns the pair 2i, 2i+1 (one f16 word), the odd last one masked.
 // STATE: t and grad_scale come from the optimizer state buffer (see gradnorm.wgsl), and a set skip flag
 // (non-finite gradients) makes the whole dispatch a no-op.
+// EMA: also ema = ema + (1 - decay) * (w_new - ema) from the new weights still in registers — what ema.wgsl
+// computes after this kernel, bit for bit, without its dispatch and its second pass over w.
 
 alias V = ${VT}; // vec4<f32> (VEC4) or vec2<f32> (pairs)
 
@@ -26,6 +28,7 @@ struct Params {
   log_b2: f32,
   eps: f32,
   lr_wd: f32,    // lr * wd
+  ema_omd: f32,  // 1 - EMA decay (EMA only)
 }
 
 struct OptimState {
@@ -46,6 +49,9 @@ struct OptimState {
 #endif
 #if ${HALF}
 @group(0) @binding(5) var<storage, read_write> w16: array<${HT}>;
+#endif
+#if ${EMA}
+@group(0) @binding(7) var<storage, read_write> ema: array<${PT}>;
 #endif
 @group(0) @binding(6) var<uniform> p: Params;
 
@@ -114,6 +120,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #if ${HALF}
   w16[i] = vec2<u32>(pack_f16(r[0].x, r[0].y), pack_f16(r[0].z, r[0].w));
 #endif
+#if ${EMA}
+  let e0 = ema[i];
+  ema[i] = e0 + p.ema_omd * (r[0] - e0);
+#endif
 
 #else
   // Pair i: elements e and e + 1 (the second absent when n is odd and this is the last pair).
@@ -149,6 +159,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
 #if ${HALF}
   w16[i] = pack_f16(r[0].x, select(0.0, r[0].y, two));
+#endif
+#if ${EMA}
+  let ea = ema[e];
+  ema[e] = ea + p.ema_omd * (r[0].x - ea);
+  if (two) {
+    let eb = ema[e + 1u];
+    ema[e + 1u] = eb + p.ema_omd * (r[0].y - eb);
+  }
 #endif
 #endif
 }

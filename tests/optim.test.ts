@@ -304,6 +304,38 @@ s.test('EMA update, vec4 and odd sizes, default decay and 0.9', async ({ gpu, rn
   }
 });
 
+s.test('adamw with a fused EMA = adamw then emaUpdate, bit for bit (vec4 and odd sizes, f32/f16 grads, skipped steps)', async ({ gpu, rng }) => {
+  for (const gradDType of ['f32', 'f16'] as const) {
+    const sizes = [7, 64, 1001, 4100, 1, 2];
+    const fused = makeParams(gpu, rng, sizes, gradDType, true);
+    // an identical second set, stepped by adamw and then the separate EMA kernel
+    const apart: Slot[] = fused.map(({ n, t }) => ({ n, t: { param: gpu.clone(t.param), m: gpu.clone(t.m), v: gpu.clone(t.v), grad: gpu.tensor([n], gradDType, 'g'), half: gpu.tensor([n], 'f16', 'p16') } }));
+    const ema0 = sizes.map((n) => rng.uniform(n));
+    const emaF = ema0.map((e, k) => gpu.upload(e, [sizes[k]!], 'f32', 'ema'));
+    const emaA = ema0.map((e, k) => gpu.upload(e, [sizes[k]!], 'f32', 'ema'));
+    const [stF, stA] = [0, 1].map(() => optimState(gpu, { lossScale: 64, growthInterval: 1000 }));
+    const decay = 0.97;
+    for (const bad of [false, false, true, false]) {
+      const grads = sizes.map((n) => rng.normal(n).map((x) => x * 64));
+      if (bad) grads[2]![500] = NaN;
+      fused.forEach(({ t }, k) => gpu.write(t.grad, grads[k]!));
+      apart.forEach(({ t }, k) => gpu.write(t.grad, grads[k]!));
+      clipGradNorm(gpu, fused.map((x) => x.t.grad), stF!, { maxNorm: 10 });
+      adamw(gpu, fused.map((x, k) => ({ ...x.t, ema: emaF[k] })), { lr: 0.01, weightDecay: 0.1, state: stF, emaDecay: decay });
+      clipGradNorm(gpu, apart.map((x) => x.t.grad), stA!, { maxNorm: 10 });
+      adamw(gpu, apart.map((x) => x.t), { lr: 0.01, weightDecay: 0.1, state: stA });
+      emaUpdate(gpu, apart.map((x, k) => ({ ema: emaA[k]!, param: x.t.param })), decay, stA);
+      const watch = (slots: Slot[], emas: Tensor[]) => [...slots.flatMap((x) => [x.t.param, x.t.m, x.t.v, x.t.half!]), ...emas];
+      sameBits(await bits(watch(apart, emaA)), await bits(watch(fused, emaF)), `${gradDType} fused EMA${bad ? ' (skipped step)' : ''}`);
+    }
+    const e = await emaF[3]!.read();
+    if (e.every((x, i) => x === Math.fround(ema0[3]![i]!))) throw new Error('the fused EMA never moved');
+    release(fused);
+    release(apart);
+    for (const t of [...emaF, ...emaA, stF!, stA!]) t.release();
+  }
+});
+
 s.test('bad inputs are clear errors', async ({ gpu }) => {
   const p = gpu.tensor([10]);
   const ok = { param: p, grad: gpu.tensor([10], 'f16'), m: gpu.tensor([10]), v: gpu.tensor([10]) };
@@ -317,6 +349,8 @@ s.test('bad inputs are clear errors', async ({ gpu }) => {
   await assertThrows(() => adamw(gpu, [ok], { lr: 1, step: 1, state }), /given with a state/, 'step and state');
   await assertThrows(() => adamw(gpu, [ok], { lr: 1, beta2: 1, step: 1 }), /adamw: beta2 = 1; it must be in \[0, 1\)/, 'beta2');
   await assertThrows(() => adamw(gpu, [{ ...ok, m: ok.v }], { lr: 1, step: 1 }), /aliases/, 'm and v the same tensor');
+  await assertThrows(() => adamw(gpu, [{ ...ok, ema: gpu.tensor([9]) }], { lr: 1, step: 1 }), /adamw: params\[0\]: ema .*must be f32 with the shape of param/, 'ema shape');
+  await assertThrows(() => adamw(gpu, [ok], { lr: 1, step: 1, emaDecay: 1.5 }), /adamw: emaDecay = 1.5; it must be in \[0, 1\]/, 'ema decay');
   await assertThrows(() => clipGradNorm(gpu, [ok.grad], gpu.tensor([16]), {}), /clipGradNorm: state .* must be u32 \[16\]; create it with optimState/, 'bad state');
   await assertThrows(() => clipGradNorm(gpu, [gpu.tensor([3], 'u32')], state), /clipGradNorm: .* dtype u32; expected f32 or f16/, 'u32 grad');
   await assertThrows(() => clipGradNorm(gpu, [ok.grad], state, { maxNorm: 0 }), /maxNorm = 0/, 'maxNorm');

@@ -181,6 +181,8 @@ export interface AdamWParam {
   v: Tensor;
   /** Optional f16 tensor of param's shape that receives the new weights. */
   half?: Tensor;
+  /** Optional f32 EMA of the weights (param's shape), updated in the same pass with AdamWOptions.emaDecay. */
+  ema?: Tensor;
 }
 
 export interface AdamWOptions {
@@ -194,6 +196,8 @@ export interface AdamWOptions {
   step?: number;
   /** Optimizer state from optimState: grads are multiplied by its grad_scale; a skipped step changes nothing. */
   state?: Tensor;
+  /** Decay of the fused EMA of params that have `ema` (default 0.9999): as emaUpdate after the step. */
+  emaDecay?: number;
 }
 
 /** Zero-filled f32 moments (m, v) for a parameter. */
@@ -205,10 +209,11 @@ export function adamwMoments(gpu: Gpu, param: Tensor): { m: Tensor; v: Tensor } 
   return { m, v };
 }
 
-/** One AdamW step (torch.optim.AdamW semantics) for every tensor in `params`, one dispatch each. */
+/** One AdamW step (torch.optim.AdamW semantics) for every tensor in `params`, one dispatch each (EMA included). */
 export function adamw(gpu: Gpu, params: readonly AdamWParam[], opts: AdamWOptions): void {
   const op = 'adamw';
-  const { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01, step, state } = opts;
+  const { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01, step, state, emaDecay = 0.9999 } = opts;
+  if (!(emaDecay >= 0 && emaDecay <= 1)) throw new RangeError(`${op}: emaDecay = ${emaDecay}; it must be in [0, 1]`);
   if (!Number.isFinite(lr) || lr < 0) throw new RangeError(`${op}: lr = ${lr}; it must be a finite number ≥ 0`);
   for (const [name, b] of [['beta1', beta1], ['beta2', beta2]] as const) {
     if (!(b >= 0 && b < 1)) throw new RangeError(`${op}: ${name} = ${b}; it must be in [0, 1)`);
@@ -233,14 +238,15 @@ export function adamw(gpu: Gpu, params: readonly AdamWParam[], opts: AdamWOption
     { f32: lnb(beta2) },
     { f32: eps },
     { f32: lr * weightDecay },
+    { f32: 1 - emaDecay },
   ];
   for (const [k, e] of params.entries()) {
-    const { param, grad, m, v, half } = e;
+    const { param, grad, m, v, half, ema } = e;
     const what = `${op}: params[${k}]`;
-    expectLive(what, param, grad, m, v, ...(half ? [half] : []));
+    expectLive(what, param, grad, m, v, ...(half ? [half] : []), ...(ema ? [ema] : []));
     expectDType(what, param, ['f32']);
     expectDType(what, grad, ['f32', 'f16']);
-    for (const [name, t, dtype] of [['grad', grad, grad.dtype], ['m', m, 'f32'], ['v', v, 'f32'], ['half', half, 'f16']] as const) {
+    for (const [name, t, dtype] of [['grad', grad, grad.dtype], ['m', m, 'f32'], ['v', v, 'f32'], ['half', half, 'f16'], ['ema', ema, 'f32']] as const) {
       if (t && (!sameShape(t.shape, param.shape) || t.dtype !== dtype)) {
         throw new ShapeError(`${what}: ${name} ${t} must be ${dtype} with the shape of param ${param}`);
       }
@@ -254,6 +260,7 @@ export function adamw(gpu: Gpu, params: readonly AdamWParam[], opts: AdamWOption
       F16: f16,
       STATE: !!state,
       HALF: !!half,
+      EMA: !!ema,
       VT: vec4 ? 'vec4<f32>' : 'vec2<f32>',
       PT: vec4 ? 'vec4<f32>' : 'f32',
       GT: f16 ? (vec4 ? 'vec2<u32>' : 'u32') : vec4 ? 'vec4<f32>' : 'f32',
@@ -261,7 +268,7 @@ export function adamw(gpu: Gpu, params: readonly AdamWParam[], opts: AdamWOption
     });
     const units = vec4 ? n / 4 : Math.ceil(n / 2);
     const { workgroups, groupsX } = grid(gpu, units, 256);
-    const tensors = [param, m, v, grad, ...(state ? [state] : []), ...(half ? [half] : [])];
+    const tensors = [param, m, v, grad, ...(state ? [state] : []), ...(half ? [half] : []), ...(ema ? [ema] : [])];
     gpu.dispatch(kernel, tensors, [n, units, groupsX, step ?? 0, ...uniform], workgroups);
   }
 }
