@@ -38,6 +38,8 @@ export function packParams(values: readonly ParamValue[]): Uint8Array {
 
 type Workgroups = readonly [number, number?, number?];
 
+/** Most bind groups kept (a large model's step has a few thousand dispatches). */
+const BIND_GROUP_CACHE = 32768;
 const UNIFORM_CHUNK = 64 * 1024;
 const FILL = { name: 'fill', template: fillWgsl };
 
@@ -56,6 +58,17 @@ export class Gpu {
   readonly pool: BufferPool;
   readonly profiler: Profiler;
   private kernels = new Map<string, Kernel>();
+  /**
+   * Bind groups by (pipeline layout, buffers, uniform range): a training step repeats the same dispatches on
+   * the same pooled buffers and the same uniform-arena offsets, and creating a bind group was most of a
+   * dispatch's CPU cost. Keys name buffers by a per-object id, so a destroyed buffer's entries are never hit
+   * again; the whole map is dropped when it grows past BIND_GROUP_CACHE.
+   */
+  private bindGroups = new Map<string, GPUBindGroup>();
+  /** Bind groups created and reused from the cache (tests and benchmarks read these). */
+  readonly bindGroupStats = { created: 0, reused: 0 };
+  private readonly objectIds = new WeakMap<object, number>();
+  private nextObjectId = 1;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private scopesOpen = false;
@@ -163,14 +176,26 @@ export class Gpu {
         }
       });
     });
-    const entries: GPUBindGroupEntry[] = kernel.storage.map((b, i) => ({ binding: b.index, resource: { buffer: tensors[i]!.buffer } }));
+    let uniform: GPUBufferBinding | null = null;
     if (kernel.uniform) {
       if (!params) throw new Error(`kernel ${kernel.label} declares uniform ${kernel.uniform.variable} but no params were given`);
-      entries.push({ binding: kernel.uniform.index, resource: this.uniformSlot(params instanceof Uint8Array ? params : packParams(params)) });
+      uniform = this.uniformSlot(params instanceof Uint8Array ? params : packParams(params));
     }
     this.openScopes();
     this.batchKernels.push(kernel.label);
-    const bindGroup = this.device.createBindGroup({ layout: kernel.layout, entries, label: kernel.label });
+    let key = `${this.objectId(kernel.layout)}`;
+    for (const t of tensors) key += `,${this.objectId(t.buffer)}`;
+    if (uniform) key += `|${this.objectId(uniform.buffer)}@${uniform.offset}+${uniform.size}`;
+    let bindGroup = this.bindGroups.get(key);
+    if (bindGroup) this.bindGroupStats.reused++;
+    else {
+      this.bindGroupStats.created++;
+      const entries: GPUBindGroupEntry[] = kernel.storage.map((b, i) => ({ binding: b.index, resource: { buffer: tensors[i]!.buffer } }));
+      if (uniform) entries.push({ binding: kernel.uniform!.index, resource: uniform });
+      bindGroup = this.device.createBindGroup({ layout: kernel.layout, entries, label: kernel.label });
+      if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.clear();
+      this.bindGroups.set(key, bindGroup);
+    }
     if (x === 0 || y === 0 || z === 0) return;
     const pass = this.computePass(kernel.label);
     pass.setPipeline(kernel.pipeline);
@@ -300,6 +325,7 @@ export class Gpu {
     this.device.queue.submit([encoder.finish()]);
     this.encoder = null;
     const serial = ++this.submitted;
+    this.pool.canonicalize();
     onProfile?.();
     for (const f of this.afterSubmit.splice(0)) f();
     const staging = this.staging.splice(0);
@@ -412,6 +438,16 @@ export class Gpu {
     const kinds = ['validation', 'out-of-memory', 'internal'] as const;
     const pops = kinds.map((k) => this.device.popErrorScope().then((e) => (e ? new GpuError(describe(k, e), names, k) : null)));
     this.checks.push({ kernels: names, promise: Promise.all(pops).then((r) => r.find((x) => x) ?? null) });
+  }
+
+  /** A small integer naming a GPU object for cache keys (stable for the object's life, never reused). */
+  private objectId(o: object): number {
+    let id = this.objectIds.get(o);
+    if (id === undefined) {
+      id = this.nextObjectId++;
+      this.objectIds.set(o, id);
+    }
+    return id;
   }
 
   private uniformSlot(data: Uint8Array): GPUBufferBinding {

@@ -31,6 +31,9 @@ interface Cached {
 
 export class BufferPool {
   private free = new Map<number, Cached[]>();
+  /** Creation order of each buffer, for canonicalize(). */
+  private readonly serial = new WeakMap<GPUBuffer, number>();
+  private created = 0;
   readonly stats: PoolStats = { reservedBytes: 0, inUseBytes: 0, peakInUseBytes: 0, allocations: 0, reuses: 0 };
 
   constructor(
@@ -64,7 +67,17 @@ export class BufferPool {
     });
     this.stats.allocations++;
     this.stats.reservedBytes += buffer.size;
+    this.serial.set(buffer, this.created++);
     return buffer;
+  }
+
+  /**
+   * Puts every free list in creation order. Called at each submit: a repeated piece of work (a training
+   * step) then gets the same buffers every time it runs, whatever order the last run released them in, so
+   * the bind groups made for it can be reused (Gpu's bind-group cache).
+   */
+  canonicalize(): void {
+    for (const list of this.free.values()) if (list.length > 1) list.sort((a, b) => this.serial.get(a.buffer)! - this.serial.get(b.buffer)!);
   }
 
   release(buffer: GPUBuffer, submitSerial: number): void {

@@ -2,6 +2,7 @@
 import { suite, assertClose, assertThrows } from './harness.js';
 import { fromF16Bits, toF16Bits, f32ToF16Bits, f16BitsToF32 } from '../engine/dtype.js';
 import { sizeClass } from '../engine/pool.js';
+import { add } from '../engine/ops/elementwise.js';
 
 const s = suite('engine');
 
@@ -67,6 +68,36 @@ s.test('reuse is stream-ordered: a released input still reads its old data in th
   const y = gpu.upload(rng.normal(256), [256]); // likely gets x's buffer; the copy above must still see x's data
   assertClose(await keep.read(), data, { rtol: 0, what: 'copy before reuse' });
   y.release();
+});
+
+s.test('a repeated step reuses its buffers and bind groups, whatever order it released them in', async ({ gpu, rng }) => {
+  const inputs = [0, 1, 2].map(() => rng.normal(300));
+  // one "step": several same-size temporaries, released in an order that changes from run to run
+  const out = gpu.tensor([300]);
+  const step = async (run: number) => {
+    const xs = inputs.map((d) => gpu.upload(d, [300]));
+    const s1 = add(gpu, xs[0]!, xs[1]!);
+    const s2 = add(gpu, s1, xs[2]!);
+    add(gpu, s2, s1, out);
+    const buffers = [...xs, s1, s2].map((t) => t.buffer);
+    const order = [xs[0]!, xs[1]!, xs[2]!, s1, s2];
+    for (let i = 0; i < order.length; i++) order[(i + run) % order.length]!.release();
+    const got = await out.read(); // flushes: the pool's free lists go back to creation order
+    return { got, buffers };
+  };
+  await step(0); // brings the pool to its steady state (earlier tests left other buffers in it)
+  const first = await step(1);
+  const before = { ...gpu.bindGroupStats };
+  for (let run = 2; run < 6; run++) {
+    const r = await step(run);
+    const want = Float64Array.from(inputs[0]!, (a, i) => 2 * (a + inputs[1]![i]!) + inputs[2]![i]!);
+    assertClose(r.got, want, { rtol: 1e-6, what: `run ${run}` });
+    if (r.buffers.some((b, i) => b !== first.buffers[i])) throw new Error(`run ${run} got other buffers than run 1`);
+  }
+  const created = gpu.bindGroupStats.created - before.created;
+  const reused = gpu.bindGroupStats.reused - before.reused;
+  if (created !== 0 || reused < 12) throw new Error(`repeated steps created ${created} bind groups and reused ${reused}; expected 0 and ≥ 12`);
+  out.release();
 });
 
 s.test('a tensor over maxStorageBufferBindingSize is a clear error', async ({ gpu }) => {
