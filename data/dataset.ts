@@ -499,7 +499,7 @@ export class DataLoader {
     if (!(Number.isInteger(this.prefetch) && this.prefetch >= 0)) throw new Error(`DataLoader: prefetch must be an integer >= 0, got ${opts.prefetch}`);
     const n = dataset.length;
     this.batchesPerEpoch = this.dropLast ? Math.floor(n / B) : Math.ceil(n / B);
-    if (this.batchesPerEpoch === 0) throw new Error(`DataLoader: the dataset has ${n} samples, fewer than batchSize ${B} with dropLast; lower batchSize or set dropLast false`);
+    if (this.batchesPerEpoch === 0) throw new Error(`DataLoader: the dataset has ${n} samples, fewer than batchSize ${B} with dropLast; lower batchSize (--batch_size N on the command line) or set dropLast false`);
     this.limiter = new Limiter(Math.max(1, opts.workers ?? availableParallelism()));
   }
 
