@@ -30,6 +30,7 @@ export function getConfig(name: string): TrainConfig {
 export const CHOICES: Record<string, readonly string[]> = {
   dtype: ['f32', 'f16'],
   'model.arch': ['STDiT'],
+  'model.temporal_pos': ['first-block', 'input'],
   'text_encoder.type': ['t5', 'tiny'],
   'vae.type': ['sd-vae', 'identity'],
   'scheduler.type': ['iddpm'],

@@ -28,6 +28,7 @@ export function stdit16x256(): TrainConfig {
       drop_path: 0,
       enable_flashattn: true,
       grad_checkpoint: true,
+      temporal_pos: 'first-block',
       from_pretrained: '',
     },
     text_encoder: { type: 't5', from_pretrained: '', model_max_length: 120, caption_channels: 4096 },

@@ -27,6 +27,7 @@ export function tiny(): TrainConfig {
       drop_path: 0,
       enable_flashattn: true,
       grad_checkpoint: false,
+      temporal_pos: 'first-block',
       from_pretrained: '',
     },
     text_encoder: { type: 'tiny', from_pretrained: '', model_max_length: 16, caption_channels: 64 },

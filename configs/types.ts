@@ -29,6 +29,8 @@ export interface ModelConfig {
   enable_flashattn: boolean;
   /** Recompute block activations in the backward pass (upstream grad_checkpoint). */
   grad_checkpoint: boolean;
+  /** 'first-block' (upstream STDiT v1.0) or 'input' (temporal position embedding added to every token; see models/stdit.ts). */
+  temporal_pos: 'first-block' | 'input';
   /** Weights to start from (a safetensors file; '' = random init). */
   from_pretrained: string;
 }

@@ -27,6 +27,13 @@ export interface STDiTConfig {
   timeScale: number;
   /** Recompute each block's forward in backward instead of keeping its activations. */
   gradCheckpoint: boolean;
+  /**
+   * Where the temporal position embedding goes: 'first-block' (Open-Sora v1.0: added to the input of block 0's
+   * temporal attention only, so frame order reaches the residual stream only through what that attention
+   * learns to pass on) or 'input' (added to every token with the spatial one, as Latte does; not upstream,
+   * same parameters — an option for small models that must learn motion direction quickly).
+   */
+  temporalPos: 'first-block' | 'input';
 }
 
 /** Named sizes of the STDiT family (patch 1x2x2), as Open-Sora's registry. */
@@ -49,6 +56,7 @@ export const STDIT_DEFAULTS: STDiTConfig = {
   spaceScale: 1,
   timeScale: 1,
   gradCheckpoint: false,
+  temporalPos: 'first-block',
 };
 
 /** Conv3d(kernel = stride = patch) as patchify + linear on the flattened kernel. */
@@ -167,6 +175,7 @@ export class STDiT extends Module {
   constructor(gpu: Gpu, config: Partial<STDiTConfig> = {}, seed = 0) {
     super();
     const c = (this.config = { ...STDIT_DEFAULTS, ...config });
+    if (c.temporalPos !== 'first-block' && c.temporalPos !== 'input') throw new ShapeError(`STDiT: temporalPos "${String(c.temporalPos)}" must be 'first-block' or 'input'`);
     const [T, H, W] = c.inputSize;
     const [pt, ph, pw] = c.patchSize;
     if (T % pt || H % ph || W % pw) throw new ShapeError(`STDiT: input size [${c.inputSize}] is not divisible by the patch [${c.patchSize}]`);
@@ -197,12 +206,17 @@ export class STDiT extends Module {
 
     let x = this.x_embedder.forward(tape, inp.x, c.patchSize);
     x = F.reshape(tape, F.add(tape, F.reshape(tape, x, [B * Tp, S, C]), this.pos_embed), [B, Tp * S, C]);
+    if (c.temporalPos === 'input') {
+      const xt = F.permute(tape, F.reshape(tape, x, [B, Tp, S, C]), [0, 2, 1, 3]); // [B, S, Tp, C]
+      const withT = F.add(tape, xt, F.reshape(tape, this.pos_embed_temporal, [Tp, C]));
+      x = F.reshape(tape, F.permute(tape, withT, [0, 2, 1, 3]), [B, Tp * S, C]);
+    }
     const t = this.t_embedder.forward(tape, inp.timestep);
     const t0 = this.t_block[1].forward(tape, F.silu(tape, t));
     const y = F.reshape(tape, this.y_embedder.forward(tape, inp.y), [B, L, C]);
 
     this.blocks.forEach((block, i) => {
-      const tpe = i === 0 ? this.pos_embed_temporal : null;
+      const tpe = i === 0 && c.temporalPos === 'first-block' ? this.pos_embed_temporal : null;
       const run = (tp: Tape, xb: Var, yb: Var, tb: Var) => block.forward(tp, xb, yb, tb, inp.yLen, Tp, S, tpe);
       x = c.gradCheckpoint ? tape.checkpoint(`blocks.${i}`, run, [x, y, t0]) : tape.scope(() => run(tape, x, y, t0));
     });

@@ -12,9 +12,10 @@ import { checkParamGrads, fixture, fixtureState } from './fixtures.js';
 
 const s = suite('stdit');
 
-function build(gpu: Gpu, f: StFile, gradCheckpoint = false): STDiT {
+function build(gpu: Gpu, f: StFile, gradCheckpoint = false, temporalPos: 'first-block' | 'input' = 'first-block'): STDiT {
   const m = f.metadata;
   return new STDiT(gpu, {
+    temporalPos,
     inputSize: JSON.parse(m.input_size!),
     inChannels: Number(m.in_channels),
     patchSize: JSON.parse(m.patch_size!),
@@ -79,6 +80,41 @@ s.test('position embeddings equal upstream buffers', async ({ gpu }) => {
   for (const name of ['pos_embed', 'pos_embed_temporal']) {
     assertClose(await stateDict(model).get(name)!.value.read(), toFloat64(f.tensors.get(`buffer.${name}`)!), { rtol: 1e-5, what: name });
   }
+});
+
+s.test("temporalPos 'input': same parameters; the temporal embedding moves from block 0's temporal attention to every token", async ({ gpu }) => {
+  const f = fixture('stdit');
+  const get = (k: string) => toFloat64(f.tensors.get(k)!);
+  const shape = (k: string) => f.tensors.get(k)!.shape;
+  const run = async (temporalPos: 'first-block' | 'input', zeroTemporal: boolean) => {
+    const model = build(gpu, f, false, temporalPos);
+    const state = fixtureState(f);
+    if (zeroTemporal) {
+      const t = state.get('pos_embed_temporal')!;
+      state.set('pos_embed_temporal', { shape: t.shape, data: new Float32Array(t.shape.reduce((a, b) => a * b, 1)) });
+    }
+    loadStateDict(model, state, { source: 'stdit.safetensors' });
+    const tape = new Tape(gpu);
+    const x = tape.input(gpu.upload(get('input.x'), shape('input.x'), 'f32', 'x'), 'x', true);
+    const y = tape.input(gpu.upload(get('input.y'), shape('input.y'), 'f32', 'y'), 'y');
+    const B = shape('input.x')[0]!;
+    const out = model.forward(tape, { x, timestep: gpu.upload(get('input.timestep'), [B], 'f32', 't'), y, yLen: gpu.upload([5, 8].slice(0, B), [B], 'i32', 'y_len') });
+    tape.backward(out, gpu.upload(get('loss_weight'), out.shape, 'f32', 'loss_weight'));
+    const r = { out: Float64Array.from(await out.value.read()), dx: Float64Array.from(await x.grad!.read()), keys: [...stateDict(model).keys()].join() };
+    tape.release();
+    return r;
+  };
+  // without a temporal embedding the two placements are the same model
+  const [a, b] = [await run('first-block', true), await run('input', true)];
+  assertClose(b.out, a.out, { rtol: 1e-5, what: 'output, zero temporal embedding' });
+  assertClose(b.dx, a.dx, { rtol: 1e-5, what: 'input gradient, zero temporal embedding' });
+  if (a.keys !== b.keys) throw new Error('the state dict keys differ between the two placements');
+  // with it, they differ (and the upstream placement still matches the fixture)
+  const [up, inp] = [await run('first-block', false), await run('input', false)];
+  assertClose(up.out, get('output'), { rtol: 1e-4, what: 'first-block output = upstream' });
+  const rel = Math.sqrt(inp.out.reduce((s2, v, i) => s2 + (v - up.out[i]!) ** 2, 0) / up.out.reduce((s2, v) => s2 + v * v, 0));
+  if (!(rel > 1e-3) || inp.dx.some((v) => !Number.isFinite(v))) throw new Error(`'input' placement: output differs by ${rel} relative from upstream's; expected a clear difference and finite gradients`);
+  await assertThrows(() => new STDiT(gpu, { temporalPos: 'middle' as 'input' }), /temporalPos "middle" must be 'first-block' or 'input'/, 'bad placement');
 });
 
 s.test('loading a bad state dict names the tensor', async ({ gpu }) => {
