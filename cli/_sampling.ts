@@ -52,7 +52,11 @@ export interface LoadedModel {
 export function loadForSampling(gpu: Gpu, path: string, opts: { weights?: 'ema' | 'model'; numFrames?: number; imageSize?: [number, number] } = {}): LoadedModel {
   const meta = withSafetensors(path, (r) => r.metadata);
   if (!meta.config) throw new Error(`${path}: no "config" in the file metadata; it is not a checkpoint of this project (plain upstream weights need a config: use the train command with --model.from_pretrained)`);
-  const config = configFromJson(JSON.parse(meta.config), `${path} metadata config`);
+  const raw = JSON.parse(meta.config) as { model?: Record<string, unknown> };
+  // files written before model.temporal_pos existed were trained with upstream's placement, whatever the
+  // registered config's default is now
+  if (raw.model && !('temporal_pos' in raw.model)) raw.model.temporal_pos = 'first-block';
+  const config = configFromJson(raw, `${path} metadata config`);
   const trained = { frames: config.num_frames, size: [...config.image_size] };
   if (opts.numFrames) config.num_frames = opts.numFrames;
   if (opts.imageSize) config.image_size = opts.imageSize;

@@ -23,7 +23,10 @@ import {
 } from '../cli/_checkpoint.js';
 import { serializeSafetensors, toFloat32, type StEntry } from '../engine/safetensors.js';
 import { readSafetensors, writeFileAtomic } from '../engine/safetensors-file.js';
-import { getConfig } from '../configs/index.js';
+import { applyOverrides, getConfig } from '../configs/index.js';
+import { buildModel } from '../cli/_trainer.js';
+import { loadForSampling, saveInferenceWeights } from '../cli/_sampling.js';
+import { stateDict } from '../models/state.js';
 
 const s = suite('checkpoint');
 
@@ -229,6 +232,30 @@ s.test('loadModelWeights: plain, module./state_dict. prefixes, checkpoint model.
     // two prefixes, neither preferred → ask for one
     writeFileAtomic(path, serializeSafetensors([...ck.params].flatMap(([n, t]) => ['a.', 'b.'].map((p) => ({ name: p + n, dtype: 'F32' as const, shape: t.shape, data: t.data })))));
     await assertThrows(() => loadModelWeights(path, expected), /several prefixes \("a\.", "b\."\); pass \{ prefix \}/, 'ambiguous');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+s.test('sampling files keep their temporal_pos; files written before the option load as upstream (first-block)', async ({ gpu }) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tpos-'));
+  try {
+    const base = applyOverrides(getConfig('tiny'), { num_frames: 2, image_size: '8,8', 'model.hidden_size': 32, 'model.depth': 1, 'model.num_heads': 2, 'text_encoder.caption_channels': 16, 'text_encoder.model_max_length': 4 });
+    const model = buildModel(gpu, base);
+    const weights = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+    for (const [k, p] of stateDict(model)) weights.set(k, { shape: p.shape, data: (await p.value.read()) as Float32Array });
+    const old = JSON.parse(JSON.stringify(base)) as typeof base;
+    delete (old.model as Partial<typeof base.model>).temporal_pos;
+    const cases: [string, typeof base, string][] = [
+      ['input.safetensors', applyOverrides(base, { 'model.temporal_pos': 'input' }), 'input'],
+      ['first.safetensors', base, 'first-block'],
+      ['old.safetensors', old, 'first-block'],
+    ];
+    for (const [file, config, want] of cases) {
+      saveInferenceWeights(join(dir, file), weights, config, 'F32');
+      const m = loadForSampling(gpu, join(dir, file));
+      if (m.config.model.temporal_pos !== want || m.model.config.temporalPos !== want) throw new Error(`${file}: temporal_pos ${m.config.model.temporal_pos} / model ${m.model.config.temporalPos}; expected ${want}`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
