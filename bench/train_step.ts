@@ -11,7 +11,9 @@
 // --force-f32: run the f16 cases in f32 (to exercise their code paths, e.g. gradient checkpointing, on a
 //   device without shader-f16; the numbers are then not the f16 ones and no torch ratio is shown).
 // Per case: 2 warm-up steps, then N timed steps (default 5, or $TRAIN_STEP_STEPS), each ended by
-// `await gpu.sync()`; the table shows the median step. Peak memory is the engine pool's peak in-use bytes
+// `await gpu.sync()`; the table shows the median step, the median CPU time to encode one (encode ms), and
+// the mean step when N more steps are encoded back to back (pipelined ms: the CPU encodes the next step
+// while the GPU runs this one, as in training; max(encode, GPU) rather than their sum). Peak memory is the engine pool's peak in-use bytes
 // during the case (reserved = bytes the pool held at the end, cached included).
 import { readFileSync } from 'node:fs';
 import { Tape, type Param } from '../engine/autograd.js';
@@ -266,6 +268,9 @@ interface Result {
   name: CaseName;
   label: string;
   stepMs?: number;
+  /** Median CPU time to encode a step, and the mean step time with steps encoded back to back. */
+  encodeMs?: number;
+  pipelinedMs?: number;
   meanMs?: number;
   samplesS?: number;
   tokensS?: number;
@@ -298,14 +303,22 @@ async function runCase(gpu: Gpu, name: CaseName): Promise<Result> {
     for (let i = 0; i < WARMUP; i++) runner.step();
     await gpu.sync();
     const times: number[] = [];
+    const encodes: number[] = [];
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) {
       const s0 = performance.now();
       runner.step();
+      encodes.push(performance.now() - s0);
       await gpu.sync();
       times.push(performance.now() - s0);
     }
     const meanMs = (performance.now() - t0) / steps;
+    // the same steps back to back, as the training loop runs them: the CPU encodes step k+1 while the GPU
+    // runs step k, so this is max(encode, GPU) per step rather than their sum
+    const p0 = performance.now();
+    for (let i = 0; i < steps; i++) runner.step();
+    await gpu.sync();
+    const pipelinedMs = (performance.now() - p0) / steps;
     if (profile && gpu.info.timestamps) {
       // one more step with per-kernel timestamps (each dispatch in its own pass: slower, but the split is right)
       gpu.profiler.reset();
@@ -321,7 +334,7 @@ async function runCase(gpu: Gpu, name: CaseName): Promise<Result> {
     }
     const stepMs = median(times);
     const samplesS = (runner.batch * 1000) / stepMs;
-    const r: Result = { name, label, stepMs, meanMs, samplesS, tokensS: samplesS * runner.tokens, peakGiB: (stats.peakInUseBytes - base) / GiB, reservedGiB: stats.reservedBytes / GiB };
+    const r: Result = { name, label, stepMs, meanMs, encodeMs: median(encodes), pipelinedMs, samplesS, tokensS: samplesS * runner.tokens, peakGiB: (stats.peakInUseBytes - base) / GiB, reservedGiB: stats.reservedBytes / GiB };
     console.log(
       `${label}: ${(runner.params / 1e6).toFixed(1)}M params, ${runner.tokens} tokens/sample, step median ${stepMs.toFixed(1)} ms (mean ${meanMs.toFixed(1)}, ` +
         `steps ${times.map((t) => t.toFixed(0)).join(' ')}), ${samplesS.toFixed(2)} samples/s, batch ${runner.batch}, peak ${mem(r.peakGiB!)}, reserved ${mem(r.reservedGiB!)}`,
@@ -354,10 +367,10 @@ const rows = results.map((r) => {
   const tv = t?.value;
   const torchCell = tv === undefined ? '' : tv === 'OOM' ? 'OOM' : tv;
   const ratio = typeof tv === 'number' && r.samplesS !== undefined ? r.samplesS / tv : '';
-  if (r.error) return [r.label, r.error, '', '', r.peakGiB !== undefined && r.peakGiB > 0 ? r.peakGiB : '', torchCell, ''];
-  return [r.label, r.samplesS!, r.tokensS!, r.stepMs!, r.peakGiB!, torchCell, ratio];
+  if (r.error) return [r.label, r.error, '', '', '', '', r.peakGiB !== undefined && r.peakGiB > 0 ? r.peakGiB : '', torchCell, ''];
+  return [r.label, r.samplesS!, r.tokensS!, r.stepMs!, r.encodeMs!, r.pipelinedMs!, r.peakGiB!, torchCell, ratio];
 });
 console.log('');
-console.log(table(['case', 'samples/s', 'tokens/s', 'step ms', 'peak GiB', 'torch samples/s', 'ratio'], rows));
+console.log(table(['case', 'samples/s', 'tokens/s', 'step ms', 'encode ms', 'pipelined ms', 'peak GiB', 'torch samples/s', 'ratio'], rows));
 if (torchLog && !small) console.log('(torch f16 rows: its float16 result if present, else bfloat16 autocast; torch steps are timed over a run, ours per step (median))');
 finish(results.some((r) => r.error && !r.error.startsWith('skipped')) ? 1 : 0);
