@@ -25,7 +25,7 @@ const SAMPLE_OPTIONS = {
   ckpt: { type: 'string', description: 'checkpoint: an inference file, a training checkpoint or a run folder (default: the embedded checkpoints/tiny.safetensors)' },
   steps: { type: 'string', description: 'sampler steps (default: iddpm 100, ddim 100, dpm-solver 20)' },
   cfg: { type: 'string', description: 'classifier-free guidance scale (default 7; 1 = off)' },
-  'cfg-channels': { type: 'string', description: "guided channels: 'all' or 'upstream' (the first 3, as Open-Sora)", default: 'all' },
+  'cfg-channels': { type: 'string', description: "guided channels: 'all', 'eps' (the noise prediction, not the learned variance) or 'upstream' (the first 3, as Open-Sora)", default: 'all' },
   sampler: { type: 'string', description: `one of ${SAMPLERS.join(', ')}`, default: 'iddpm' },
   seed: { type: 'string', description: 'noise seed', default: '0' },
   'num-frames': { type: 'string', description: 'frames to generate (default: as trained)' },
@@ -228,8 +228,9 @@ function sampleOptions(o: Record<string, string | boolean | undefined>) {
   if (size && (size.length !== 2 || size.some((v) => !Number.isInteger(v) || v < 1))) throw new UsageError(`--image-size ${o['image-size']} must be H,W`);
   const dtype = String(o.dtype);
   if (dtype !== 'f32' && dtype !== 'f16') throw new UsageError(`--dtype ${dtype}: use f32 or f16`);
-  const guided = o['cfg-channels'] === 'upstream' ? 'upstream' : o['cfg-channels'] === 'all' ? 'all' : null;
-  if (!guided) throw new UsageError(`--cfg-channels ${o['cfg-channels']}: use all or upstream`);
+  const channels = ['all', 'eps', 'upstream'] as const;
+  const guided = channels.find((c) => c === o['cfg-channels']) ?? null;
+  if (!guided) throw new UsageError(`--cfg-channels ${o['cfg-channels']}: use ${channels.join(', ')}`);
   const weights = o.weights === 'model' ? 'model' : 'ema';
   return {
     ckpt: typeof o.ckpt === 'string' ? (resolveCheckpoint(o.ckpt) ?? o.ckpt) : embeddedCheckpoint(),

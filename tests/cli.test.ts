@@ -70,6 +70,12 @@ s.test('clear errors: no prompt, missing CSV, bad row (and --skip-bad)', async (
   try {
     const badCount = cli(['eval', '--count', 'abc']);
     if (badCount.code !== 2 || !/--count abc must be a non-negative integer/.test(badCount.out)) throw new Error(`eval --count abc: ${badCount.code} ${badCount.out}`);
+    const badChannels = cli(['eval', '--cfg-channels', 'half']);
+    if (badChannels.code !== 2 || !/--cfg-channels half: use all, eps, upstream/.test(badChannels.out)) throw new Error(`eval --cfg-channels half: ${badChannels.code} ${badChannels.out}`);
+    const badColor = cli(['make-dataset', '--out', join(dir, 'x'), '--colors', 'red,pink']);
+    if (badColor.code !== 2 || !/--colors red,pink: unknown pink; choose from red/.test(badColor.out)) throw new Error(`make-dataset --colors red,pink: ${badColor.code} ${badColor.out}`);
+    const halfSize = cli(['make-dataset', '--out', join(dir, 'x'), '--width', '32']);
+    if (halfSize.code !== 2 || !/give both --width and --height/.test(halfSize.out)) throw new Error(`make-dataset --width alone: ${halfSize.code} ${halfSize.out}`);
     const noPrompt = cli(['sample', '--ckpt', join(dir, 'none.safetensors')]);
     if (noPrompt.code !== 2 || !/--prompt/.test(noPrompt.out)) throw new Error(`sample without a prompt: ${noPrompt.code} ${noPrompt.out}`);
     const missing = cli(['train', '--data', join(dir, 'nope.csv'), '--steps', '1', ...MICRO]);
