@@ -40,7 +40,7 @@ export function buildModel(gpu: Gpu, c: TrainConfig, seed = c.seed): STDiT {
       spaceScale: m.space_scale,
       timeScale: m.time_scale,
       gradCheckpoint: m.grad_checkpoint,
-      temporalPos: m.temporal_pos ?? 'first-block', // configs written before the option have none
+      temporalPos: m.temporal_pos,
     },
     seed,
   );

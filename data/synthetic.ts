@@ -8,8 +8,6 @@ import { join } from 'node:path';
 import { writeVideo } from './video.js';
 import { SeededRng } from './rng.js';
 
-export { SeededRng };
-
 // ---- vocabulary ---------------------------------------------------------------------------------------
 /** Object colours (sRGB 0..255), chosen ≥ 150 apart in RGB so they survive H.264's 4:2:0 chroma. */
 export const COLORS = {
@@ -155,7 +153,6 @@ function checkAttributes(a: Attributes, who: string): void {
   if (bad.length) throw new Error(`${who}: unknown ${bad.join(', ')}. Vocabulary — ${vocabularyText()}`);
 }
 
-// ---- seeded randomness --------------------------------------------------------------------------------
 // ---- specs --------------------------------------------------------------------------------------------
 export interface Dims {
   width: number;

@@ -9,7 +9,6 @@ import {
   COLOR_NAMES,
   MOTIONS,
   SHAPES,
-  SeededRng,
   combinations,
   describe,
   framesToTensor,
@@ -18,6 +17,7 @@ import {
   type Attributes,
   type Dims,
 } from '../data/synthetic.js';
+import { SeededRng } from '../data/rng.js';
 import { detect, evaluate, judge, type JudgeClip, type JudgeResult } from '../data/judge.js';
 import * as video from '../data/video.js';
 

@@ -13,7 +13,6 @@ import {
   MOTIONS,
   SHAPES,
   SPEED_RANGE,
-  SeededRng,
   centreAt,
   combinations,
   datasetSpecs,
@@ -26,6 +25,7 @@ import {
   type Attributes,
   type VideoSpec,
 } from '../data/synthetic.js';
+import { SeededRng } from '../data/rng.js';
 import { probeVideo, readVideoFrames } from '../data/video.js';
 
 const s = suite('synthetic');

@@ -146,12 +146,18 @@ export interface StepInputs {
   clip?: boolean;
 }
 
+/** The checks every sampler step makes of (x, modelOutput, coefs): x's batch and per-sample size, learned sigma. */
+function stepInputs(op: string, a: { x: Tensor; modelOutput: Tensor; coefs: Tensor }, coefNames: readonly string[]): { m: number; learned: boolean } {
+  const { batch, m } = batchOf(op, a.x, 'x');
+  const learned = learnedSigma(op, a.x, a.modelOutput);
+  expectCoefs(op, a.coefs, batch, coefNames);
+  return { m, learned };
+}
+
 /** One IDDPM p_sample step; with `extras`, also the mean, log variance and pred_xstart. */
 export function pSampleStep(gpu: Gpu, a: StepInputs & { extras?: boolean }): { xPrev: Tensor; mean?: Tensor; logVariance?: Tensor; predXstart?: Tensor } {
   const op = 'pSampleStep';
-  const { batch, m } = batchOf(op, a.x, 'x');
-  const learned = learnedSigma(op, a.x, a.modelOutput);
-  expectCoefs(op, a.coefs, batch, COEFS.pSample);
+  const { m, learned } = stepInputs(op, a, COEFS.pSample);
   if (a.noise) expectLike(op, a.x, a.noise, 'noise');
   const xPrev = gpu.tensor(a.x.shape, 'f32', `${op}.xPrev`);
   const extras = a.extras ? (['mean', 'logVariance', 'predXstart'].map((w) => gpu.tensor(a.x.shape, 'f32', `${op}.${w}`)) as [Tensor, Tensor, Tensor]) : null;
@@ -162,9 +168,7 @@ export function pSampleStep(gpu: Gpu, a: StepInputs & { extras?: boolean }): { x
 /** One DDIM step (the variance channels of a learned-sigma output are ignored). */
 export function ddimStep(gpu: Gpu, a: StepInputs, out?: Tensor): Tensor {
   const op = 'ddimStep';
-  const { batch, m } = batchOf(op, a.x, 'x');
-  const learned = learnedSigma(op, a.x, a.modelOutput);
-  expectCoefs(op, a.coefs, batch, COEFS.ddim);
+  const { m, learned } = stepInputs(op, a, COEFS.ddim);
   if (a.noise) expectLike(op, a.x, a.noise, 'noise');
   const y = output(gpu, op, a.x.shape, 'f32', out);
   run(gpu, 'DDIM', [a.x, a.modelOutput, a.coefs, a.noise ?? a.x, y], a.x.size, m, COEFS.ddim.length, { learned, clip: a.clip });
@@ -174,9 +178,7 @@ export function ddimStep(gpu: Gpu, a: StepInputs, out?: Tensor): Tensor {
 /** One DPM-Solver++ multistep update; returns x at the next time and this step's data prediction d. */
 export function dpmSolverStep(gpu: Gpu, a: { x: Tensor; modelOutput: Tensor; coefs: Tensor; dPrev?: Tensor | null }): { xNext: Tensor; d: Tensor } {
   const op = 'dpmSolverStep';
-  const { batch, m } = batchOf(op, a.x, 'x');
-  const learned = learnedSigma(op, a.x, a.modelOutput);
-  expectCoefs(op, a.coefs, batch, COEFS.dpm);
+  const { m, learned } = stepInputs(op, a, COEFS.dpm);
   if (a.dPrev) expectLike(op, a.x, a.dPrev, 'dPrev');
   const xNext = gpu.tensor(a.x.shape, 'f32', `${op}.xNext`);
   const d = gpu.tensor(a.x.shape, 'f32', `${op}.d`);

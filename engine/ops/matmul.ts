@@ -158,6 +158,7 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
   if (opts.splitK !== undefined && opts.splitK !== 1) {
     if (!splittable) throw new ShapeError(`${op}: splitK needs an unbatched product with f32 output and no bias/activation`);
     if (!Number.isInteger(opts.splitK) || opts.splitK < 1 || K % opts.splitK !== 0) throw new ShapeError(`${op}: splitK ${opts.splitK} must be a positive integer dividing K = ${K}`);
+    if (!opts.transA || opts.transB) throw new ShapeError(`${op}: splitK is implemented for transA products (weight gradients)`);
   }
   const common: Defines = {
     TRANS_A: !!opts.transA,
@@ -178,7 +179,6 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
     // slice s of op(A)·op(B) uses K rows s·Ks.. of both: with transA (A [K, M]) and B [K, N] that is a
     // batch stride of Ks·M and Ks·N; untransposed A [M, K] / transposed B [N, K] need a K offset instead.
     const Ks = K / S;
-    if (!opts.transA || opts.transB) throw new ShapeError(`${op}: splitK is implemented for transA products (weight gradients)`);
     const partial = gpu.tensor([S, M * N], 'f32', 'matmul.splitk');
     gpu.dispatch(kernel, [a, b, partial], [M, N, Ks, Ks * M, Ks * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), S]);
     sum(gpu, partial, 0, c.reshape([M * N])).release();

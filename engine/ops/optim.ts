@@ -3,8 +3,9 @@
 //   clipGradNorm global L2 norm of all gradients (two-level deterministic reduction), inf/NaN detection,
 //                clip factor and 1/loss_scale folded into state.grad_scale, GradScaler-style scale update
 //   adamw        fused torch.optim.AdamW step per parameter tensor (f32 p/m/v, f32 or f16 grads, optional
-//                f16 copy of the new weights), reading grad_scale / skip / t from the state when given
-//   emaUpdate    ema = decay·ema + (1 − decay)·p
+//                f16 copy of the new weights and optional EMA of them in the same pass), reading
+//                grad_scale / skip / t from the state when given
+//   emaUpdate    ema = decay·ema + (1 − decay)·p (standalone; what adamw's fused EMA equals bit for bit)
 //
 // One training step with loss scaling and clipping:
 //   backward with the loss multiplied by state.lossScale (word OPTIM_STATE.lossScale, read on the GPU)
