@@ -238,7 +238,7 @@ s.test('loadModelWeights: plain, module./state_dict. prefixes, checkpoint model.
 });
 
 s.test('sampling files keep their temporal_pos; files written before the option load as upstream (first-block)', async ({ gpu }) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tpos-'));
+  const dir = tmp();
   try {
     const base = applyOverrides(getConfig('tiny'), { num_frames: 2, image_size: '8,8', 'model.hidden_size': 32, 'model.depth': 1, 'model.num_heads': 2, 'text_encoder.caption_channels': 16, 'text_encoder.model_max_length': 4 });
     const model = buildModel(gpu, base);
