@@ -50,11 +50,15 @@ s.test('make-dataset → train → resume → sample, on the software device', a
     if (info.frames !== 4 || info.width !== 16 || info.height !== 16) throw new Error(`sample video ${JSON.stringify(info)}`);
     if (!existsSync(join(out, '001-a-blue-square.png'))) throw new Error('no PNG strip');
 
-    const ev = cli(['eval', '--ckpt', join(dir, 'model.safetensors'), '--count', '2', '--sampler', 'ddim', '--steps', '2', '--out', join(dir, 'eval')]);
+    const ev = cli(['eval', '--ckpt', join(dir, 'model.safetensors'), '--count', '2', '--sampler', 'ddim', '--steps', '2', '--cfg-channels', 'eps', '--out', join(dir, 'eval')]);
     expectOk(ev, 'eval');
+    if (!/motion \(expected→detected\): (\w+→\w+ \d+(, )?)+/.test(ev.out)) throw new Error(`eval prints no motion confusion:\n${ev.out}`);
     if (!/accuracy over 2 clips: colour \d+\.\d%, shape \d+\.\d%, motion \d+\.\d%, background \d+\.\d%; all attributes right \d+\.\d%/.test(ev.out)) throw new Error(`eval output:\n${ev.out}`);
-    const report = JSON.parse(readFileSync(join(dir, 'eval', 'eval.json'), 'utf8')) as { n: number; color: number };
+    const report = JSON.parse(readFileSync(join(dir, 'eval', 'eval.json'), 'utf8')) as { n: number; color: number; sampler: { cfgChannels: string }; clips: { caption: string; detected: { background: unknown } }[] };
     if (report.n !== 2 || !(report.color >= 0 && report.color <= 1)) throw new Error(`eval.json ${JSON.stringify(report)}`);
+    if (report.sampler.cfgChannels !== 'eps' || report.clips.length !== 2 || !report.clips.every((c) => /^a \w+ \w+ .* background$/.test(c.caption) && 'background' in c.detected)) {
+      throw new Error(`eval.json per-clip results / sampler: ${JSON.stringify(report).slice(0, 600)}`);
+    }
 
     // a new run initialised from the exported weights
     expectOk(cli(['train', '--data', csv, '--steps', '1', '--outputs', dir, '--run', 'run2', '--model.from_pretrained', join(dir, 'model.safetensors'), ...MICRO]), 'train from_pretrained');
