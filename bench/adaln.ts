@@ -4,7 +4,8 @@
 // x + y + out / dout + y + dy (dx is dout itself). Per-sample vectors and gradient partials are overhead.
 // --sweep adds the modulate's kernel variants (ops/layernorm.ts NormBackwardVariant: row slots, 16-byte f16
 // units, hardware f16 packing, the fused column sum) and tokens per block of the per-sample gradients.
-//   node dist/bench/adaln.mjs [--quick] [--sweep] [--safe]
+// --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows).
+//   node dist/bench/adaln.mjs [--quick] [--sweep] [--subgroup-rows] [--safe]
 import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackward } from '../engine/ops/adaln.js';
 import type { NormBackwardVariant } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
@@ -25,7 +26,7 @@ interface Variant extends NormBackwardVariant {
   rowsPerBlock?: number;
 }
 
-const KEYS = ['slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'finalSum'] as const;
+const KEYS = ['subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'finalSum'] as const;
 /** ' slots 4 wideF16 rpb 64 finalSum colsum' for the fields set. */
 const variantTag = (v: Variant) =>
   KEYS.filter((k) => v[k] !== undefined && v[k] !== false)
@@ -33,7 +34,7 @@ const variantTag = (v: Variant) =>
     .join('');
 
 async function bench(gpu: Gpu, dtype: 'f32' | 'f16', v: Variant = {}): Promise<Row[]> {
-  const fv = { slots: v.slots, wideF16: v.wideF16, fastPack: v.fastPack };
+  const fv = { slots: v.slots, wideF16: v.wideF16, fastPack: v.fastPack, subgroupRows: v.subgroupRows };
   const { rowsPerBlock } = v;
   const eb = dtype === 'f32' ? 4 : 2;
   const shape = [B, N, C];
@@ -101,6 +102,18 @@ if (process.argv.includes('--sweep')) {
     ['f16', { slots: 4, finalSum: 'colsum' }],
   ];
   for (const [dtype, v] of gat) results.push(...(await bench(gpu, dtype, v)).filter((r) => r.name.startsWith('gated residual backward')));
+}
+
+if (process.argv.includes('--subgroup-rows') && gpu.info.subgroups) {
+  // one row per subgroup (no barrier per row): rows in flight, rows per block, lean loop
+  for (const dtype of ['f32', 'f16'] as const) {
+    const f16 = dtype === 'f16' ? { wideF16: true, fastPack: true } : {};
+    for (const slots of [4, 8, 16]) {
+      for (const rowsPerBlock of [32, 64, 128, 256]) {
+        for (const lean of [false, true]) results.push(...(await bench(gpu, dtype, { subgroupRows: true, slots, rowsPerBlock, lean, finalSum: 'colsum', ...f16 })).filter((r) => r.name.startsWith('modulate')));
+      }
+    }
+  }
 }
 
 console.log(`\nadaLN [${B}, ${N}, ${C}]; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);

@@ -4,7 +4,8 @@
 // parameter vectors are overhead the GB/s figure has to absorb.
 // --sweep adds the kernel variants (ops/layernorm.ts NormBackwardVariant: row slots, 16-byte f16 units, hardware
 // f16 packing, the fused column sum) and rows per block of the weight-gradient pass.
-//   node dist/bench/layernorm.mjs [--quick] [--sweep] [--safe]
+// --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows).
+//   node dist/bench/layernorm.mjs [--quick] [--sweep] [--subgroup-rows] [--safe]
 import { layernorm, layernormBackward, type NormBackwardVariant } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -25,7 +26,7 @@ interface Variant extends NormBackwardVariant {
   rowsPerBlock?: number;
 }
 
-const KEYS = ['slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'finalSum'] as const;
+const KEYS = ['subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'finalSum'] as const;
 /** ' slots 4 wideF16 rpb 64 finalSum colsum' for the fields set. */
 const variantTag = (v: Variant) =>
   KEYS.filter((k) => v[k] !== undefined && v[k] !== false)
@@ -33,7 +34,7 @@ const variantTag = (v: Variant) =>
     .join('');
 
 async function bench(gpu: Gpu, dtype: 'f32' | 'f16', affine: boolean, subgroups: boolean, v: Variant = {}): Promise<Row[]> {
-  const fv = { slots: v.slots, wideF16: v.wideF16, fastPack: v.fastPack };
+  const fv = { slots: v.slots, wideF16: v.wideF16, fastPack: v.fastPack, subgroupRows: v.subgroupRows };
   const eb = dtype === 'f32' ? 4 : 2;
   const x = gpu.tensor([rows, C], dtype, 'x');
   const dy = gpu.tensor([rows, C], dtype, 'dy');
@@ -101,6 +102,19 @@ if (process.argv.includes('--sweep')) {
     ['f16', { slots: 8, fastPack: true, finalSum: 'colsum' }],
   ];
   for (const [dtype, v] of bwd) results.push(...(await bench(gpu, dtype, true, sg, v)).slice(1));
+}
+
+if (process.argv.includes('--subgroup-rows') && sg) {
+  // one row per subgroup (no barrier per row): rows in flight, rows per block, lean loop
+  for (const dtype of ['f32', 'f16'] as const) {
+    const f16 = dtype === 'f16' ? { wideF16: true, fastPack: true } : {};
+    results.push(...(await bench(gpu, dtype, false, sg, { subgroupRows: true, ...f16 })));
+    for (const slots of [4, 8, 16]) {
+      for (const rowsPerBlock of [32, 64, 128, 256]) {
+        for (const lean of [false, true]) results.push(...(await bench(gpu, dtype, true, sg, { subgroupRows: true, slots, rowsPerBlock, lean, finalSum: 'colsum', ...f16 })));
+      }
+    }
+  }
 }
 
 console.log(`\nlayernorm [${rows}, ${C}]; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);

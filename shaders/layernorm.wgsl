@@ -223,11 +223,15 @@ fn place(lid: u32, lane: u32, sgid: u32, nsg: u32, sgsize: u32) {
 }
 
 // ---- reduction of a vec2 over the slot's threads: every thread gets its slot's total ----
-// The barrier that frees red for the previous call's readers comes first. (With it last instead, after the
+// With SGROW (a slot is one subgroup) it is subgroupAdd alone: a row's steps need no barrier.
+// Otherwise the barrier that frees red for the previous call's readers comes first. (With it last instead, after the
 // reads of red[0], Mesa llvmpipe gave some threads the next row's sums when this runs in the row loop.)
 var<workgroup> red: array<vec2<f32>, WG * SLOTS>;
 
 fn slot_sum(v: vec2<f32>) -> vec2<f32> {
+#if ${SGROW}
+  return subgroupAdd(v); // the slot is one subgroup: no shared memory, no barrier
+#else
   workgroupBarrier();
 #if ${SUBGROUPS}
   let s = subgroupAdd(v);
@@ -252,6 +256,7 @@ fn slot_sum(v: vec2<f32>) -> vec2<f32> {
   }
   workgroupBarrier();
   return red[b];
+#endif
 #endif
 }
 

@@ -101,7 +101,7 @@ async function checkModulate({ gpu, rng }: Ctx, shape: [number, number, number],
   const dy = gpu.upload(dy0, shape, dtype, 'dy');
   const shift = gpu.upload(shift0, vshape, 'f32', 'shift');
   const scale = gpu.upload(scale0, vshape, 'f32', 'scale');
-  const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack };
+  const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack, subgroupRows: o.subgroupRows };
   const vs = Object.entries({ ...variant, finalSum: o.finalSum, lean: o.lean }).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k} ${v}`).join('');
   const what = `adalnModulate ${dtype} [${shape}] vectors [${vshape}] subgroups ${o.subgroups ?? 'default'}${o.rowsPerBlock ? ` rowsPerBlock ${o.rowsPerBlock}` : ''}${vs}`;
   const { y, mean, rstd } = adalnModulate(gpu, x, shift, scale, { subgroups: o.subgroups, ...variant });
@@ -176,6 +176,19 @@ s.test('modulate variants: row slots, 16-byte f16 units, fused column sum', asyn
   await checkModulate(ctx, [4, 33, 1152], 'f32', { slots: 4, rowsPerBlock: 5, finalSum: 'colsum' });
   await checkModulate(ctx, [3, 7, 9], 'f16', { slots: 3, rowsPerBlock: 3, finalSum: 'colsum', mid: true });
   await checkModulate(ctx, [2, 5, 72], 'f16', { slots: 3, rowsPerBlock: 2, wideF16: true, fastPack: true, finalSum: 'colsum' });
+});
+
+s.test('modulate variant: one row per subgroup', async (ctx) => {
+  const { min, max } = ctx.gpu.info.subgroupSize;
+  if (!(ctx.gpu.info.subgroups && min > 0 && min === max)) {
+    const x = ctx.gpu.upload(ctx.rng.normal(40), [2, 2, 10]);
+    const v = ctx.gpu.upload(ctx.rng.normal(20), [2, 10]);
+    await assertThrows(() => adalnModulate(ctx.gpu, x, v, v, { subgroupRows: true }), /adalnModulate: \{subgroupRows: true\} needs subgroups of one fixed size/, 'subgroupRows without fixed subgroups');
+    return;
+  }
+  await checkModulate(ctx, [4, 33, 72], 'f32', { subgroupRows: true, rowsPerBlock: 5, finalSum: 'colsum' });
+  await checkModulate(ctx, [3, 7, 9], 'f16', { subgroupRows: true, slots: 3, rowsPerBlock: 3, mid: true });
+  await checkModulate(ctx, [2, 5, 72], 'f16', { subgroupRows: true, rowsPerBlock: 2, wideF16: true, fastPack: true, lean: true, finalSum: 'colsum' });
 });
 
 s.test('modulate variants: deterministic', async ({ gpu, rng }) => {

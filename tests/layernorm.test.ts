@@ -89,7 +89,7 @@ async function check({ gpu, rng }: Ctx, shape: number[], dtype: DType, o: CheckO
   const dy = gpu.upload(dy0, shape, dtype, 'dy');
   const weight = w0 && gpu.upload(w0, [C], 'f32', 'weight');
   const bias = b0 && gpu.upload(b0, [C], 'f32', 'bias');
-  const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack };
+  const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack, subgroupRows: o.subgroupRows };
   const { y, mean, rstd } = layernorm(gpu, x, { weight, bias, eps: o.eps, subgroups: o.subgroups, ...variant });
   const g = layernormBackward(gpu, dy, x, mean, rstd, { weight, subgroups: o.subgroups, rowsPerBlock: o.rowsPerBlock, ...variant, finalSum: o.finalSum, lean: o.lean });
   const vs = Object.entries({ ...variant, finalSum: o.finalSum, lean: o.lean }).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k} ${v}`).join('');
@@ -152,6 +152,26 @@ s.test('variants: row slots, 16-byte f16 units, fast packing, fused column sum',
   await check(ctx, [37, 1152], 'f16', { affine: true, slots: 4, rowsPerBlock: 7, wideF16: true, fastPack: true, finalSum: 'colsum' });
   await check(ctx, [3, 9, 13], 'f16', { affine: true, slots: 3, rowsPerBlock: 4 });
   await check(ctx, [3, 5, 72], 'f16', { wideF16: true, slots: 2 });
+});
+
+// One row per subgroup (subgroup sums alone, no barrier per row): units that do not fill the subgroup's
+// registers evenly, ragged blocks, odd f16 rows, 16-byte f16 units. Devices without one fixed subgroup size
+// refuse the option with an error naming it.
+s.test('variant: one row per subgroup', async (ctx) => {
+  const { min, max } = ctx.gpu.info.subgroupSize;
+  if (!(ctx.gpu.info.subgroups && min > 0 && min === max)) {
+    const x = ctx.gpu.upload(ctx.rng.normal(40), [4, 10]);
+    await assertThrows(() => layernorm(ctx.gpu, x, { subgroupRows: true }), /layernorm: \{subgroupRows: true\} needs subgroups of one fixed size/, 'subgroupRows without fixed subgroups');
+    return;
+  }
+  await check(ctx, [3, 11, 72], 'f32', { affine: true, subgroupRows: true });
+  await check(ctx, [10, 20], 'f32', { affine: true, subgroupRows: true, rowsPerBlock: 3, finalSum: 'colsum' });
+  await check(ctx, [5, 7, 36], 'f32', { affine: false, subgroupRows: true, slots: 3 });
+  await check(ctx, [3, 11, 72], 'f32', { affine: true, subgroupRows: true, lean: true, rowsPerBlock: 7 });
+  await check(ctx, [3, 9, 13], 'f16', { affine: true, subgroupRows: true, rowsPerBlock: 4 });
+  await check(ctx, [37, 120], 'f16', { affine: true, subgroupRows: true, wideF16: true, fastPack: true, slots: 4, rowsPerBlock: 5, finalSum: 'colsum' });
+  const x = ctx.gpu.upload(ctx.rng.normal(2 * max * 33 * 4), [2, max * 33 * 4]);
+  await assertThrows(() => layernorm(ctx.gpu, x, { subgroupRows: true }), /units a thread .* leave the option unset/, 'subgroupRows on too long rows');
 });
 
 s.test('weight gradients over blocks of rows: ragged last block, one row per block', async (ctx) => {

@@ -35,6 +35,12 @@ export interface NormVariant {
   wideF16?: boolean;
   /** f16 storage: write halves with pack2x16float, the hardware conversion (default false: exact software rounding). */
   fastPack?: boolean;
+  /**
+   * One row per subgroup: a row slot is one subgroup, its sums are a subgroupAdd alone (no shared memory, no
+   * barrier per row), each thread holding ⌈units / subgroup size⌉ units. Needs subgroups of one fixed size
+   * (NVIDIA: 32) and rows of at most 32 units a thread; slots default to 256 threads' worth. Default false.
+   */
+  subgroupRows?: boolean;
 }
 
 export interface NormBackwardVariant extends NormVariant {
@@ -121,15 +127,27 @@ export function slotsFor(gpu: Gpu, wg: number, e: number, affineBackward: boolea
   return s;
 }
 
-function kernelFor(gpu: Gpu, dtype: DType, C: number, backward: boolean, affine: boolean, subgroups: boolean, v: NormBackwardVariant = {}) {
+/** Threads per row and units per thread when a row is one subgroup (NormVariant.subgroupRows), or an error naming the fix. */
+function subgroupRowPlan(gpu: Gpu, op: string, units: number, subgroups: boolean): Plan {
+  const { min, max } = gpu.info.subgroupSize;
+  if (!subgroups || !(min > 0 && min === max)) {
+    throw new ShapeError(`${op}: {subgroupRows: true} needs subgroups of one fixed size (${gpu.info.adapter}: subgroups ${gpu.info.subgroups}, sizes ${min}..${max}); leave the option unset`);
+  }
+  const per = Math.ceil(units / max);
+  if (per > 32) throw new ShapeError(`${op}: {subgroupRows: true} would hold ${per} units a thread for rows of ${units} units (at most 32 with subgroups of ${max}); leave the option unset`);
+  return { wg: max, per };
+}
+
+function kernelFor(gpu: Gpu, op: string, dtype: DType, C: number, backward: boolean, affine: boolean, subgroups: boolean, v: NormBackwardVariant = {}) {
   const lay = unitLayout(dtype, C, v.wideF16);
-  const { wg, per } = rowPlan(lay.units);
+  const sgRows = !!v.subgroupRows;
+  const { wg, per } = sgRows ? subgroupRowPlan(gpu, op, lay.units, subgroups) : rowPlan(lay.units);
   const tree = 2 ** Math.ceil(Math.log2(wg)) / 2;
-  const slots = slotsFor(gpu, wg, lay.e, backward && affine, v.slots);
+  const slots = slotsFor(gpu, wg, lay.e, backward && affine, v.slots ?? (sgRows ? Math.max(1, Math.floor(256 / wg)) : 1));
   // Several slots with subgroups need whole subgroups per slot: the subgroup size must divide WG.
   const { min, max } = gpu.info.subgroupSize;
   const sg = subgroups && (slots === 1 || (min > 0 && max > 0 && wg % max === 0));
-  const defines = { ...lay.defines, WG: wg, PER: per, TREE: tree, SLOTS: slots, CW: Math.max(1, (slots - 1) * wg), AFFINE: affine, BACKWARD: backward, SUBGROUPS: sg, FASTPACK: !!v.fastPack, LEAN: !!v.lean };
+  const defines = { ...lay.defines, WG: wg, PER: per, TREE: tree, SLOTS: slots, CW: Math.max(1, (slots - 1) * wg), AFFINE: affine, BACKWARD: backward, SUBGROUPS: sg, SGROW: sgRows, FASTPACK: !!v.fastPack, LEAN: !!v.lean };
   return { kernel: gpu.kernel(SHADER, backward ? 'backward' : 'forward', defines), units: lay.units, slots };
 }
 
@@ -175,7 +193,7 @@ export function normForward(gpu: Gpu, s: NormForwardSpec): { y: Tensor; mean: Te
   const rstd = gpu.tensor([rows], 'f32', `${op}.rstd`);
   if (rows === 0) return { y, mean, rstd };
   const affine = !!s.weight;
-  const { kernel, units, slots } = kernelFor(gpu, x.dtype, C, false, affine, subgroups, s.variant);
+  const { kernel, units, slots } = kernelFor(gpu, op, x.dtype, C, false, affine, subgroups, s.variant);
   const { workgroups, groupsX } = grid(gpu, rows, slots);
   const params = [rows, C, units, groupsX, { f32: s.eps }, { f32: s.wOffset }, s.groupRows, 1, 1, x.size];
   gpu.dispatch(kernel, affine ? [x, s.weight!, s.bias!, mean, rstd, y] : [x, mean, rstd, y], params, workgroups);
@@ -234,7 +252,7 @@ export function normBackward(gpu: Gpu, s: NormBackwardSpec): { dx: Tensor; dw?: 
     if (db) gpu.fill(db, 0);
     return { dx, dw, db };
   }
-  const { kernel, units, slots } = kernelFor(gpu, x.dtype, C, true, affine, subgroups, v);
+  const { kernel, units, slots } = kernelFor(gpu, op, x.dtype, C, true, affine, subgroups, v);
   // Without weight gradients every workgroup can take `slots` rows (one per slot).
   const { blockRows, blocks } = affine ? blockPlan(groups, s.groupRows, s.rowsPerBlock, slots) : { blockRows: slots, blocks: Math.ceil(s.groupRows / slots) };
   const { workgroups, groupsX } = grid(gpu, groups * blocks, 1);
@@ -331,8 +349,13 @@ export function layernormBackward(
   const C = x.shape.at(-1)!;
   if (opts.weight) expectParam(op, opts.weight, 'weight', [[C]], `pass the forward's weight`);
   const rows = x.size / C;
-  // H100 sweep: f16 rows gain from hardware packing (22 → 28 %); for f32 the default plan was the fastest.
-  const variant = withDefaults(x.dtype === 'f16' ? { fastPack: true } : {}, opts);
-  const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: opts.weight, wOffset: 0, groupRows: Math.max(1, rows), gradShape: [C], out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock, variant });
+  // H100 sweep: f16 rows gain from hardware packing (22 → 28 %). H200 sweep (bench/layernorm.ts
+  // --subgroup-rows): f32 affine rows of ≤ 32 units a thread, one row per subgroup, 8 rows in flight, 128-row
+  // blocks and the fused column sum: 48 → 54.5 % of copy (f16 rows and adaLN were slower that way).
+  const { min, max } = gpu.info.subgroupSize;
+  const sgRows = x.dtype === 'f32' && !!opts.weight && (opts.subgroups ?? gpu.info.subgroups) && min === 32 && max === 32 && C % 4 === 0 && C / 4 <= 32 * 32;
+  const tuned: NormBackwardVariant & { rowsPerBlock?: number } = x.dtype === 'f16' ? { fastPack: true } : sgRows ? { subgroupRows: true, slots: 8, rowsPerBlock: 128, finalSum: 'colsum' } : {};
+  const variant = withDefaults(tuned, opts);
+  const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: opts.weight, wOffset: 0, groupRows: Math.max(1, rows), gradShape: [C], out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock ?? tuned.rowsPerBlock, variant });
   return r.dw ? { dx: r.dx, dweight: r.dw, dbias: r.db } : { dx: r.dx };
 }
