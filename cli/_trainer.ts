@@ -12,7 +12,8 @@ import { randCpu, randn } from '../engine/ops/random.js';
 import type { Tensor } from '../engine/tensor.js';
 import { latentShape, type TrainConfig } from '../configs/types.js';
 import { createSchedule, type Schedule } from '../models/diffusion/schedule.js';
-import { qSample, sampleTimesteps, trainingLosses, trainingLossesBackward } from '../models/diffusion/iddpm.js';
+import { lossWeights, qSample, sampleTimesteps, trainingLosses, trainingLossesBackward } from '../models/diffusion/iddpm.js';
+import { mul } from '../engine/ops/elementwise.js';
 import { STDiT } from '../models/stdit.js';
 import { loadStateDict, stateDict, trainableParams } from '../models/state.js';
 import { createDefaultTextEncoder, MemoTextEncoder, type TextEncoder } from '../models/text_encoder/index.js';
@@ -193,7 +194,13 @@ export class Trainer {
     const inputs = { xStart, xT, noise, t, modelOutput: out.value };
     const { loss, mse, vb } = trainingLosses(gpu, s, inputs);
     const lossValues = loss.read();
-    const seedGrad = this.optimizer.seed(B, 1 / B);
+    let seedGrad = this.optimizer.seed(B, 1 / B);
+    if (c.scheduler.loss_weighting !== 'uniform') {
+      const w = gpu.upload(lossWeights(s, t, c.scheduler.loss_weighting), [B], 'f32', 'loss_weight');
+      const weighted = mul(gpu, seedGrad, w);
+      for (const x of [seedGrad, w]) x.release();
+      seedGrad = weighted;
+    }
     const dOut = trainingLossesBackward(gpu, s, inputs, seedGrad);
     seedGrad.release();
     tape.backward(out, dOut);

@@ -35,6 +35,7 @@ export const CHOICES: Record<string, readonly string[]> = {
   'vae.type': ['sd-vae', 'identity'],
   'scheduler.type': ['iddpm'],
   'scheduler.noise_schedule': ['linear'],
+  'scheduler.loss_weighting': ['uniform', 'p2'],
   'dataset.type': ['synthetic', 'csv'],
 };
 

@@ -63,6 +63,12 @@ export interface SchedulerConfig {
   /** '' = all steps (training); e.g. '100' or 'ddim50' for sampling. */
   timestep_respacing: string;
   learn_sigma: boolean;
+  /**
+   * Per-sample weight of the training loss by timestep: 'uniform' (upstream) or 'p2' (perception-prioritized
+   * weighting, Choi et al. 2022, k = 1, γ = 1: 1 / (1 + SNR(t)), which favours the noisy steps where layout
+   * and motion are decided over the nearly clean ones). Applied to the whole per-sample loss (mse + vb).
+   */
+  loss_weighting: 'uniform' | 'p2';
 }
 
 export interface DatasetConfig {

@@ -9,7 +9,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { randnCpu } from '../engine/ops/random.js';
 import { cfgCombine, ddimStep, iddpmLoss, pSampleStep } from '../engine/ops/diffusion.js';
 import { createSchedule, spaceTimesteps, type Schedule } from '../models/diffusion/schedule.js';
-import { coefRows, qSample, trainingLosses, trainingLossesBackward } from '../models/diffusion/iddpm.js';
+import { coefRows, lossWeights, qSample, trainingLosses, trainingLossesBackward } from '../models/diffusion/iddpm.js';
 import { cfgDoubledBatch, classifierFreeGuidance, ddimCoefRow, pSampleCoefRow, sample, type Denoiser } from '../models/diffusion/samplers.js';
 
 const s = suite('diffusion');
@@ -167,6 +167,21 @@ s.test('loss backward equals finite differences of the f64 loss (eps and varianc
     fd[i] = (lp - total(p)) / (2 * h);
   }
   assertClose(grad, fd, { rtol: 1e-4, what: 'd loss / d model_output vs finite differences' });
+});
+
+s.test('loss weights: uniform is 1, p2 is 1 / (1 + SNR(t)) from the f64 betas, bad timesteps are errors', async ({ rng }) => {
+  const sc = createSchedule();
+  const t = Array.from({ length: 12 }, () => Math.floor(rng.next() * 1000)).concat([0, 999]);
+  const u = lossWeights(sc, t, 'uniform');
+  if (u.some((v) => v !== 1)) throw new Error(`uniform weights ${u}`);
+  // ᾱ_t from the linear betas directly (upstream: np.linspace(1e-4, 0.02, 1000), cumprod of 1 − β)
+  let ac = 1;
+  const acs: number[] = [];
+  for (let i = 0; i < 1000; i++) acs.push((ac *= 1 - (1e-4 + ((0.02 - 1e-4) * i) / 999)));
+  assertClose(lossWeights(sc, t, 'p2'), t.map((ti) => 1 - acs[ti]!), { rtol: 1e-6, what: 'p2 weights (1/(1+SNR) = 1 − ᾱ)' });
+  const w = lossWeights(sc, [0, 100, 500, 999], 'p2');
+  if (!(w[0]! < w[1]! && w[1]! < w[2]! && w[2]! < w[3]!)) throw new Error(`p2 weights must grow with t: ${w}`);
+  await assertThrows(() => lossWeights(sc, [1000], 'p2'), /lossWeights: timestep 1000 \(sample 0\) must be an integer in 0..999/, 'timestep out of range');
 });
 
 s.test('p_sample step (learned range) and DDIM eta 0 match the upstream fixture at respaced t', async ({ gpu }) => {

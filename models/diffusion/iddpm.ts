@@ -88,6 +88,19 @@ export function trainingLossesBackward(gpu: Gpu, s: Schedule, a: LossInputs, dlo
   return d;
 }
 
+/**
+ * Per-sample loss weights of timesteps t: 1 ('uniform', upstream) or 1 / (1 + SNR(t)) ('p2', k = 1, γ = 1),
+ * SNR(t) = ᾱ_t / (1 − ᾱ_t).
+ */
+export function lossWeights(s: Schedule, t: ArrayLike<number>, kind: 'uniform' | 'p2'): Float32Array {
+  checkTimesteps('lossWeights', s, t, t.length);
+  return Float32Array.from(t, (ti) => {
+    if (kind === 'uniform') return 1;
+    const ac = s.alphasCumprod[ti]!;
+    return 1 / (1 + ac / (1 - ac));
+  });
+}
+
 /** Training timesteps, uniform over the schedule, from the counter-based stream (seed, offset). */
 export function sampleTimesteps(s: Schedule, batch: number, opts: { seed: number; offset?: number }): Int32Array {
   return randint(batch, 0, s.numTimesteps - 1, opts);
