@@ -1,7 +1,8 @@
 // Diagnostic: does a trained model use the motion word of its caption? For one training clip per direction,
 // noise it to t and measure the noise-prediction MSE with the true caption and with the motion word swapped
 // (same x_t, same noise). A model that reads the word has its lowest loss in the true column at the middle and
-// high t, where the clip's layout is not yet visible in x_t; equal columns mean the word is ignored.
+// high t, where the clip's layout is not yet visible in x_t; equal columns mean the word is ignored. Then
+// whether the model can tell the start of a clip from its end at all (identical frames, see below).
 //   node dist/examples/motion-probe.mjs <checkpoint or inference file> <dataset cache (.st.gz, see train --cache)>
 import { Tape } from '../engine/autograd.js';
 import { Gpu } from '../engine/gpu.js';
@@ -68,4 +69,33 @@ for (const t of [200, 400, 600, 800]) {
   }
 }
 console.log(`mean swapped/true − 1 over clips and t: ${((100 * gapSum) / (4 * clips.length)).toFixed(2)} % (0: the motion word is ignored)`);
+
+// Time direction: with the same noise in every frame, the only difference between frames is their position
+// embedding. A model that knows which end of the clip is the start gives frame f and frame T−1−f different
+// outputs; one that sees only the distance from the middle gives them the same (and cannot tell left from
+// right, up from down). reversal = mean_f |ε(f) − ε(T−1−f)| / mean_f |ε(f) − mean ε|.
+const frame = await randn(gpu, [C, 1, H, W], { seed: 77 }).read();
+const same = new Float32Array(n);
+for (let c = 0; c < C; c++) for (let f = 0; f < T; f++) same.set(frame.subarray(c * H * W, (c + 1) * H * W), (c * T + f) * H * W);
+const { y, yLen } = encodeCaptions(gpu, m.textEncoder, [clips[1]!.caption], 'f32');
+console.log(`\nidentical frames ("${clips[1]!.caption}"): per-frame output spread and time reversal`);
+for (const t of [300, 600, 900]) {
+  const tape = new Tape(gpu, false);
+  const out = await m.model.forward(tape, { x: tape.input(gpu.upload(same, [1, C, T, H, W])), timestep: gpu.upload([t], [1], 'f32'), y: tape.input(y), yLen }).value.read();
+  const at = (f: number, c: number, i: number) => out[(c * T + f) * H * W + i]!;
+  let spread = 0;
+  let reversal = 0;
+  for (let c = 0; c < C; c++) {
+    for (let i = 0; i < H * W; i++) {
+      let mean = 0;
+      for (let f = 0; f < T; f++) mean += at(f, c, i) / T;
+      for (let f = 0; f < T; f++) {
+        spread += Math.abs(at(f, c, i) - mean);
+        reversal += Math.abs(at(f, c, i) - at(T - 1 - f, c, i));
+      }
+    }
+  }
+  console.log(`t=${String(t).padStart(3)}: spread ${(spread / n).toExponential(2)}, reversal ${(reversal / spread).toFixed(2)} (0: start and end look alike; 2: outputs change linearly with time)`);
+  tape.release();
+}
 process.exit(0);
