@@ -58,6 +58,11 @@ export function buildTextEncoder(c: TrainConfig): TextEncoder {
 const STREAM = { noise: 1, timestep: 2, dropout: 3 } as const;
 const streamSeed = (seed: number, step: number, stream: number) => ((seed * 1000003 + step) * 8 + stream) % Number.MAX_SAFE_INTEGER;
 
+/** The diffusion timesteps of training step `step` (0-based) of a run with this seed. */
+export function stepTimesteps(s: Schedule, seed: number, step: number, batch: number): Int32Array {
+  return sampleTimesteps(s, batch, { seed: streamSeed(seed, step, STREAM.timestep) });
+}
+
 export interface TrainBatch {
   /** Latents [B, C, T, H, W] (the identity VAE: pixels in [-1, 1]). */
   latents: Float32Array;
@@ -183,7 +188,7 @@ export class Trainer {
     drop.forEach((u, b) => {
       if (u < c.model.class_dropout_prob) gpu.copyRange(nulData, 0, y, b * nul.value.size, nul.value.size);
     });
-    const t = sampleTimesteps(s, B, { seed: streamSeed(seed, step, STREAM.timestep) });
+    const t = stepTimesteps(s, seed, step, B);
     const noise = randn(gpu, [B, C, T, H, W], { seed: streamSeed(seed, step, STREAM.noise) });
     const xT = qSample(gpu, s, xStart, t, noise);
     const timestep = gpu.upload(Float32Array.from(t), [B], 'f32', 'timestep');

@@ -7,9 +7,11 @@ import { suite, Rng } from './harness.js';
 import type { Gpu } from '../engine/gpu.js';
 import { tiny } from '../configs/tiny.js';
 import { latentShape, type TrainConfig } from '../configs/types.js';
-import { Trainer } from '../cli/_trainer.js';
+import { stepTimesteps, Trainer } from '../cli/_trainer.js';
+import { lossWeights } from '../models/diffusion/iddpm.js';
 import { loadCheckpoint, saveCheckpoint } from '../cli/_checkpoint.js';
 import { stateDict } from '../models/state.js';
+import { createSchedule } from '../models/diffusion/schedule.js';
 
 const s = suite('train');
 
@@ -88,6 +90,22 @@ s.test('training changes every trainable weight and keeps losses finite', async 
   if (unchanged.length) throw new Error(`weights not updated: ${unchanged.join(', ')}`);
   const stats = await t.optimizer.stats();
   if (stats.step !== 3 || stats.skipped !== 0 || !(stats.gradNorm > 0)) throw new Error(`optimizer state ${JSON.stringify(stats)}`);
+});
+
+// p2 loss weighting scales each sample's gradient by 1/(1 + SNR(t)): with one sample a step, the gradient
+// norm (before clipping) is the uniform run's times the weight of that step's timestep.
+s.test("scheduler.loss_weighting 'p2' scales the gradient by the sample's weight", async ({ gpu }) => {
+  const base = { ...microConfig(), batch_size: 1 };
+  const norms: number[] = [];
+  for (const loss_weighting of ['uniform', 'p2'] as const) {
+    const t = new Trainer(gpu, { ...base, scheduler: { ...base.scheduler, loss_weighting } });
+    await run(gpu, t, 0, 1);
+    norms.push((await t.optimizer.stats()).gradNorm);
+  }
+  const w = lossWeights(createSchedule(), stepTimesteps(createSchedule(), base.seed, 0, 1), 'p2')[0]!;
+  if (!(w > 0 && w < 1)) throw new Error(`weight ${w}`);
+  const ratio = norms[1]! / norms[0]!;
+  if (!(Math.abs(ratio - w) <= 1e-4 * w)) throw new Error(`gradient norms ${norms}: ratio ${ratio}, expected the p2 weight ${w}`);
 });
 
 s.run();
