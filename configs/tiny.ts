@@ -2,7 +2,7 @@
 // "VAE" (the 3 RGB channels are the latents, no downsampling) and the small built-in text encoder (64-dim
 // captions, 16 tokens). 8×16×16 = 2048 tokens per sample. The defaults are the embedded checkpoint's recipe
 // (batch 64, lr 3e-4; 250 epochs of the 4096-clip dataset = 16 000 steps, ~25 min on an H200 at ~90 ms a
-// step); tests shrink it to run on software WebGPU.
+// step; its last phase added scheduler.loss_weighting p2); tests shrink it to run on software WebGPU.
 import type { TrainConfig } from './types.js';
 
 export function tiny(): TrainConfig {
