@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Gpu } from '../engine/gpu.js';
 import { copy16 } from '../engine/ops/copy.js';
+import { Profiler, type KernelTime } from '../engine/profiler.js';
 
 export async function openBenchGpu(): Promise<Gpu> {
   const gpu = await Gpu.open({ fast: !process.argv.includes('--safe') });
@@ -47,6 +48,28 @@ export async function time(gpu: Gpu, record: () => void, iters = 20): Promise<Ti
 }
 
 /** Best time: GPU timestamps when available, else wall clock. */
+/** Prints breakdown()'s table under a title (or why there is none). */
+export async function printBreakdown(gpu: Gpu, title: string, record: () => void): Promise<void> {
+  const rows = await breakdown(gpu, record);
+  console.log(`\n${title}`);
+  console.log(rows ? Profiler.format(rows) : '  (no timestamp queries on this device)');
+}
+
+/** Per-kernel GPU times of one recorded call (each dispatch in its own timed pass), slowest first; null without timestamps. */
+export async function breakdown(gpu: Gpu, record: () => void): Promise<KernelTime[] | null> {
+  if (!gpu.info.timestamps) return null;
+  record();
+  await gpu.sync();
+  gpu.profiler.reset();
+  gpu.profiler.enable();
+  record();
+  await gpu.sync();
+  const rows = await gpu.profiler.report();
+  gpu.profiler.enable(false);
+  gpu.profiler.reset();
+  return rows;
+}
+
 export const best = (t: Timing): number => (Number.isFinite(t.gpuMs) ? Math.min(t.gpuMs, t.wallMs) : t.wallMs);
 
 /** Device-memory bandwidth of the 16-byte copy kernel over `mib` MiB (GB/s, read + write counted). */

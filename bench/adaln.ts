@@ -4,13 +4,14 @@
 // x + y + out / dout + y + dy (dx is dout itself). Per-sample vectors and gradient partials are overhead.
 // --sweep adds the modulate's kernel variants (ops/layernorm.ts NormBackwardVariant: row slots, 16-byte f16
 // units, hardware f16 packing, the fused column sum) and tokens per block of the per-sample gradients.
-// --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows).
-//   node dist/bench/adaln.mjs [--quick] [--sweep] [--subgroup-rows] [--safe]
+// --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows); --profile prints the kernels of one
+// modulate backward call (row kernel vs scale/shift gradient sum).
+//   node dist/bench/adaln.mjs [--quick] [--sweep] [--subgroup-rows] [--profile] [--safe]
 import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackward } from '../engine/ops/adaln.js';
 import type { NormBackwardVariant } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { best, copyCeiling, finish, openBenchGpu, table, time } from './_harness.js';
+import { best, copyCeiling, finish, openBenchGpu, printBreakdown, table, time } from './_harness.js';
 
 const quick = process.argv.includes('--quick');
 const [B, N, C] = quick ? [2, 512, 1152] : [4, 4096, 1152];
@@ -113,6 +114,21 @@ if (process.argv.includes('--subgroup-rows') && gpu.info.subgroups) {
         for (const lean of [false, true]) results.push(...(await bench(gpu, dtype, { subgroupRows: true, slots, rowsPerBlock, lean, finalSum: 'colsum', ...f16 })).filter((r) => r.name.startsWith('modulate')));
       }
     }
+  }
+}
+
+if (process.argv.includes('--profile')) {
+  // where the modulate backward's time goes: the row kernel vs the per-sample scale/shift gradient sum
+  for (const dtype of ['f32', 'f16'] as const) {
+    const [x, d] = ['x', 'dy'].map((n) => gpu.tensor([B, N, C], dtype, n)) as [Tensor, Tensor];
+    const [shift, scale] = ['shift', 'scale'].map((n) => gpu.tensor([B, C], 'f32', n)) as [Tensor, Tensor];
+    for (const [t, v] of [[x, 0.5], [d, 0.25], [shift, 0.1], [scale, 0.2]] as const) gpu.fill(t, v);
+    const st = adalnModulate(gpu, x, shift, scale);
+    await printBreakdown(gpu, `modulate backward ${dtype} (default): kernels of one call`, () => {
+      const g = adalnModulateBackward(gpu, d, x, st.mean, st.rstd, scale);
+      for (const t of [g.dx, g.dscale, g.dshift]) t.release();
+    });
+    for (const t of [x, d, shift, scale, st.y, st.mean, st.rstd]) t.release();
   }
 }
 

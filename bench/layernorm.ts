@@ -4,12 +4,13 @@
 // parameter vectors are overhead the GB/s figure has to absorb.
 // --sweep adds the kernel variants (ops/layernorm.ts NormBackwardVariant: row slots, 16-byte f16 units, hardware
 // f16 packing, the fused column sum) and rows per block of the weight-gradient pass.
-// --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows).
-//   node dist/bench/layernorm.mjs [--quick] [--sweep] [--subgroup-rows] [--safe]
+// --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows); --profile prints the kernels of one
+// f32 backward call per variant (row kernel vs weight-gradient sum).
+//   node dist/bench/layernorm.mjs [--quick] [--sweep] [--subgroup-rows] [--profile] [--safe]
 import { layernorm, layernormBackward, type NormBackwardVariant } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { best, copyCeiling, finish, openBenchGpu, table, time } from './_harness.js';
+import { best, copyCeiling, finish, openBenchGpu, printBreakdown, table, time } from './_harness.js';
 
 const quick = process.argv.includes('--quick');
 const rows = quick ? 1024 : 16384;
@@ -69,6 +70,9 @@ async function bench(gpu: Gpu, dtype: 'f32' | 'f16', affine: boolean, subgroups:
 const gpu = await openBenchGpu();
 const ceiling = await copyCeiling(gpu, quick ? 64 : 1024);
 const sg = gpu.info.subgroups;
+// one row per subgroup needs fixed-size subgroups wide enough for a row in ≤ 32 units a thread
+const { min: sgMin, max: sgMax } = gpu.info.subgroupSize;
+const sgRows = sg && sgMin > 0 && sgMin === sgMax && Math.ceil(C / 4 / sgMax) <= 32;
 const results: Row[] = [];
 for (const dtype of ['f32', 'f16'] as const) {
   results.push(...(await bench(gpu, dtype, true, sg)));
@@ -104,7 +108,8 @@ if (process.argv.includes('--sweep')) {
   for (const [dtype, v] of bwd) results.push(...(await bench(gpu, dtype, true, sg, v)).slice(1));
 }
 
-if (process.argv.includes('--subgroup-rows') && sg) {
+if (process.argv.includes('--subgroup-rows') && !sgRows) console.log(`# --subgroup-rows: skipped (subgroups ${sgMin}..${sgMax} wide on this device)`);
+if (process.argv.includes('--subgroup-rows') && sgRows) {
   // one row per subgroup (no barrier per row): rows in flight, rows per block, lean loop
   for (const dtype of ['f32', 'f16'] as const) {
     const f16 = dtype === 'f16' ? { wideF16: true, fastPack: true } : {};
@@ -114,6 +119,23 @@ if (process.argv.includes('--subgroup-rows') && sg) {
         for (const lean of [false, true]) results.push(...(await bench(gpu, dtype, true, sg, { subgroupRows: true, slots, rowsPerBlock, lean, finalSum: 'colsum', ...f16 })));
       }
     }
+  }
+}
+
+if (process.argv.includes('--profile')) {
+  // where the affine backward's time goes: the row kernel vs the weight-gradient sum, per variant
+  const x = gpu.tensor([rows, C], 'f32', 'x');
+  const dy = gpu.tensor([rows, C], 'f32', 'dy');
+  const w = gpu.tensor([C], 'f32', 'weight');
+  const b = gpu.tensor([C], 'f32', 'bias');
+  for (const [t, v] of [[x, 0.5], [dy, 0.25], [w, 1], [b, 0]] as const) gpu.fill(t, v);
+  const st = layernorm(gpu, x, { weight: w, bias: b });
+  const variants: Variant[] = [{}, { finalSum: 'colsum' }, ...(sgRows ? [{ subgroupRows: true, slots: 8, rowsPerBlock: 128, finalSum: 'colsum' } as Variant] : [])];
+  for (const v of [{ plain: true } as Variant & { plain?: boolean }, ...variants]) {
+    await printBreakdown(gpu, `backward f32 ${'plain' in v ? 'plain' : `affine${variantTag(v) || ' (default)'}`}: kernels of one call`, () => {
+      const g = layernormBackward(gpu, dy, x, st.mean, st.rstd, 'plain' in v ? {} : { weight: w, ...v });
+      for (const t of [g.dx, g.dweight, g.dbias]) t?.release();
+    });
   }
 }
 
