@@ -1,9 +1,12 @@
 // matmul throughput on the GPU: the portable f32 kernel and the f16 tensor-core kernel, square sizes and
 // STDiT-XL/2 shapes (16384 tokens = batch 4 × 16 frames × 256 patches, hidden 1152, MLP 4608) in their
 // forward (x·Wᵀ), input-gradient (dY·W) and weight-gradient (dYᵀ·X) layouts, beside PyTorch in the same run.
-//   node dist/bench/matmul.mjs [--quick] [--sweep] [--no-torch] [--safe]
+// --f16x3: also f32 products computed from three f16 tensor-core products (ops/matmul_f16x3.ts), whole-op
+// throughput (max-abs, split and combine passes included) as f32-equivalent TFLOP/s beside the f32 kernel.
+//   node dist/bench/matmul.mjs [--quick] [--sweep] [--f16x3] [--no-torch] [--safe]
 import { matmul, TILED_LARGE, TC_DEFAULT, type TiledTile, type TensorcoreTile } from '../engine/ops/matmul.js';
 import type { Gpu } from '../engine/gpu.js';
+import { matmulF16x3 } from '../engine/ops/matmul_f16x3.js';
 import { best, copyCeiling, finish, openBenchGpu, table, time, torch } from './_harness.js';
 
 type Case = [name: string, M: number, N: number, K: number, transA: boolean, transB: boolean];
@@ -49,6 +52,22 @@ if (process.argv.includes('--sweep')) {
   if (tc) {
     const tcs: TensorcoreTile[] = [TC_DEFAULT, { SG_M: 4, SG_N: 2, BK: 64 }, { SG_M: 8, SG_N: 2, BK: 32 }, { SG_M: 2, SG_N: 2, BK: 32 }];
     for (const t of tcs) console.log(`sweep f16 ${JSON.stringify(t)}: ${(await run(gpu, sq, 'f16', undefined, t)).toFixed(1)} TFLOP/s, without prefetch ${(await run(gpu, sq, 'f16', undefined, t, true)).toFixed(1)}`);
+  }
+}
+
+if (process.argv.includes('--f16x3') && tc) {
+  for (const c of cases.filter((x) => x[1] * x[2] * x[3] < 8192 ** 3)) {
+    const [, M, N, K, ta, tb] = c;
+    const a = gpu.tensor(ta ? [K, M] : [M, K], 'f32', 'A');
+    const b = gpu.tensor(tb ? [N, K] : [K, N], 'f32', 'B');
+    gpu.fill(a, 0.01);
+    gpu.fill(b, 0.02);
+    const out = gpu.tensor([M, N], 'f32', 'C');
+    const flops = 2 * M * N * K;
+    const iters = Math.max(3, Math.min(30, Math.round(2e13 / flops)));
+    const ms = best(await time(gpu, () => matmulF16x3(gpu, a, b, { transA: ta, transB: tb, out }), iters));
+    for (const t of [a, b, out]) t.release();
+    console.log(`${c[0]}: f32 from 3×f16 ${(flops / ms / 1e9).toFixed(1)} TFLOP/s (f32 kernel: ${(await run(gpu, c, 'f32')).toFixed(1)})`);
   }
 }
 

@@ -1,0 +1,91 @@
+// f32 matmul from three f16 products (shaders/matmul_f16x3.wgsl): per-tensor power-of-two scaling from
+// max|X| (on the GPU, no readback), an f16 hi/lo split of each operand, A_hi·B_hi, A_hi·B_lo and A_lo·B_hi
+// through ops/matmul.ts (the tensor-core kernel where the device has it, else the tiled kernel on f16
+// storage), and one pass that adds them and undoes the scaling. About 22 significant bits per operand, so
+// close to f32 results where the product kernel accumulates in f32 with rounding to nearest; on tensor cores
+// the accumulation's own rounding decides (measure it before relying on it). Made to trade the f32 FMA
+// limit for tensor-core throughput; not yet used by the models.
+import wgslSrc from '../../shaders/matmul_f16x3.wgsl';
+import f16Wgsl from '../../shaders/f16.wgsl';
+import { ShapeError } from '../errors.js';
+import type { Gpu } from '../gpu.js';
+import type { Tensor } from '../tensor.js';
+import { expectDType, expectLive, grid, output, words } from './common.js';
+import { matmul, matmulShape, type MatmulVariant } from './matmul.js';
+
+const SHADER = { name: 'matmul_f16x3', template: wgslSrc + f16Wgsl };
+const WG = 256;
+const PER = 8; // elements a thread folds in amax_partial
+
+type Entry = 'amax_partial' | 'amax_final' | 'split' | 'combine';
+
+function kernel(gpu: Gpu, entry: Entry) {
+  const d = { AMAX_PARTIAL: entry === 'amax_partial', AMAX_FINAL: entry === 'amax_final', SPLIT: entry === 'split', COMBINE: entry === 'combine' };
+  return gpu.kernel(SHADER, entry, { ...d, AMAX: d.AMAX_PARTIAL || d.AMAX_FINAL, SCALE: d.SPLIT || d.COMBINE });
+}
+
+/** amax[slot] = max|x| over all of x (f32), in two passes. */
+export function maxAbsInto(gpu: Gpu, x: Tensor, amax: Tensor, slot: number): void {
+  expectDType('maxAbsInto', x, ['f32']);
+  const groups = Math.max(1, Math.ceil(x.size / (WG * PER)));
+  const partial = gpu.tensor([groups], 'f32', 'amax.partial');
+  if (x.size === 0) {
+    gpu.fill(partial, 0);
+  } else {
+    const { workgroups, groupsX } = grid(gpu, x.size, WG * PER);
+    gpu.dispatch(kernel(gpu, 'amax_partial'), [x, partial], [x.size, groupsX, 0, 0], workgroups);
+  }
+  gpu.dispatch(kernel(gpu, 'amax_final'), [amax, partial], [groups, 1, slot, 0], [1, 1, 1]);
+  partial.release();
+}
+
+/** The scaled f16 halves (hi, lo) of x, with the scale exponent from amax[slot]. */
+export function splitF16(gpu: Gpu, x: Tensor, amax: Tensor, slot: number): [Tensor, Tensor] {
+  expectDType('splitF16', x, ['f32']);
+  const hi = gpu.tensor(x.shape, 'f16', `${x.name}.hi`);
+  const lo = gpu.tensor(x.shape, 'f16', `${x.name}.lo`);
+  if (x.size > 0) {
+    const { workgroups, groupsX } = grid(gpu, words(x.size, 'f16'), WG);
+    gpu.dispatch(kernel(gpu, 'split'), [x, amax, hi, lo], [x.size, groupsX, slot, 0], workgroups);
+  }
+  return [hi, lo];
+}
+
+export interface MatmulF16x3Options {
+  transA?: boolean;
+  transB?: boolean;
+  out?: Tensor;
+  /** Kernel of the three f16 products (default: tensor cores where available). */
+  variant?: MatmulVariant;
+}
+
+/** C = op(A)·op(B) for f32 A and B (batched like matmul), computed from three f16 products. */
+export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Options = {}): Tensor {
+  const op = 'matmulF16x3';
+  expectLive(op, a, b);
+  expectDType(op, a, ['f32']);
+  expectDType(op, b, ['f32']);
+  for (const k of Object.keys(opts)) {
+    if (!['transA', 'transB', 'out', 'variant'].includes(k)) throw new ShapeError(`${op}: option "${k}" is not supported (bias and activations: use matmul, or add them after)`);
+  }
+  const { batch, M, N, K } = matmulShape(a, b, opts);
+  const c = output(gpu, op, [...batch, M, N], 'f32', opts.out);
+  if (c.size === 0) return c;
+  if (K === 0) {
+    gpu.fill(c, 0);
+    return c;
+  }
+  const amax = gpu.tensor([2], 'f32', `${op}.amax`);
+  maxAbsInto(gpu, a, amax, 0);
+  maxAbsInto(gpu, b, amax, 1);
+  const [ahi, alo] = splitF16(gpu, a, amax, 0);
+  const [bhi, blo] = splitF16(gpu, b, amax, 1);
+  const mo = { transA: opts.transA, transB: opts.transB, outDtype: 'f32' as const, variant: opts.variant };
+  const p1 = matmul(gpu, ahi, bhi, mo);
+  const p2 = matmul(gpu, ahi, blo, mo);
+  const p3 = matmul(gpu, alo, bhi, mo);
+  const { workgroups, groupsX } = grid(gpu, c.size, WG);
+  gpu.dispatch(kernel(gpu, 'combine'), [p1, amax, p2, p3, c], [c.size, groupsX, 0, 1], workgroups);
+  for (const t of [amax, ahi, alo, bhi, blo, p1, p2, p3]) t.release();
+  return c;
+}

@@ -1,0 +1,148 @@
+// f32 matmul from three f16 products (the error-compensated split of Ootomo & Yokota 2022): each f32 operand
+// X is scaled by a power of two 2^e (e from max|X|, so the largest element lands in (2^13, 2^14]: in f16's
+// normal range with room below), then split into X_hi = f16(X·2^e) and X_lo = f16((X·2^e − X_hi)·2^11), which
+// together carry ~22 bits. C = (A_hi·B_hi + (A_hi·B_lo + A_lo·B_hi)·2^-11)·2^-(ea+eb); the dropped A_lo·B_lo
+// term is ~2^-22 of the product. The products are ordinary f16-input, f32-accumulate matmuls (tensor cores
+// where the device has them).
+//   amax_partial / amax_final: max|x| of a tensor in two passes (order-free, so deterministic).
+//   split: a thread per output word (two elements): hi and lo words, halves rounded to nearest even.
+//   combine: c = (p1 + (p2 + p3)·2^-11)·2^-(ea+eb).
+struct Params {
+  n: u32,        // elements (amax, split, combine); partial maxima (amax_final)
+  groups_x: u32, // workgroups along x of the folded 2-D grid
+  slot_a: u32,   // amax_final: where to write in amax; split: which amax to read; combine: A's amax
+  slot_b: u32,   // combine: B's amax
+}
+
+// One entry point per build (AMAX_PARTIAL, AMAX_FINAL, SPLIT or COMBINE), each declaring only its bindings.
+#if ${AMAX_PARTIAL}
+@group(0) @binding(0) var<storage, read> x: array<u32>;              // f32 bits
+@group(0) @binding(2) var<storage, read_write> partial: array<f32>;  // per-workgroup maxima
+#elif ${AMAX_FINAL}
+@group(0) @binding(1) var<storage, read_write> amax: array<f32>;     // [2]: max|A|, max|B|
+@group(0) @binding(2) var<storage, read> partial: array<f32>;
+#elif ${SPLIT}
+@group(0) @binding(0) var<storage, read> x: array<u32>;              // f32 bits
+@group(0) @binding(1) var<storage, read> amax: array<f32>;
+@group(0) @binding(3) var<storage, read_write> hi: array<u32>;       // packed f16
+@group(0) @binding(4) var<storage, read_write> lo: array<u32>;
+#else
+@group(0) @binding(0) var<storage, read> x: array<u32>;              // p1 = A_hi·B_hi (f32 bits)
+@group(0) @binding(1) var<storage, read> amax: array<f32>;
+@group(0) @binding(3) var<storage, read> hi: array<u32>;             // p2 = A_hi·B_lo
+@group(0) @binding(4) var<storage, read> lo: array<u32>;             // p3 = A_lo·B_hi
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;      // c
+#endif
+@group(0) @binding(6) var<uniform> p: Params;
+
+const WG: u32 = 256u;
+const PER: u32 = 8u; // elements a thread folds in amax_partial
+
+#if ${AMAX}
+var<workgroup> red: array<f32, WG>;
+
+fn wg_max(lid: u32, v: f32) -> f32 {
+  red[lid] = v;
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    workgroupBarrier();
+    if (lid < s) {
+      red[lid] = max(red[lid], red[lid + s]);
+    }
+  }
+  workgroupBarrier();
+  return red[0];
+}
+
+#endif
+
+#if ${AMAX_PARTIAL}
+@compute @workgroup_size(WG)
+fn amax_partial(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let g = wid.x + wid.y * p.groups_x;
+  var m = 0.0;
+  for (var k = 0u; k < PER; k++) {
+    let i = (g * PER + k) * WG + lid; // neighbouring threads read neighbouring words
+    if (i < p.n) {
+      m = max(m, abs(bitcast<f32>(x[i])));
+    }
+  }
+  let r = wg_max(lid, m);
+  if (lid == 0u) {
+    partial[g] = r;
+  }
+}
+
+#endif
+
+#if ${AMAX_FINAL}
+@compute @workgroup_size(WG)
+fn amax_final(@builtin(local_invocation_index) lid: u32) {
+  var m = 0.0;
+  for (var i = lid; i < p.n; i += WG) {
+    m = max(m, partial[i]);
+  }
+  let r = wg_max(lid, m);
+  if (lid == 0u) {
+    amax[p.slot_a] = r;
+  }
+}
+
+#endif
+
+#if ${SCALE}
+// The exponent e with max|X|·2^e in (2^13, 2^14]; 0 for an all-zero (or non-finite) tensor, which then
+// splits as it is (infinities and NaN stay so in hi).
+fn exponent(m: f32) -> i32 {
+  if (!(m > 0.0) || m > 3.0e38) {
+    return 0;
+  }
+  let bits = bitcast<u32>(m);
+  var e2 = i32((bits >> 23u) & 0xffu) - 127; // m = 1.f·2^e2 (normal m) …
+  if (((bits >> 23u) & 0xffu) == 0u) {       // … or a subnormal m < 2^-126
+    e2 = -127;
+  }
+  // m ≤ 2^(e2+1): scaling by 2^(13 − e2) puts m in [2^13, 2^14)
+  return clamp(13 - e2, -126, 126);
+}
+
+#endif
+
+#if ${SPLIT}
+@compute @workgroup_size(WG)
+fn split(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * p.groups_x) * WG + lid; // output word
+  let e0 = 2u * i;
+  if (e0 >= p.n) {
+    return;
+  }
+  let e = exponent(amax[p.slot_a]);
+  let v0 = ldexp(bitcast<f32>(x[e0]), e);
+  var v1 = 0.0;
+  if (e0 + 1u < p.n) {
+    v1 = ldexp(bitcast<f32>(x[e0 + 1u]), e);
+  }
+  let wh = pack_f16(v0, v1);
+  let h = unpack2x16float(wh);
+  var wl = pack_f16((v0 - h.x) * 2048.0, (v1 - h.y) * 2048.0);
+  if (e0 + 1u >= p.n) {
+    wl &= 0xffffu; // the padding half of an odd-sized tensor's last word stays 0
+  }
+  hi[i] = wh;
+  lo[i] = wl;
+}
+
+#endif
+
+#if ${COMBINE}
+@compute @workgroup_size(WG)
+fn combine(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * p.groups_x) * WG + lid;
+  if (i >= p.n) {
+    return;
+  }
+  let e = exponent(amax[p.slot_a]) + exponent(amax[p.slot_b]);
+  let c = bitcast<f32>(x[i]) + (bitcast<f32>(hi[i]) + bitcast<f32>(lo[i])) * (1.0 / 2048.0);
+  // two steps: 2^-e may be outside f32's exponent range when e > 126
+  out[i] = ldexp(ldexp(c, -e / 2), -(e - e / 2));
+}
+#endif
