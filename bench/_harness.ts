@@ -20,46 +20,8 @@ export interface Timing {
   wallMs: number;
 }
 
-/** Times `record` (which records one call's dispatches): warm-up, then `iters` calls. */
-export async function time(gpu: Gpu, record: () => void, iters = 20): Promise<Timing> {
-  record();
-  await gpu.sync();
-  let gpuMs = NaN;
-  if (gpu.info.timestamps) {
-    const samples: number[] = [];
-    gpu.profiler.enable();
-    for (let i = 0; i < Math.min(iters, 10); i++) {
-      gpu.profiler.reset();
-      record();
-      await gpu.sync();
-      const rows = await gpu.profiler.report();
-      samples.push(rows.reduce((s, r) => s + r.totalMs, 0));
-    }
-    gpu.profiler.enable(false);
-    gpu.profiler.reset();
-    samples.sort((a, b) => a - b);
-    gpuMs = samples[samples.length >> 1]!;
-  }
-  const t0 = performance.now();
-  for (let i = 0; i < iters; i++) record();
-  await gpu.sync();
-  const wallMs = (performance.now() - t0) / iters;
-  return { gpuMs, wallMs };
-}
-
-/** Best time: GPU timestamps when available, else wall clock. */
-/** Prints breakdown()'s table under a title (or why there is none). */
-export async function printBreakdown(gpu: Gpu, title: string, record: () => void): Promise<void> {
-  const rows = await breakdown(gpu, record);
-  console.log(`\n${title}`);
-  console.log(rows ? Profiler.format(rows) : '  (no timestamp queries on this device)');
-}
-
-/** Per-kernel GPU times of one recorded call (each dispatch in its own timed pass), slowest first; null without timestamps. */
-export async function breakdown(gpu: Gpu, record: () => void): Promise<KernelTime[] | null> {
-  if (!gpu.info.timestamps) return null;
-  record();
-  await gpu.sync();
+/** Per-kernel GPU times of one call of `record` (each dispatch in its own timed pass), slowest first. */
+async function profileOnce(gpu: Gpu, record: () => void): Promise<KernelTime[]> {
   gpu.profiler.reset();
   gpu.profiler.enable();
   record();
@@ -70,6 +32,37 @@ export async function breakdown(gpu: Gpu, record: () => void): Promise<KernelTim
   return rows;
 }
 
+/** Times `record` (which records one call's dispatches): warm-up, then `iters` calls. */
+export async function time(gpu: Gpu, record: () => void, iters = 20): Promise<Timing> {
+  record();
+  await gpu.sync();
+  let gpuMs = NaN;
+  if (gpu.info.timestamps) {
+    const samples: number[] = [];
+    for (let i = 0; i < Math.min(iters, 10); i++) samples.push((await profileOnce(gpu, record)).reduce((s, r) => s + r.totalMs, 0));
+    samples.sort((a, b) => a - b);
+    gpuMs = samples[samples.length >> 1]!;
+  }
+  const t0 = performance.now();
+  for (let i = 0; i < iters; i++) record();
+  await gpu.sync();
+  const wallMs = (performance.now() - t0) / iters;
+  return { gpuMs, wallMs };
+}
+
+/** Prints the kernels of one call of `record` (after a warm-up call) under a title, or why there are none. */
+export async function printBreakdown(gpu: Gpu, title: string, record: () => void): Promise<void> {
+  console.log(`\n${title}`);
+  if (!gpu.info.timestamps) {
+    console.log('  (no timestamp queries on this device)');
+    return;
+  }
+  record();
+  await gpu.sync();
+  console.log(Profiler.format(await profileOnce(gpu, record)));
+}
+
+/** Best time: GPU timestamps when available, else wall clock. */
 export const best = (t: Timing): number => (Number.isFinite(t.gpuMs) ? Math.min(t.gpuMs, t.wallMs) : t.wallMs);
 
 /** Device-memory bandwidth of the 16-byte copy kernel over `mib` MiB (GB/s, read + write counted). */

@@ -8,7 +8,7 @@
 // modulate backward call (row kernel vs scale/shift gradient sum).
 //   node dist/bench/adaln.mjs [--quick] [--sweep] [--subgroup-rows] [--profile] [--safe]
 import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackward } from '../engine/ops/adaln.js';
-import type { NormBackwardVariant } from '../engine/ops/layernorm.js';
+import { subgroupRowsUnavailable, unitLayout, type NormBackwardVariant } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { best, copyCeiling, finish, openBenchGpu, printBreakdown, table, time } from './_harness.js';
@@ -105,7 +105,9 @@ if (process.argv.includes('--sweep')) {
   for (const [dtype, v] of gat) results.push(...(await bench(gpu, dtype, v)).filter((r) => r.name.startsWith('gated residual backward')));
 }
 
-if (process.argv.includes('--subgroup-rows') && gpu.info.subgroups) {
+const noSgRows = subgroupRowsUnavailable(gpu, unitLayout('f32', C).units);
+if (process.argv.includes('--subgroup-rows') && noSgRows) console.log(`# --subgroup-rows: skipped (one row per subgroup ${noSgRows})`);
+if (process.argv.includes('--subgroup-rows') && !noSgRows) {
   // one row per subgroup (no barrier per row): rows in flight, rows per block, lean loop
   for (const dtype of ['f32', 'f16'] as const) {
     const f16 = dtype === 'f16' ? { wideF16: true, fastPack: true } : {};

@@ -7,7 +7,7 @@
 // --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows); --profile prints the kernels of one
 // f32 backward call per variant (row kernel vs weight-gradient sum).
 //   node dist/bench/layernorm.mjs [--quick] [--sweep] [--subgroup-rows] [--profile] [--safe]
-import { layernorm, layernormBackward, type NormBackwardVariant } from '../engine/ops/layernorm.js';
+import { layernorm, layernormBackward, subgroupRowsUnavailable, unitLayout, type LayerNormBackwardOptions, type NormBackwardVariant } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { best, copyCeiling, finish, openBenchGpu, printBreakdown, table, time } from './_harness.js';
@@ -70,9 +70,7 @@ async function bench(gpu: Gpu, dtype: 'f32' | 'f16', affine: boolean, subgroups:
 const gpu = await openBenchGpu();
 const ceiling = await copyCeiling(gpu, quick ? 64 : 1024);
 const sg = gpu.info.subgroups;
-// one row per subgroup needs fixed-size subgroups wide enough for a row in ≤ 32 units a thread
-const { min: sgMin, max: sgMax } = gpu.info.subgroupSize;
-const sgRows = sg && sgMin > 0 && sgMin === sgMax && Math.ceil(C / 4 / sgMax) <= 32;
+const noSgRows = subgroupRowsUnavailable(gpu, unitLayout('f32', C).units);
 const results: Row[] = [];
 for (const dtype of ['f32', 'f16'] as const) {
   results.push(...(await bench(gpu, dtype, true, sg)));
@@ -108,8 +106,8 @@ if (process.argv.includes('--sweep')) {
   for (const [dtype, v] of bwd) results.push(...(await bench(gpu, dtype, true, sg, v)).slice(1));
 }
 
-if (process.argv.includes('--subgroup-rows') && !sgRows) console.log(`# --subgroup-rows: skipped (subgroups ${sgMin}..${sgMax} wide on this device)`);
-if (process.argv.includes('--subgroup-rows') && sgRows) {
+if (process.argv.includes('--subgroup-rows') && noSgRows) console.log(`# --subgroup-rows: skipped (one row per subgroup ${noSgRows})`);
+if (process.argv.includes('--subgroup-rows') && !noSgRows) {
   // one row per subgroup (no barrier per row): rows in flight, rows per block, lean loop
   for (const dtype of ['f32', 'f16'] as const) {
     const f16 = dtype === 'f16' ? { wideF16: true, fastPack: true } : {};
@@ -130,10 +128,11 @@ if (process.argv.includes('--profile')) {
   const b = gpu.tensor([C], 'f32', 'bias');
   for (const [t, v] of [[x, 0.5], [dy, 0.25], [w, 1], [b, 0]] as const) gpu.fill(t, v);
   const st = layernorm(gpu, x, { weight: w, bias: b });
-  const variants: Variant[] = [{}, { finalSum: 'colsum' }, ...(sgRows ? [{ subgroupRows: true, slots: 8, rowsPerBlock: 128, finalSum: 'colsum' } as Variant] : [])];
-  for (const v of [{ plain: true } as Variant & { plain?: boolean }, ...variants]) {
-    await printBreakdown(gpu, `backward f32 ${'plain' in v ? 'plain' : `affine${variantTag(v) || ' (default)'}`}: kernels of one call`, () => {
-      const g = layernormBackward(gpu, dy, x, st.mean, st.rstd, 'plain' in v ? {} : { weight: w, ...v });
+  const variants: Variant[] = [{}, { finalSum: 'colsum' }, ...(noSgRows ? [] : [{ subgroupRows: true, slots: 8, rowsPerBlock: 128, finalSum: 'colsum' } as Variant])];
+  const cases: [string, LayerNormBackwardOptions][] = [['plain', {}], ...variants.map((v): [string, LayerNormBackwardOptions] => [`affine${variantTag(v) || ' (default)'}`, { weight: w, ...v }])];
+  for (const [label, opts] of cases) {
+    await printBreakdown(gpu, `backward f32 ${label}: kernels of one call`, () => {
+      const g = layernormBackward(gpu, dy, x, st.mean, st.rstd, opts);
       for (const t of [g.dx, g.dweight, g.dbias]) t?.release();
     });
   }

@@ -14,6 +14,7 @@ import { qSample } from '../models/diffusion/iddpm.js';
 import { createSchedule } from '../models/diffusion/schedule.js';
 
 const DIRECTIONS = ['left', 'right', 'up', 'down'];
+const TIMESTEPS = [200, 400, 600, 800];
 const [ckpt, cache] = process.argv.slice(2);
 if (!ckpt || !cache) {
   console.error('usage: motion-probe.mjs <checkpoint> <dataset cache .st.gz>');
@@ -40,7 +41,7 @@ const B = DIRECTIONS.length;
 const perSample = (m.config.model.pred_sigma ? 2 : 1) * n; // output [B, C or 2C (learned σ), T, H, W]
 console.log(`noise-prediction MSE ×1e3, true caption vs the motion word swapped (columns: ${DIRECTIONS.join(', ')})`);
 let gapSum = 0;
-for (const t of [200, 400, 600, 800]) {
+for (const t of TIMESTEPS) {
   const noise1 = await randn(gpu, [1, C, T, H, W], { seed: 9000 + t }).read();
   for (const clip of clips) {
     const captions = DIRECTIONS.map((d) => clip.caption.replace(/moving \w+/, `moving ${d}`));
@@ -68,7 +69,7 @@ for (const t of [200, 400, 600, 800]) {
     tape.release();
   }
 }
-console.log(`mean swapped/true − 1 over clips and t: ${((100 * gapSum) / (4 * clips.length)).toFixed(2)} % (0: the motion word is ignored)`);
+console.log(`mean swapped/true − 1 over clips and t: ${((100 * gapSum) / (TIMESTEPS.length * clips.length)).toFixed(2)} % (0: the motion word is ignored)`);
 
 // Time direction: with the same noise in every frame, the only difference between frames is their position
 // embedding. A model that knows which end of the clip is the start gives frame f and frame T−1−f different

@@ -127,15 +127,24 @@ export function slotsFor(gpu: Gpu, wg: number, e: number, affineBackward: boolea
   return s;
 }
 
+/**
+ * Why rows of `units` units cannot be one subgroup each (NormVariant.subgroupRows) on this device, or null
+ * when they can: it needs subgroups of one fixed size and at most 32 units a thread.
+ */
+export function subgroupRowsUnavailable(gpu: Gpu, units: number, subgroups = gpu.info.subgroups): string | null {
+  const { min, max } = gpu.info.subgroupSize;
+  if (!subgroups || !(min > 0 && min === max)) return `needs subgroups of one fixed size (${gpu.info.adapter}: subgroups ${gpu.info.subgroups}, sizes ${min}..${max})`;
+  const per = Math.ceil(units / max);
+  if (per > 32) return `would hold ${per} units a thread for rows of ${units} units (at most 32 with subgroups of ${max})`;
+  return null;
+}
+
 /** Threads per row and units per thread when a row is one subgroup (NormVariant.subgroupRows), or an error naming the fix. */
 function subgroupRowPlan(gpu: Gpu, op: string, units: number, subgroups: boolean): Plan {
-  const { min, max } = gpu.info.subgroupSize;
-  if (!subgroups || !(min > 0 && min === max)) {
-    throw new ShapeError(`${op}: {subgroupRows: true} needs subgroups of one fixed size (${gpu.info.adapter}: subgroups ${gpu.info.subgroups}, sizes ${min}..${max}); leave the option unset`);
-  }
-  const per = Math.ceil(units / max);
-  if (per > 32) throw new ShapeError(`${op}: {subgroupRows: true} would hold ${per} units a thread for rows of ${units} units (at most 32 with subgroups of ${max}); leave the option unset`);
-  return { wg: max, per };
+  const why = subgroupRowsUnavailable(gpu, units, subgroups);
+  if (why) throw new ShapeError(`${op}: {subgroupRows: true} ${why}; leave the option unset`);
+  const wg = gpu.info.subgroupSize.max;
+  return { wg, per: Math.ceil(units / wg) };
 }
 
 function kernelFor(gpu: Gpu, op: string, dtype: DType, C: number, backward: boolean, affine: boolean, subgroups: boolean, v: NormBackwardVariant = {}) {

@@ -90,15 +90,11 @@ export function trainingLossesBackward(gpu: Gpu, s: Schedule, a: LossInputs, dlo
 
 /**
  * Per-sample loss weights of timesteps t: 1 ('uniform', upstream) or 1 / (1 + SNR(t)) ('p2', k = 1, γ = 1),
- * SNR(t) = ᾱ_t / (1 − ᾱ_t).
+ * which with SNR(t) = ᾱ_t / (1 − ᾱ_t) is 1 − ᾱ_t.
  */
 export function lossWeights(s: Schedule, t: ArrayLike<number>, kind: 'uniform' | 'p2'): Float32Array {
   checkTimesteps('lossWeights', s, t, t.length);
-  return Float32Array.from(t, (ti) => {
-    if (kind === 'uniform') return 1;
-    const ac = s.alphasCumprod[ti]!;
-    return 1 / (1 + ac / (1 - ac));
-  });
+  return Float32Array.from(t, (ti) => (kind === 'uniform' ? 1 : 1 - s.alphasCumprod[ti]!));
 }
 
 /** Training timesteps, uniform over the schedule, from the counter-based stream (seed, offset). */
