@@ -27,15 +27,15 @@ const [C, T, H, W] = ds.sampleShape;
 const n = C * T * H * W;
 const s = createSchedule();
 
-// the first clip of each direction
+// the first clip of each direction, wherever it is in the cache
 const clips: { x: Float32Array; caption: string }[] = [];
-for (let i = 0; i < ds.length && clips.length < DIRECTIONS.length; i++) {
-  if (!ds.captions[i]!.includes(`moving ${DIRECTIONS[clips.length]}`)) continue;
+for (const d of DIRECTIONS) {
+  const i = ds.captions.findIndex((c) => c.includes(`moving ${d}`));
+  if (i < 0) throw new Error(`${cache}: no clip "moving ${d}"; the probe needs one clip of each direction (${DIRECTIONS.join(', ')})`);
   const x = new Float32Array(n);
   const r = await ds.get(i, { epoch: 0, out: x });
   clips.push({ x, caption: r.caption });
 }
-if (clips.length < DIRECTIONS.length) throw new Error(`${cache}: no clip "moving ${DIRECTIONS[clips.length]}"`);
 
 const B = DIRECTIONS.length;
 const perSample = (m.config.model.pred_sigma ? 2 : 1) * n; // output [B, C or 2C (learned σ), T, H, W]

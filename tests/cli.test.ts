@@ -12,12 +12,14 @@ import { readMetrics } from '../cli/_metrics.js';
 
 const s = suite('cli');
 const here = dirname(fileURLToPath(import.meta.url));
-const MAIN = join(here.endsWith('dist') ? here : join(here, '..', 'dist'), 'cli', 'main.mjs');
+const DIST = here.endsWith('dist') ? here : join(here, '..', 'dist');
+const MAIN = join(DIST, 'cli', 'main.mjs');
+const MOTION_PROBE = join(DIST, 'examples', 'motion-probe.mjs');
 
 const MICRO = ['--num_frames', '4', '--image_size', '16,16', '--model.hidden_size', '32', '--model.depth', '2', '--model.num_heads', '2', '--text_encoder.caption_channels', '16', '--text_encoder.model_max_length', '8', '--batch_size', '2', '--log_every', '1', '--ckpt_every', '2'];
 
-function cli(args: string[]): { code: number; out: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: process.env, timeout: 600_000 });
+function cli(args: string[], script = MAIN): { code: number; out: string } {
+  const r = spawnSync(process.execPath, [script, ...args], { encoding: 'utf8', env: process.env, timeout: 600_000 });
   return { code: r.status ?? -1, out: `${r.stdout}\n${r.stderr}` };
 }
 
@@ -64,6 +66,29 @@ s.test('make-dataset → train → resume → sample, on the software device', a
     expectOk(cli(['train', '--data', csv, '--steps', '1', '--outputs', dir, '--run', 'run2', '--model.from_pretrained', join(dir, 'model.safetensors'), ...MICRO]), 'train from_pretrained');
     const wrong = cli(['train', '--data', csv, '--steps', '1', '--outputs', dir, '--run', 'run3', '--model.from_pretrained', join(dir, 'model.safetensors'), ...MICRO, '--model.hidden_size', '64']);
     if (wrong.code === 0 || !/model\.safetensors/.test(wrong.out)) throw new Error(`from_pretrained with another hidden size: ${wrong.code} ${wrong.out.slice(-800)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// examples/motion-probe on a micro model: a decoded cache with one clip per direction (written by train --cache),
+// one training step, the probe's 16 loss rows, its mean and the time-reversal lines; and its usage error.
+s.test('motion-probe: loss rows per direction and t, time reversal; usage error', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-test-'));
+  try {
+    const usage = cli([], MOTION_PROBE);
+    if (usage.code !== 2 || !/usage: motion-probe\.mjs <checkpoint> <dataset cache/.test(usage.out)) throw new Error(`motion-probe without arguments: ${usage.code} ${usage.out}`);
+    expectOk(cli(['make-dataset', '--out', join(dir, 'data'), '--count', '4', '--frames', '4', '--size', '16', '--colors', 'red', '--shapes', 'circle', '--motions', 'left,right,up,down', '--backgrounds', 'dark']), 'make-dataset');
+    const cache = join(dir, 'data.st.gz');
+    const model = join(dir, 'model.safetensors');
+    expectOk(cli(['train', '--data', join(dir, 'data', 'train.csv'), '--cache', cache, '--steps', '1', '--outputs', dir, '--run', 'run', '--export', model, ...MICRO]), 'train --cache');
+    const r = cli([model, cache], MOTION_PROBE);
+    expectOk(r, 'motion-probe');
+    const rows = r.out.match(/^t=\s*\d+ (left|right|up|down) +( \d+\.\d{3}[* ] ){4}  swapped\/true − 1: -?\d+\.\d{2} %$/gm) ?? [];
+    if (rows.length !== 16) throw new Error(`motion-probe printed ${rows.length} loss rows, expected 4 directions × 4 timesteps:\n${r.out}`);
+    if (!/mean swapped\/true − 1 over clips and t: -?\d+\.\d{2} %/.test(r.out)) throw new Error(`no mean line:\n${r.out}`);
+    const rev = r.out.match(/^t=\s*\d+: spread \d\.\d{2}e[-+]\d+, reversal \d+\.\d{2} /gm) ?? [];
+    if (rev.length !== 3) throw new Error(`motion-probe printed ${rev.length} time-reversal lines, expected 3:\n${r.out}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
