@@ -2,7 +2,8 @@
 // weight-gradient partials of layernorm.wgsl's backward, [groups, blocks, C] f32), one dispatch for both;
 // without PAIR only pw → dw (adaln.wgsl's dgate partials).
 // A workgroup of 256 threads covers CT column units of one group and one of the two arrays; its CL = 256 / CT
-// lanes each add every CL-th block (four independent loads per step), then lane 0 adds the lanes in order.
+// lanes each add every CL-th block (four independent loads per step), then a fixed-order tree adds the
+// lanes (deterministic). CT is chosen per call (ops/layernorm.ts colsum) so that there are enough workgroups.
 struct Params {
   units: u32,    // column units per group row
   blocks: u32,
@@ -62,11 +63,14 @@ fn colsum(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li
     }
   }
   part[lid] = acc;
-  workgroupBarrier();
-  if (l == 0u && c < p.units) {
-    for (var i = 1u; i < CL; i++) {
-      acc += part[lid + i * CT];
+  for (var h = CL / 2u; h > 0u; h >>= 1u) {
+    workgroupBarrier();
+    if (l < h) {
+      acc += part[lid + h * CT];
+      part[lid] = acc;
     }
+  }
+  if (l == 0u && c < p.units) {
 #if ${PAIR}
     if (q == 1u) {
       db[g * p.units + c] = acc;

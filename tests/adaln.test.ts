@@ -174,6 +174,8 @@ s.test('modulate: per-sample gradients over blocks of tokens (ragged last block)
 // hardware f16 packing and the fused column sum of the per-sample partials.
 s.test('modulate variants: row slots, 16-byte f16 units, fused column sum', async (ctx) => {
   await checkModulate(ctx, [4, 33, 1152], 'f32', { slots: 4, rowsPerBlock: 5, finalSum: 'colsum' });
+  // 16 samples: enough column tiles for colsum's widest tile (16 units) as well as the 8-unit one above
+  await checkModulate(ctx, [16, 5, 1152], 'f32', { rowsPerBlock: 2, finalSum: 'colsum' });
   await checkModulate(ctx, [3, 7, 9], 'f16', { slots: 3, rowsPerBlock: 3, finalSum: 'colsum', mid: true });
   await checkModulate(ctx, [2, 5, 72], 'f16', { slots: 3, rowsPerBlock: 2, wideF16: true, fastPack: true, finalSum: 'colsum' });
 });

@@ -47,8 +47,8 @@ export interface NormBackwardVariant extends NormVariant {
   /** Backward: fewer registers a thread (more threads per SM): no prefetch of the next row, weights re-read every row (default false). */
   lean?: boolean;
   /**
-   * How the weight-gradient partials are added over blocks: 'colsum' (one fused pass for both gradients)
-   * or 'reduce' (reduce.ts's sum, one call each; default). colsum suits few blocks (≲ 256 per group).
+   * How the weight-gradient partials are added over blocks: 'colsum' (one fused pass for both gradients;
+   * layernormBackward's default) or 'reduce' (reduce.ts's sum, one call each).
    */
   finalSum?: 'colsum' | 'reduce';
 }
@@ -164,12 +164,17 @@ function kernelFor(gpu: Gpu, op: string, dtype: DType, C: number, backward: bool
  * dw[g] = Σ_blk pw[g, blk] and db likewise (pb and db left out: pw only) for f32 partials [groups, blocks, C],
  * in one deterministic pass.
  */
+/** Workgroups colsum aims for (a few per SM on current GPUs). */
+const COLSUM_TARGET = 256;
+
 export function colsum(gpu: Gpu, pw: Tensor, pb: Tensor | undefined, dw: Tensor, db: Tensor | undefined, groups: number, blocks: number, C: number): void {
   const vec = C % 4 === 0;
   const units = vec ? C / 4 : C;
-  const CT = 16;
-  const tiles = Math.ceil(units / CT);
   const pair = !!pb && !!db;
+  // Column units a workgroup covers: the widest of 16/8/4 that still gives COLSUM_TARGET workgroups (H200:
+  // 16 units gave 36 workgroups for [16384, 1152] and 19.5 µs for 9.4 MB of partials).
+  const CT = [16, 8, 4].find((ct) => groups * (pair ? 2 : 1) * Math.ceil(units / ct) >= COLSUM_TARGET) ?? 4;
+  const tiles = Math.ceil(units / CT);
   const kernel = gpu.kernel(COLSUM, 'colsum', { CT, CV: vec ? 'vec4<f32>' : 'f32', PAIR: pair });
   const { workgroups, groupsX } = grid(gpu, groups * (pair ? 2 : 1) * tiles, 1);
   gpu.dispatch(kernel, pair ? [pw, pb, dw, db] : [pw, dw], [units, blocks, tiles, groupsX], workgroups);
@@ -358,11 +363,12 @@ export function layernormBackward(
   const C = x.shape.at(-1)!;
   if (opts.weight) expectParam(op, opts.weight, 'weight', [[C]], `pass the forward's weight`);
   const rows = x.size / C;
-  // H100 sweep: f16 rows gain from hardware packing (22 → 28 %); for f32 the default plan was the fastest of
-  // its family. H200 sweep (bench/layernorm.ts --subgroup-rows): f32 affine rows, {subgroupRows: true,
-  // slots: 8, rowsPerBlock: 128, finalSum: 'colsum'}: 48 → 54.5 % of copy; tested on SwiftShader (subgroups
-  // of 4) only so far, so not the default until the GPU test run confirms it (f16 rows and adaLN were slower).
-  const variant = withDefaults(x.dtype === 'f16' ? { fastPack: true } : {}, opts);
+  // H100 sweep: f16 rows gain from hardware packing (22 → 28 %). H200 profile (bench/layernorm.ts --profile,
+  // f32 [16384, 1152] affine): row kernel 77 µs, then the weight-gradient partials summed by four reduce.cols
+  // passes 52 µs vs one colsum 19.5 µs (then fewer µs with colsum's per-call column tile), so colsum is the
+  // default. The subgroup-row variant ({subgroupRows: true, slots: 8, rowsPerBlock: 128}) passes its GPU tests
+  // but its row kernel took 103 µs: an option only.
+  const variant = withDefaults(x.dtype === 'f16' ? { fastPack: true, finalSum: 'colsum' } : { finalSum: 'colsum' }, opts);
   const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: opts.weight, wOffset: 0, groupRows: Math.max(1, rows), gradShape: [C], out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock, variant });
   return r.dw ? { dx: r.dx, dweight: r.dw, dbias: r.db } : { dx: r.dx };
 }
