@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Gpu } from '../engine/gpu.js';
+import { highPrecisionUnavailable } from '../engine/ops/matmul_f16x3.js';
 import { latentShape, tokensPerSample, type TrainConfig } from '../configs/types.js';
 import { DataLoader, VideoDataset, type SampleSource } from '../data/dataset.js';
 import { CachedDataset, writeDatasetCache } from '../data/cache.js';
@@ -119,6 +120,10 @@ async function train(c: TrainConfig, o: Record<string, string | boolean | undefi
   const gpu = await Gpu.open({ preferLlvmpipe: true });
   const log = (s: string) => process.stderr.write(`${s}\n`);
   log(`device: ${gpu.info.backend} (${gpu.info.adapter}); config ${c.name}, dtype ${c.dtype}`);
+  if (c.matmul_precision === 'high' && c.dtype === 'f32') {
+    const why = highPrecisionUnavailable(gpu);
+    log(why ? `matmul_precision 'high': ${why} on this device; f32 matmuls run the exact kernels` : `matmul_precision 'high': f32 matmuls from three f16 products on tensor cores`);
+  }
   const cache = typeof o.cache === 'string' ? o.cache : null;
   let dataset: SampleSource;
   if (cache && existsSync(cache)) {
@@ -178,10 +183,16 @@ async function train(c: TrainConfig, o: Record<string, string | boolean | undefi
     progress.log(`checkpoint ${p}`);
   };
   let pending: { step: number; loss: Promise<number>; t0: number } | null = null;
+  // Step time = time between two steps' losses arriving (throughput). Steps overlap (the next one is encoded
+  // while the GPU runs this one), so a step's own start-to-loss time is up to two steps long; it is used only
+  // for the first step after a pause (start, checkpoint).
+  let lastDone = 0;
   const settle = async () => {
     if (!pending) return;
     const loss = await pending.loss;
-    const dt = (performance.now() - pending.t0) / 1000;
+    const now = performance.now();
+    const dt = (now - (lastDone || pending.t0)) / 1000;
+    lastDone = now;
     progress.update({ step: pending.step, loss, stepTime: dt, samples: c.batch_size, tokens, gpuBytes: gpu.pool.stats.inUseBytes });
     if (pending.step % c.log_every === 0 || pending.step === total) {
       metrics.write({ step: pending.step, loss, step_time: dt, samples_per_s: c.batch_size / dt, tokens_per_s: tokens / dt, gpu_bytes: gpu.pool.stats.inUseBytes });
@@ -203,6 +214,7 @@ async function train(c: TrainConfig, o: Record<string, string | boolean | undefi
     if (r.step % c.ckpt_every === 0) {
       await settle();
       await checkpoint();
+      lastDone = 0;
     }
   }
   await settle();
