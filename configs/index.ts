@@ -29,13 +29,14 @@ export function getConfig(name: string): TrainConfig {
 /** Allowed values of the string fields that are enumerations. */
 export const CHOICES: Record<string, readonly string[]> = {
   dtype: ['f32', 'f16'],
+  matmul_precision: ['highest', 'high'],
   'model.arch': ['STDiT'],
   'model.temporal_pos': ['first-block', 'input'],
   'text_encoder.type': ['t5', 'tiny'],
   'vae.type': ['sd-vae', 'identity'],
   'scheduler.type': ['iddpm'],
   'scheduler.noise_schedule': ['linear'],
-  'scheduler.loss_weighting': ['uniform', 'p2'],
+  'scheduler.loss_weighting': ['uniform', 'p2', 'v'],
   'dataset.type': ['synthetic', 'csv'],
 };
 

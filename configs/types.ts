@@ -64,12 +64,16 @@ export interface SchedulerConfig {
   timestep_respacing: string;
   learn_sigma: boolean;
   /**
-   * Per-sample weight of the training loss by timestep: 'uniform' (upstream) or 'p2' (perception-prioritized
+   * Per-sample weight of the training loss by timestep: 'uniform' (upstream), 'p2' (perception-prioritized
    * weighting, Choi et al. 2022, k = 1, γ = 1: 1 / (1 + SNR(t)), which favours the noisy steps where layout
-   * and motion are decided over the nearly clean ones). Applied to the whole per-sample loss (mse + vb).
+   * and motion are decided over the nearly clean ones) or 'v' (min(1/ᾱ_t, 100): the v-prediction loss of the
+   * same output, capped; weighs those noisy steps much more). Applied to the whole per-sample loss (mse + vb).
    */
-  loss_weighting: 'uniform' | 'p2';
+  loss_weighting: LossWeighting;
 }
+
+/** See SchedulerConfig.loss_weighting. */
+export type LossWeighting = 'uniform' | 'p2' | 'v';
 
 export interface DatasetConfig {
   /** 'synthetic' (built-in, deterministic moving shapes with captions) or 'csv' (video paths + captions). */
@@ -94,6 +98,13 @@ export interface TrainConfig {
   vae: VaeConfig;
   scheduler: SchedulerConfig;
   dtype: Precision;
+  /**
+   * Precision of the f32 matmuls (torch.set_float32_matmul_precision): 'highest' (default) = exact f32
+   * kernels; 'high' = three f16 products on tensor cores (engine/ops/matmul_f16x3.ts, ~f32 accuracy, faster
+   * on GPUs with subgroup matrices; elsewhere the exact kernels). Affects dtype 'f32' only (f16 mixed
+   * precision's products are f16 already).
+   */
+  matmul_precision: 'highest' | 'high';
   /** Sequence-parallel group size (1 = off). */
   sp_size: number;
   batch_size: number;
@@ -183,6 +194,7 @@ export function validateConfig(c: TrainConfig): TrainConfig {
     bad.push(`model.pred_sigma (${c.model.pred_sigma}) and scheduler.learn_sigma (${c.scheduler.learn_sigma}) must agree`);
   }
   if (c.dtype !== 'f32' && c.dtype !== 'f16') bad.push(`dtype = ${c.dtype} must be 'f32' or 'f16'`);
+  if (c.matmul_precision !== 'highest' && c.matmul_precision !== 'high') bad.push(`matmul_precision = ${c.matmul_precision} must be 'highest' or 'high'`);
   if (c.vae.type === 'identity' && c.vae.downsample.some((d) => d !== 1)) bad.push(`vae.type 'identity' needs vae.downsample 1,1,1 (got ${c.vae.downsample})`);
   if (bad.length) throw new Error(`invalid config "${c.name}":\n  - ${bad.join('\n  - ')}`);
   return c;

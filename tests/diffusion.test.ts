@@ -169,7 +169,7 @@ s.test('loss backward equals finite differences of the f64 loss (eps and varianc
   assertClose(grad, fd, { rtol: 1e-4, what: 'd loss / d model_output vs finite differences' });
 });
 
-s.test('loss weights: uniform is 1, p2 is 1 / (1 + SNR(t)) from the f64 betas, bad timesteps are errors', async ({ rng }) => {
+s.test('loss weights: uniform is 1, p2 is 1 / (1 + SNR(t)), v is min(1/ᾱ, 100) from the f64 betas, bad timesteps are errors', async ({ rng }) => {
   const sc = createSchedule();
   const t = Array.from({ length: 12 }, () => Math.floor(rng.next() * 1000)).concat([0, 999]);
   const u = lossWeights(sc, t, 'uniform');
@@ -179,6 +179,9 @@ s.test('loss weights: uniform is 1, p2 is 1 / (1 + SNR(t)) from the f64 betas, b
   const acs: number[] = [];
   for (let i = 0; i < 1000; i++) acs.push((ac *= 1 - (1e-4 + ((0.02 - 1e-4) * i) / 999)));
   assertClose(lossWeights(sc, t, 'p2'), t.map((ti) => 1 - acs[ti]!), { rtol: 1e-6, what: 'p2 weights (1/(1+SNR) = 1 − ᾱ)' });
+  assertClose(lossWeights(sc, t, 'v'), t.map((ti) => Math.min(1 / acs[ti]!, 100)), { rtol: 1e-6, what: "'v' weights (min(1/ᾱ, 100))" });
+  const v = lossWeights(sc, [0, 300, 600, 999], 'v');
+  if (!(v[0]! >= 1 && v[0]! < v[1]! && v[1]! < v[2]! && v[2]! < 100 && v[3] === 100)) throw new Error(`'v' weights must grow from 1 with t up to the cap 100: ${v}`);
   const w = lossWeights(sc, [0, 100, 500, 999], 'p2');
   if (!(w[0]! < w[1]! && w[1]! < w[2]! && w[2]! < w[3]!)) throw new Error(`p2 weights must grow with t: ${w}`);
   await assertThrows(() => lossWeights(sc, [1000], 'p2'), /lossWeights: timestep 1000 \(sample 0\) must be an integer in 0..999/, 'timestep out of range');

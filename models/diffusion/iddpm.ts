@@ -11,6 +11,7 @@ import type { Tensor } from '../../engine/tensor.js';
 import { COEFS, iddpmLoss, iddpmLossBackward, sampleAxpby } from '../../engine/ops/diffusion.js';
 import { randint } from '../../engine/ops/random.js';
 import type { Schedule } from './schedule.js';
+import type { LossWeighting } from '../../configs/types.js';
 
 /** Checks that t holds `batch` integer timesteps of the schedule. */
 export function checkTimesteps(what: string, s: Schedule, t: ArrayLike<number>, batch: number): void {
@@ -88,13 +89,20 @@ export function trainingLossesBackward(gpu: Gpu, s: Schedule, a: LossInputs, dlo
   return d;
 }
 
+/** Largest 'v' weight (1/ᾱ_t reaches it at t ≈ 670 of the linear schedule; at t = 999 it is ≈ 2.4e4). */
+export const V_WEIGHT_CAP = 100;
+
 /**
- * Per-sample loss weights of timesteps t: 1 ('uniform', upstream) or 1 / (1 + SNR(t)) ('p2', k = 1, γ = 1),
- * which with SNR(t) = ᾱ_t / (1 − ᾱ_t) is 1 − ᾱ_t.
+ * Per-sample loss weights of timesteps t: 1 ('uniform', upstream); 1 / (1 + SNR(t)) ('p2', k = 1, γ = 1),
+ * which with SNR(t) = ᾱ_t / (1 − ᾱ_t) is 1 − ᾱ_t; or min(1 / ᾱ_t, V_WEIGHT_CAP) ('v'): the ε-MSE times
+ * 1/ᾱ_t equals the v-prediction MSE (Salimans & Ho 2022) of the same output, i.e. an x0 error counts
+ * (1 + SNR) times instead of SNR times, so the noisy steps' x0 (layout, motion) weigh as much as the clean
+ * steps' detail; capped so the last steps do not swamp the rest.
  */
-export function lossWeights(s: Schedule, t: ArrayLike<number>, kind: 'uniform' | 'p2'): Float32Array {
+export function lossWeights(s: Schedule, t: ArrayLike<number>, kind: LossWeighting): Float32Array {
   checkTimesteps('lossWeights', s, t, t.length);
-  return Float32Array.from(t, (ti) => (kind === 'uniform' ? 1 : 1 - s.alphasCumprod[ti]!));
+  const w = (a: number) => (kind === 'uniform' ? 1 : kind === 'p2' ? 1 - a : Math.min(1 / a, V_WEIGHT_CAP));
+  return Float32Array.from(t, (ti) => w(s.alphasCumprod[ti]!));
 }
 
 /** Training timesteps, uniform over the schedule, from the counter-based stream (seed, offset). */
