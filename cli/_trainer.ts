@@ -104,6 +104,7 @@ export class Trainer {
     readonly config: TrainConfig,
   ) {
     this.dtype = config.dtype;
+    gpu.matmulPrecision = config.matmul_precision;
     if (this.dtype === 'f16' && !gpu.info.f16) throw new Error(`dtype 'f16' needs shader-f16, which ${gpu.info.adapter} lacks; train with --dtype f32`);
     this.model = buildModel(gpu, config);
     this.textEncoder = new MemoTextEncoder(buildTextEncoder(config)); // captions repeat across steps

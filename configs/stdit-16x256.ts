@@ -35,6 +35,7 @@ export function stdit16x256(): TrainConfig {
     vae: { type: 'sd-vae', from_pretrained: '', latent_channels: 4, downsample: [1, 8, 8], scaling_factor: 0.18215 },
     scheduler: { type: 'iddpm', num_timesteps: 1000, noise_schedule: 'linear', timestep_respacing: '', learn_sigma: true, loss_weighting: 'uniform' },
     dtype: 'f16',
+    matmul_precision: 'highest',
     sp_size: 1,
     batch_size: 8,
     lr: 2e-5,

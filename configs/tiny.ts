@@ -34,6 +34,7 @@ export function tiny(): TrainConfig {
     vae: { type: 'identity', from_pretrained: '', latent_channels: 3, downsample: [1, 1, 1], scaling_factor: 1 },
     scheduler: { type: 'iddpm', num_timesteps: 1000, noise_schedule: 'linear', timestep_respacing: '', learn_sigma: true, loss_weighting: 'uniform' },
     dtype: 'f32',
+    matmul_precision: 'highest',
     sp_size: 1,
     batch_size: 64,
     lr: 3e-4,

@@ -1,7 +1,7 @@
 // Differentiable functions over Vars: each runs engine kernels forward and records on the tape how to
 // compute its inputs' gradients. Models are written with these (models/*.ts), never with raw kernels.
 // Activations may be f32 or f16 (mixed precision); Params hand out the copy matching the activation dtype,
-// and their gradients are f32.
+// and their gradients are f32. Products go through matmulAtPrecision: f32 ones follow gpu.matmulPrecision.
 import { type Tape, type Var } from './autograd.js';
 import { ShapeError, shapeStr } from './errors.js';
 import { adalnModulate as adalnOp, adalnModulateBackward, gatedResidual as gatedOp, gatedResidualBackward } from './ops/adaln.js';
@@ -10,7 +10,7 @@ import { attention as attentionOp, attentionBackward } from './ops/attention.js'
 import { cast } from './ops/cast.js';
 import { add as addOp } from './ops/elementwise.js';
 import { layernorm as layernormOp, layernormBackward } from './ops/layernorm.js';
-import { matmul as matmulOp } from './ops/matmul.js';
+import { matmulAtPrecision as matmulOp } from './ops/matmul_f16x3.js';
 import { patchify as patchifyOp, patchifyBackward, unpatchify as unpatchifyOp, unpatchifyBackward, type Patch3 } from './ops/patchify.js';
 import { permute as permuteOp } from './ops/permute.js';
 import { sum } from './ops/reduce.js';

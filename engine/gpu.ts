@@ -38,6 +38,13 @@ export function packParams(values: readonly ParamValue[]): Uint8Array {
 
 type Workgroups = readonly [number, number?, number?];
 
+/**
+ * Precision of the f32 products of engine/functional.ts (linear, matmul), as torch.set_float32_matmul_precision:
+ * 'highest' = the exact f32 kernels; 'high' = matmulF16x3 (three f16 products on tensor cores, ~f32 accuracy;
+ * engine/ops/matmul_f16x3.ts) where the device has tensor cores, else the exact kernels.
+ */
+export type MatmulPrecision = 'highest' | 'high';
+
 /** Most bind groups kept (a large model's step has a few thousand dispatches). */
 const BIND_GROUP_CACHE = 32768;
 const UNIFORM_CHUNK = 64 * 1024;
@@ -67,6 +74,18 @@ export class Gpu {
   private bindGroups = new Map<string, GPUBindGroup>();
   /** Bind groups created and reused from the cache (tests and benchmarks read these). */
   readonly bindGroupStats = { created: 0, reused: 0 };
+  /**
+   * Precision of f32 products in engine/functional.ts (see MatmulPrecision; the Trainer sets it from the
+   * config's matmul_precision). Read at each product, so it can change between steps.
+   */
+  matmulPrecision: MatmulPrecision = 'highest';
+  /**
+   * Tests only: route 'high' through matmulF16x3 on a device without tensor cores too (its tiled kernel on
+   * f16 storage: slower than the exact f32 kernel, but the same split, products and combine).
+   */
+  matmulF16x3Everywhere = false;
+  /** f32 products of engine/functional.ts by path (tests and benchmarks read these to see which one ran). */
+  readonly f32MatmulStats = { f16x3: 0, exact: 0 };
   private readonly objectIds = new WeakMap<object, number>();
   private nextObjectId = 1;
   private encoder: GPUCommandEncoder | null = null;

@@ -6,12 +6,14 @@
 // where the device has them).
 //   amax_partial / amax_final: max|x| of a tensor in two passes (order-free, so deterministic).
 //   split: a thread per output word (two elements): hi and lo words, halves rounded to nearest even.
-//   combine: c = (p1 + (p2 + p3)·2^-11)·2^-(ea+eb).
+//   combine: c = (p1 + (p2 + p3)·2^-11)·2^-(ea+eb) (+ bias[column] with BIAS: f32 bias [N], added after
+//   the un-scaling, so the sum is rounded once as in the exact kernel's epilogue).
 struct Params {
   n: u32,        // elements (amax, split, combine); partial maxima (amax_final)
   groups_x: u32, // workgroups along x of the folded 2-D grid
   slot_a: u32,   // amax_final: where to write in amax; split: which amax to read; combine: A's amax
   slot_b: u32,   // combine: B's amax
+  cols: u32,     // combine with BIAS: N (the bias index is the element's column)
 }
 
 // One entry point per build (AMAX_PARTIAL, AMAX_FINAL, SPLIT or COMBINE), each declaring only its bindings.
@@ -32,6 +34,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read> hi: array<u32>;             // p2 = A_hi·B_lo
 @group(0) @binding(4) var<storage, read> lo: array<u32>;             // p3 = A_lo·B_hi
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;      // c
+#if ${BIAS}
+@group(0) @binding(2) var<storage, read> bias: array<f32>;           // [N]
+#endif
 #endif
 @group(0) @binding(6) var<uniform> p: Params;
 
@@ -143,6 +148,10 @@ fn combine(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   let e = exponent(amax[p.slot_a]) + exponent(amax[p.slot_b]);
   let c = bitcast<f32>(x[i]) + (bitcast<f32>(hi[i]) + bitcast<f32>(lo[i])) * (1.0 / 2048.0);
   // two steps: 2^-e may be outside f32's exponent range when e > 126
-  out[i] = ldexp(ldexp(c, -e / 2), -(e - e / 2));
+  var r = ldexp(ldexp(c, -e / 2), -(e - e / 2));
+#if ${BIAS}
+  r += bias[i % p.cols];
+#endif
+  out[i] = r;
 }
 #endif

@@ -102,6 +102,16 @@ cfg.test('configFromJson: base + nested overrides, checked and validated; stored
   await assertThrows(() => configFromJson({ base: 'tiny', model: { num_heads: 5 } }), /not divisible by model\.num_heads 5/, 'validated');
 });
 
+cfg.test("matmul_precision: 'highest' by default and for configs stored without it; 'high' by override; bad values refused", async () => {
+  eq([getConfig('tiny').matmul_precision, getConfig('stdit-16x256').matmul_precision], ['highest', 'highest'], 'registered defaults');
+  const stored = JSON.parse(JSON.stringify(getConfig('tiny'))) as Record<string, unknown>;
+  delete stored.matmul_precision; // a config.json / checkpoint metadata written before the key existed
+  eq(configFromJson(stored).matmul_precision, 'highest', 'old stored config');
+  eq(applyOverrides(getConfig('tiny'), { 'matmul-precision': 'high' }).matmul_precision, 'high', '--matmul-precision high');
+  await assertThrows(() => applyOverrides(getConfig('tiny'), { matmul_precision: 'medium' }), /"matmul_precision" must be one of 'highest', 'high'/, 'bad choice');
+  await assertThrows(() => validateConfig({ ...getConfig('tiny'), matmul_precision: 'low' as 'high' }), /matmul_precision = low must be 'highest' or 'high'/, 'validated');
+});
+
 // ---- CLI arguments ----------------------------------------------------------------------------------------
 const spec: CliSpec = {
   program: 'dit',

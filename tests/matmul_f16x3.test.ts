@@ -1,8 +1,15 @@
 // matmulF16x3 (f32 from three f16 products): the max-abs pass, the hi/lo split, and whole products against
 // the f64 reference at f32 tolerance, for operands of very different magnitudes (the per-tensor scaling),
-// every layout, batching and odd sizes; on tensor cores where the device has them.
+// every layout, batching and odd sizes, with a bias; on tensor cores where the device has them. Then the
+// f32 matmul precision switch (gpu.matmulPrecision 'high'): engine/functional.ts's linear and matmul, forward
+// and gradients, against the f64 reference at f32 tolerance, through matmulF16x3 (forced on the tiled
+// kernel here; on tensor cores as a GPU test), and the fallback to the exact kernels where there are no
+// tensor cores (counted, with its reason).
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
-import { matmulF16x3, maxAbsInto, splitF16 } from '../engine/ops/matmul_f16x3.js';
+import { Param, Tape } from '../engine/autograd.js';
+import * as F from '../engine/functional.js';
+import type { Gpu, MatmulPrecision } from '../engine/gpu.js';
+import { highPrecisionUnavailable, matmulF16x3, maxAbsInto, splitF16 } from '../engine/ops/matmul_f16x3.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { matmulRef } from './ref/matmul.js';
 
@@ -49,6 +56,7 @@ interface Case {
   sharedB?: boolean;
   scaleA?: number;
   scaleB?: number;
+  bias?: boolean;
 }
 
 async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore', rtol: number): Promise<void> {
@@ -58,11 +66,13 @@ async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore'
   const bData = rng.normal((c.sharedB ? 1 : nb) * c.K * c.N, (c.scaleB ?? 1) / Math.sqrt(c.K));
   const a = gpu.upload(aData, [...batch, ...(c.transA ? [c.K, c.M] : [c.M, c.K])], 'f32', 'A');
   const b = gpu.upload(bData, [...(c.sharedB ? [] : batch), ...(c.transB ? [c.N, c.K] : [c.K, c.N])], 'f32', 'B');
+  const biasData = c.bias ? rng.normal(c.N, 0.5 * (c.scaleA ?? 1) * (c.scaleB ?? 1)) : undefined;
+  const bias = biasData ? gpu.upload(biasData, [c.N], 'f32', 'bias') : undefined;
   const out = gpu.tensor([...batch, c.M, c.N], 'f32', 'C'); // poisoned with NaN by the test device
-  matmulF16x3(gpu, a, b, { transA: c.transA, transB: c.transB, out, variant });
-  const want = matmulRef(aData, bData, { batch: nb, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, sharedB: c.sharedB });
+  matmulF16x3(gpu, a, b, { transA: c.transA, transB: c.transB, bias, out, variant });
+  const want = matmulRef(aData, bData, { batch: nb, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, sharedB: c.sharedB, bias: biasData });
   assertClose(await out.read(), want, { rtol, what: `matmulF16x3 ${variant} ${JSON.stringify(c)}` });
-  for (const t of [a, b, out]) t.release();
+  for (const t of [a, b, out, ...(bias ? [bias] : [])]) t.release();
 }
 
 const CASES: Case[] = [
@@ -72,6 +82,9 @@ const CASES: Case[] = [
   { M: 20, N: 12, K: 19, transA: true, transB: true, scaleA: 1e5, scaleB: 1e-6 },
   { M: 7, N: 10, K: 24, batch: 3 },
   { M: 12, N: 9, K: 30, batch: 2, sharedB: true, scaleA: 1e-9 },
+  { M: 21, N: 13, K: 33, transB: true, bias: true },
+  { M: 8, N: 15, K: 20, transA: true, batch: 2, bias: true, scaleA: 3e3 },
+  { M: 5, N: 6, K: 0, bias: true }, // no products: every row is the bias
 ];
 
 s.test('f32 accuracy from f16 products on the tiled kernel: layouts, batches, magnitudes 1e-9 … 1e5', async (ctx) => {
@@ -82,14 +95,104 @@ s.gpuTest('f32 accuracy from f16 products on tensor cores (K up to 1152)', (gpu)
   for (const c of [...CASES, { M: 128, N: 96, K: 1152 }, { M: 70, N: 64, K: 1152, transA: true, scaleA: 1e-6 }]) await check(ctx, c, 'tensorcore', 1e-5);
 });
 
-s.test('errors: f16 operands, epilogue options', async ({ gpu }) => {
+s.test('errors: f16 operands, activation, f16 output, bad bias', async ({ gpu }) => {
   const a = gpu.tensor([4, 4], 'f32', 'a');
   const h = gpu.tensor([4, 4], 'f16', 'h');
   gpu.fill(a, 1);
   gpu.fill(h, 1);
   await assertThrows(() => matmulF16x3(gpu, h, a), /matmulF16x3: .*f16/, 'f16 A');
-  await assertThrows(() => matmulF16x3(gpu, a, a, { bias: a } as never), /matmulF16x3: option "bias" is not supported/, 'bias');
+  await assertThrows(() => matmulF16x3(gpu, a, a, { activation: 'gelu' } as never), /matmulF16x3: option "activation" is not supported/, 'activation');
+  await assertThrows(() => matmulF16x3(gpu, a, a, { outDtype: 'f16' } as never), /matmulF16x3: outDtype f16 is not supported/, 'f16 output');
+  await assertThrows(() => matmulF16x3(gpu, a, a, { bias: gpu.tensor([5], 'f32', 'b5') }), /matmulF16x3: bias .* must have 4 elements/, 'bias size');
+  await assertThrows(() => matmulF16x3(gpu, a, a, { bias: gpu.tensor([4], 'f16', 'b16') }), /matmulF16x3: .*f16/, 'f16 bias');
   await assertThrows(() => matmulF16x3(gpu, a, gpu.tensor([5, 4], 'f32')), /inner dimensions differ/, 'shapes');
+});
+
+// ---------------------------------------------------------------- the precision switch (gpu.matmulPrecision)
+
+/** Runs fn with the Gpu's matmul precision (and the tests-only forcing) set, restoring both after. */
+async function withPrecision<T>(gpu: Gpu, precision: MatmulPrecision, everywhere: boolean, fn: () => Promise<T>): Promise<T> {
+  const saved = [gpu.matmulPrecision, gpu.matmulF16x3Everywhere] as const;
+  gpu.matmulPrecision = precision;
+  gpu.matmulF16x3Everywhere = everywhere;
+  try {
+    return await fn();
+  } finally {
+    [gpu.matmulPrecision, gpu.matmulF16x3Everywhere] = saved;
+  }
+}
+
+interface LinearShape {
+  B: number;
+  T: number;
+  K: number;
+  N: number;
+}
+
+/**
+ * F.linear (x [B, T, K], w [N, K], b [N]) forward and backward, and F.matmul (a [B, T, K] · shared w2 [K, N])
+ * forward and backward, against the f64 reference at `rtol`; returns how many f32 products took each path.
+ */
+async function functionalProducts({ gpu, rng }: Ctx, sh: LinearShape, rtol: number): Promise<{ f16x3: number; exact: number }> {
+  const { B, T, K, N } = sh;
+  const M = B * T;
+  const before = { ...gpu.f32MatmulStats };
+  const xData = rng.normal(M * K);
+  const wData = rng.normal(N * K, 1 / Math.sqrt(K));
+  const bData = rng.normal(N, 0.3);
+  const gData = rng.normal(M * N);
+  const tape = new Tape(gpu);
+  const x = tape.input(gpu.upload(xData, [B, T, K], 'f32', 'x'), 'x', true);
+  const w = new Param(gpu.upload(wData, [N, K], 'f32', 'w'), 'w');
+  const b = new Param(gpu.upload(bData, [N], 'f32', 'b'), 'b');
+  const y = F.linear(tape, x, w, b);
+  assertClose(await y.value.read(), matmulRef(xData, wData, { batch: 1, M, N, K, transB: true, bias: bData }), { rtol, what: `linear ${JSON.stringify(sh)} output` });
+  tape.backward(y, gpu.upload(gData, [B, T, N], 'f32', 'dy'));
+  assertClose(await x.grad!.read(), matmulRef(gData, wData, { batch: 1, M, N: K, K: N }), { rtol, what: 'linear dx' });
+  assertClose(await w.grad!.read(), matmulRef(gData, xData, { batch: 1, M: N, N: K, K: M, transA: true }), { rtol, what: 'linear dw' });
+  const db = Array.from({ length: N }, (_, n) => Array.from({ length: M }, (_, m) => gData[m * N + n]!).reduce((s2, v) => s2 + v, 0));
+  assertClose(await b.grad!.read(), db, { rtol, what: 'linear db' });
+  tape.release();
+
+  const t2 = new Tape(gpu);
+  const a = t2.input(gpu.upload(xData, [B, T, K], 'f32', 'a'), 'a', true);
+  const w2Data = rng.normal(K * N, 2 / Math.sqrt(K));
+  const w2 = new Param(gpu.upload(w2Data, [K, N], 'f32', 'w2'), 'w2');
+  const z = F.matmul(t2, a, w2);
+  assertClose(await z.value.read(), matmulRef(xData, w2Data, { batch: B, M: T, N, K, sharedB: true }), { rtol, what: 'matmul output' });
+  t2.backward(z, gpu.upload(gData, [B, T, N], 'f32', 'dz'));
+  assertClose(await a.grad!.read(), matmulRef(gData, w2Data, { batch: B, M: T, N: K, K: N, transB: true, sharedB: true }), { rtol, what: 'matmul da' });
+  assertClose(await w2.grad!.read(), matmulRef(xData, gData, { batch: 1, M: K, N, K: M, transA: true }), { rtol, what: 'matmul db' });
+  t2.release();
+  for (const t of [x.value, x.grad, w.value, w.grad, b.value, b.grad, a.value, a.grad, w2.value, w2.grad]) t?.release();
+  return { f16x3: gpu.f32MatmulStats.f16x3 - before.f16x3, exact: gpu.f32MatmulStats.exact - before.exact };
+}
+
+const SMALL: LinearShape = { B: 3, T: 11, K: 40, N: 24 };
+
+s.test("matmulPrecision 'high' forced through f16x3 (tiled): linear and matmul, forward and gradients at f32 tolerance", async (ctx) => {
+  const got = await withPrecision(ctx.gpu, 'high', true, () => functionalProducts(ctx, SMALL, 1e-5));
+  if (got.f16x3 !== 6 || got.exact !== 0) throw new Error(`f32 products: ${got.f16x3} through f16x3, ${got.exact} exact; expected all 6 through f16x3`);
+});
+
+s.test("matmulPrecision on this device: 'highest' is exact; 'high' is f16x3 with tensor cores, else exact with a reason", async (ctx) => {
+  const highest = await withPrecision(ctx.gpu, 'highest', false, () => functionalProducts(ctx, SMALL, 1e-5));
+  if (highest.f16x3 !== 0 || highest.exact !== 6) throw new Error(`'highest': ${highest.f16x3} products through f16x3, ${highest.exact} exact; expected 6 exact`);
+  const why = highPrecisionUnavailable(ctx.gpu);
+  const tc = tensorcoreUnavailable(ctx.gpu);
+  if (tc ? !why || !why.includes(tc) : why !== null) throw new Error(`highPrecisionUnavailable says ${JSON.stringify(why)} where tensorcoreUnavailable says ${JSON.stringify(tc)}`);
+  const high = await withPrecision(ctx.gpu, 'high', false, () => functionalProducts(ctx, SMALL, 1e-5));
+  const want = why ? { f16x3: 0, exact: 6 } : { f16x3: 6, exact: 0 };
+  if (high.f16x3 !== want.f16x3 || high.exact !== want.exact) {
+    throw new Error(`'high' (${why ?? 'tensor cores available'}): ${high.f16x3} products through f16x3, ${high.exact} exact; expected ${JSON.stringify(want)}`);
+  }
+});
+
+s.gpuTest("matmulPrecision 'high' on tensor cores: linear and matmul at f32 tolerance (K 1152)", (gpu) => highPrecisionUnavailable(gpu), async (ctx) => {
+  for (const sh of [SMALL, { B: 2, T: 100, K: 1152, N: 96 }]) {
+    const got = await withPrecision(ctx.gpu, 'high', false, () => functionalProducts(ctx, sh, 1e-5));
+    if (got.f16x3 !== 6) throw new Error(`${JSON.stringify(sh)}: ${got.f16x3} of 6 products through f16x3`);
+  }
 });
 
 s.run();

@@ -1,10 +1,13 @@
 // STDiT parity with upstream Open-Sora v1.0 (tests/fixtures/stdit.safetensors, computed in f64 by the
 // PyTorch code): forward output, every parameter gradient and the input gradients, in f32 within 1e-4;
-// the same with gradient checkpointing; the position-embedding buffers; load errors.
+// the same with gradient checkpointing; the same with matmul precision 'high' (f32 products from three f16
+// products: forced on the tiled kernel here, on tensor cores as a GPU test); the position-embedding buffers;
+// load errors.
 import { suite, assertClose, assertThrows } from './harness.js';
 import { Tape } from '../engine/autograd.js';
 import * as F from '../engine/functional.js';
 import type { Gpu } from '../engine/gpu.js';
+import { highPrecisionUnavailable } from '../engine/ops/matmul_f16x3.js';
 import { toFloat64, type StFile } from '../engine/safetensors.js';
 import { STDiT } from '../models/stdit.js';
 import { loadStateDict, stateDict, type HostTensor } from '../models/state.js';
@@ -29,7 +32,23 @@ function build(gpu: Gpu, f: StFile, gradCheckpoint = false, temporalPos: 'first-
   });
 }
 
-async function parity(gpu: Gpu, gradCheckpoint: boolean) {
+/** Upstream parity; with high, at gpu.matmulPrecision 'high' (forced through f16x3 on any device with everywhere). */
+async function parity(gpu: Gpu, gradCheckpoint: boolean, high?: { everywhere: boolean }) {
+  if (!high) return parityRun(gpu, gradCheckpoint);
+  const saved = [gpu.matmulPrecision, gpu.matmulF16x3Everywhere] as const;
+  gpu.matmulPrecision = 'high';
+  gpu.matmulF16x3Everywhere = high.everywhere;
+  const before = { ...gpu.f32MatmulStats };
+  try {
+    await parityRun(gpu, gradCheckpoint);
+  } finally {
+    [gpu.matmulPrecision, gpu.matmulF16x3Everywhere] = saved;
+  }
+  const [f16x3, exact] = [gpu.f32MatmulStats.f16x3 - before.f16x3, gpu.f32MatmulStats.exact - before.exact];
+  if (f16x3 === 0 || exact !== 0) throw new Error(`matmul precision 'high': ${f16x3} f32 products through f16x3, ${exact} exact; expected all through f16x3`);
+}
+
+async function parityRun(gpu: Gpu, gradCheckpoint: boolean) {
   const f = fixture('stdit');
   const model = build(gpu, f, gradCheckpoint);
   loadStateDict(model, fixtureState(f), { source: 'stdit.safetensors' });
@@ -54,6 +73,11 @@ async function parity(gpu: Gpu, gradCheckpoint: boolean) {
 
 s.test('forward, parameter and input gradients match upstream (f32)', ({ gpu }) => parity(gpu, false));
 s.test('gradient checkpointing gives the same gradients', ({ gpu }) => parity(gpu, true));
+s.test("matmul precision 'high' forced through f16x3 on the tiled kernel: same parity (1e-4)", ({ gpu }) => parity(gpu, false, { everywhere: true }));
+s.gpuTest("matmul precision 'high' (f16x3 on tensor cores): same parity (1e-4)", (g) => highPrecisionUnavailable(g), async ({ gpu }) => {
+  await parity(gpu, false, { everywhere: false });
+  await parity(gpu, true, { everywhere: false });
+});
 
 s.gpuTest('mixed precision (f16 activations and weights, f32 master) stays within 3e-2 of upstream', (g) => (g.info.f16 ? null : 'needs shader-f16'), async ({ gpu }) => {
   const f = fixture('stdit');

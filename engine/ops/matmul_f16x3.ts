@@ -4,14 +4,15 @@
 // storage), and one pass that adds them and undoes the scaling. About 22 significant bits per operand, so
 // close to f32 results where the product kernel accumulates in f32 with rounding to nearest; on tensor cores
 // the accumulation's own rounding decides (measure it before relying on it). Made to trade the f32 FMA
-// limit for tensor-core throughput; not yet used by the models.
+// limit for tensor-core throughput. The models use it through matmulAtPrecision (engine/functional.ts's
+// linear and matmul) when the Gpu's matmulPrecision is 'high' (the training config's matmul_precision).
 import wgslSrc from '../../shaders/matmul_f16x3.wgsl';
 import f16Wgsl from '../../shaders/f16.wgsl';
 import { ShapeError } from '../errors.js';
 import type { Gpu } from '../gpu.js';
 import type { Tensor } from '../tensor.js';
 import { expectDType, expectLive, grid, output, words } from './common.js';
-import { matmul, matmulShape, type MatmulVariant } from './matmul.js';
+import { matmul, matmulShape, tensorcoreUnavailable, type MatmulOptions, type MatmulVariant } from './matmul.js';
 
 const SHADER = { name: 'matmul_f16x3', template: wgslSrc + f16Wgsl };
 const WG = 256;
@@ -19,9 +20,9 @@ const PER = 8; // elements a thread folds in amax_partial
 
 type Entry = 'amax_partial' | 'amax_final' | 'split' | 'combine';
 
-function kernel(gpu: Gpu, entry: Entry) {
+function kernel(gpu: Gpu, entry: Entry, bias = false) {
   const d = { AMAX_PARTIAL: entry === 'amax_partial', AMAX_FINAL: entry === 'amax_final', SPLIT: entry === 'split', COMBINE: entry === 'combine' };
-  return gpu.kernel(SHADER, entry, { ...d, AMAX: d.AMAX_PARTIAL || d.AMAX_FINAL, SCALE: d.SPLIT || d.COMBINE });
+  return gpu.kernel(SHADER, entry, { ...d, AMAX: d.AMAX_PARTIAL || d.AMAX_FINAL, SCALE: d.SPLIT || d.COMBINE, BIAS: bias });
 }
 
 /** amax[slot] = max|x| over all of x (f32), in two passes. */
@@ -33,9 +34,9 @@ export function maxAbsInto(gpu: Gpu, x: Tensor, amax: Tensor, slot: number): voi
     gpu.fill(partial, 0);
   } else {
     const { workgroups, groupsX } = grid(gpu, x.size, WG * PER);
-    gpu.dispatch(kernel(gpu, 'amax_partial'), [x, partial], [x.size, groupsX, 0, 0], workgroups);
+    gpu.dispatch(kernel(gpu, 'amax_partial'), [x, partial], [x.size, groupsX, 0, 0, 0], workgroups);
   }
-  gpu.dispatch(kernel(gpu, 'amax_final'), [amax, partial], [groups, 1, slot, 0], [1, 1, 1]);
+  gpu.dispatch(kernel(gpu, 'amax_final'), [amax, partial], [groups, 1, slot, 0, 0], [1, 1, 1]);
   partial.release();
 }
 
@@ -46,7 +47,7 @@ export function splitF16(gpu: Gpu, x: Tensor, amax: Tensor, slot: number): [Tens
   const lo = gpu.tensor(x.shape, 'f16', `${x.name}.lo`);
   if (x.size > 0) {
     const { workgroups, groupsX } = grid(gpu, words(x.size, 'f16'), WG);
-    gpu.dispatch(kernel(gpu, 'split'), [x, amax, hi, lo], [x.size, groupsX, slot, 0], workgroups);
+    gpu.dispatch(kernel(gpu, 'split'), [x, amax, hi, lo], [x.size, groupsX, slot, 0, 0], workgroups);
   }
   return [hi, lo];
 }
@@ -54,6 +55,10 @@ export function splitF16(gpu: Gpu, x: Tensor, amax: Tensor, slot: number): [Tens
 export interface MatmulF16x3Options {
   transA?: boolean;
   transB?: boolean;
+  /** f32 [N], added to the result (after the three products are combined and un-scaled). */
+  bias?: Tensor;
+  /** Only 'f32' (the result is an f32 product); accepted so matmul's options pass through. */
+  outDtype?: 'f32';
   out?: Tensor;
   /** Kernel of the three f16 products (default: tensor cores where available). */
   variant?: MatmulVariant;
@@ -66,12 +71,20 @@ export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Opt
   expectDType(op, a, ['f32']);
   expectDType(op, b, ['f32']);
   for (const k of Object.keys(opts)) {
-    if (!['transA', 'transB', 'out', 'variant'].includes(k)) throw new ShapeError(`${op}: option "${k}" is not supported (bias and activations: use matmul, or add them after)`);
+    if (!['transA', 'transB', 'bias', 'outDtype', 'out', 'variant'].includes(k)) throw new ShapeError(`${op}: option "${k}" is not supported (activations and tile options: use matmul)`);
   }
+  if (opts.outDtype !== undefined && opts.outDtype !== 'f32') throw new ShapeError(`${op}: outDtype ${String(opts.outDtype)} is not supported; the result is f32`);
   const { batch, M, N, K } = matmulShape(a, b, opts);
+  const bias = opts.bias;
+  if (bias) {
+    expectLive(op, bias);
+    expectDType(op, bias, ['f32']);
+    if (bias.size !== N) throw new ShapeError(`${op}: bias ${bias} must have ${N} elements (the output's last dim)`);
+  }
   const c = output(gpu, op, [...batch, M, N], 'f32', opts.out);
   if (c.size === 0) return c;
   if (K === 0) {
+    if (bias) return matmul(gpu, a, b, { transA: opts.transA, transB: opts.transB, bias, out: c, variant: 'tiled' }); // every row is the bias
     gpu.fill(c, 0);
     return c;
   }
@@ -85,7 +98,36 @@ export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Opt
   const p2 = matmul(gpu, ahi, blo, mo);
   const p3 = matmul(gpu, alo, bhi, mo);
   const { workgroups, groupsX } = grid(gpu, c.size, WG);
-  gpu.dispatch(kernel(gpu, 'combine'), [p1, amax, p2, p3, c], [c.size, groupsX, 0, 1], workgroups);
+  const ins = bias ? [p1, amax, bias, p2, p3, c] : [p1, amax, p2, p3, c];
+  gpu.dispatch(kernel(gpu, 'combine', !!bias), ins, [c.size, groupsX, 0, 1, N], workgroups);
   for (const t of [amax, ahi, alo, bhi, blo, p1, p2, p3]) t.release();
   return c;
+}
+
+/**
+ * Why matmulPrecision 'high' falls back to the exact f32 kernels on this device, or null when it runs
+ * matmulF16x3. It needs tensor cores: without them the three f16 products run on the tiled kernel, about
+ * three times the exact kernel's work (gpu.matmulF16x3Everywhere forces that, for tests).
+ */
+export function highPrecisionUnavailable(gpu: Gpu): string | null {
+  if (gpu.matmulF16x3Everywhere) return null;
+  const why = tensorcoreUnavailable(gpu);
+  return why ? `no tensor cores (${why})` : null;
+}
+
+/**
+ * matmul for engine/functional.ts at the Gpu's matmulPrecision: with 'high', an f32 × f32 → f32 product
+ * (bias allowed, no activation, no tile options) runs as matmulF16x3 where highPrecisionUnavailable is
+ * null; everything else (f16 operands or output, 'highest', no tensor cores) runs matmul unchanged. Counts
+ * f32 products by path in gpu.f32MatmulStats.
+ */
+export function matmulAtPrecision(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const f32 = a.dtype === 'f32' && b.dtype === 'f32' && (opts.outDtype ?? 'f32') === 'f32';
+  const plain = (opts.activation ?? 'none') === 'none' && (!opts.bias || opts.bias.dtype === 'f32') && opts.variant === undefined && opts.splitK === undefined && !opts.tile && !opts.tcTile;
+  if (f32 && plain && gpu.matmulPrecision === 'high' && !highPrecisionUnavailable(gpu)) {
+    gpu.f32MatmulStats.f16x3++;
+    return matmulF16x3(gpu, a, b, { transA: opts.transA, transB: opts.transB, bias: opts.bias, out: opts.out });
+  }
+  if (f32) gpu.f32MatmulStats.exact++;
+  return matmul(gpu, a, b, opts);
 }
