@@ -4,8 +4,12 @@
 // (/work/shared/refs/torch_reference_bench.py, run separately; pass its output with --torch).
 // STDiT goes through cli/_trainer.ts's Trainer with random caption embeddings uploaded directly (the text
 // encoder is not part of the timed step, as in the torch script); DiT has its own step here.
-//   node dist/bench/train_step.mjs [--case stdit-f16,stdit-f32,dit-f16,dit-f32,stdit64x512 (default) | tiny-f32,tiny-f16] [--steps N]
-//        [--torch torch_output.log] [--small] [--force-f32] [--safe]
+//   node dist/bench/train_step.mjs [--case stdit-f16,stdit-f32,dit-f16,dit-f32,stdit64x512 (default) | tiny-f32,tiny-f16,
+//        stdit-f32-high,dit-f32-high] [--steps N] [--torch torch_output.log] [--small] [--force-f32] [--safe]
+// The -high cases are the f32 ones with matmul_precision 'high' (f32 matmuls from three f16 products on tensor
+// cores, engine/ops/matmul_f16x3.ts); skipped where that falls back to the exact kernels. Their torch ratio is
+// against torch's plain float32 row (torch's own default precision, 'highest'). --force-f16x3 runs them on a
+// device without tensor cores too (f16x3 on the tiled kernel: slower than the exact one; for trying the path).
 // --small: tiny shapes (hidden 64, depth 2, small latents) for trying it on a software device, e.g.
 //   WEBGPU_DEVICE=swiftshader node dist/bench/train_step.mjs --small --steps 1
 // --force-f32: run the f16 cases in f32 (to exercise their code paths, e.g. gradient checkpointing, on a
@@ -18,7 +22,8 @@
 import { readFileSync } from 'node:fs';
 import { Tape, type Param } from '../engine/autograd.js';
 import * as F from '../engine/functional.js';
-import type { Gpu } from '../engine/gpu.js';
+import type { Gpu, MatmulPrecision } from '../engine/gpu.js';
+import { highPrecisionUnavailable } from '../engine/ops/matmul_f16x3.js';
 import { AdamW } from '../engine/optimizer.js';
 import { cast } from '../engine/ops/cast.js';
 import { randCpu, randn, randint } from '../engine/ops/random.js';
@@ -44,7 +49,7 @@ function flag(name: string): string | undefined {
   return v;
 }
 
-const CASE_NAMES = ['stdit-f16', 'stdit-f32', 'dit-f16', 'dit-f32', 'stdit64x512', 'tiny-f32', 'tiny-f16'] as const;
+const CASE_NAMES = ['stdit-f16', 'stdit-f32', 'stdit-f32-high', 'dit-f16', 'dit-f32', 'dit-f32-high', 'stdit64x512', 'tiny-f32', 'tiny-f16'] as const;
 /** Cases run when --case is not given (the tiny ones, the embedded default's config, are asked for by name). */
 const DEFAULT_CASES: readonly CaseName[] = ['stdit-f16', 'stdit-f32', 'dit-f16', 'dit-f32', 'stdit64x512'];
 type CaseName = (typeof CASE_NAMES)[number];
@@ -54,6 +59,7 @@ const small = process.argv.includes('--small');
 const profile = process.argv.includes('--profile');
 const profileTop = Number(flag('--profile-top') ?? 25);
 const forceF32 = process.argv.includes('--force-f32');
+const forceF16x3 = process.argv.includes('--force-f16x3');
 const steps = Number(flag('--steps') ?? process.env.TRAIN_STEP_STEPS ?? 5);
 if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer (got ${flag('--steps') ?? process.env.TRAIN_STEP_STEPS})`);
 const WARMUP = 2;
@@ -69,8 +75,10 @@ const torchLog = flag('--torch');
 const TORCH_KEY: Record<CaseName, { name: string; dtypes: string[] }> = {
   'stdit-f16': { name: 'STDiT-XL/2 16x256', dtypes: ['float16', 'bfloat16'] },
   'stdit-f32': { name: 'STDiT-XL/2 16x256', dtypes: ['float32'] },
+  'stdit-f32-high': { name: 'STDiT-XL/2 16x256', dtypes: ['float32'] },
   'dit-f16': { name: 'DiT-XL/2 256px', dtypes: ['float16', 'bfloat16'] },
   'dit-f32': { name: 'DiT-XL/2 256px', dtypes: ['float32'] },
+  'dit-f32-high': { name: 'DiT-XL/2 256px', dtypes: ['float32'] },
   stdit64x512: { name: 'STDiT-XL/2 64x512 GC', dtypes: ['float16', 'bfloat16'] },
   'tiny-f32': { name: 'STDiT-tiny', dtypes: ['float32'] },
   'tiny-f16': { name: 'STDiT-tiny', dtypes: ['float16', 'bfloat16'] },
@@ -124,7 +132,9 @@ interface Runner {
 interface CaseDef {
   label: string;
   dtype: 'f16' | 'f32';
-  make(gpu: Gpu, dtype: 'f16' | 'f32'): Runner;
+  /** matmul_precision of the case (default 'highest'). */
+  precision?: MatmulPrecision;
+  make(gpu: Gpu, dtype: 'f16' | 'f32', precision: MatmulPrecision): Runner;
 }
 
 function releaseModel(model: Module, opt: AdamW | null): void {
@@ -154,6 +164,7 @@ function stditConfig(dtype: 'f16' | 'f32', frames: number, size: number, batch: 
     num_frames: frames,
     image_size: [size, size],
     dtype,
+    matmul_precision: 'highest',
     batch_size: batch,
     model: { ...c.model, grad_checkpoint: gradCheckpoint },
     // the text encoder is not run (random embeddings are passed in); 'tiny' keeps the Trainer constructible
@@ -175,9 +186,9 @@ function tinyConfig(dtype: 'f16' | 'f32', batch: number): TrainConfig {
   return { ...tiny(), dtype, batch_size: small ? Math.min(batch, 2) : batch };
 }
 
-function stditCase(cfg: (dtype: 'f16' | 'f32') => TrainConfig): (gpu: Gpu, dtype: 'f16' | 'f32') => Runner {
-  return (gpu, dtype) => {
-    const c = cfg(dtype);
+function stditCase(cfg: (dtype: 'f16' | 'f32') => TrainConfig): CaseDef['make'] {
+  return (gpu, dtype, precision) => {
+    const c = { ...cfg(dtype), matmul_precision: precision }; // the Trainer sets gpu.matmulPrecision from it
     const trainer = new Trainer(gpu, c);
     const [C, T, H, W] = latentShape(c);
     const B = c.batch_size;
@@ -203,8 +214,9 @@ function stditCase(cfg: (dtype: 'f16' | 'f32') => TrainConfig): (gpu: Gpu, dtype
 }
 
 /** DiT's training step (facebookresearch/DiT train.py): label dropout to the null class, IDDPM loss, AdamW + EMA. */
-function ditCase(batch: number): (gpu: Gpu, dtype: 'f16' | 'f32') => Runner {
-  return (gpu, dtype) => {
+function ditCase(batch: number): CaseDef['make'] {
+  return (gpu, dtype, precision) => {
+    gpu.matmulPrecision = precision;
     const cfg: DiTConfig = small ? { ...DIT_DEFAULTS, inputSize: 8, hiddenSize: 64, depth: 2, numHeads: 4, numClasses: 10 } : { ...DIT_DEFAULTS };
     const B = small ? Math.min(batch, 4) : batch;
     if (dtype === 'f16' && !gpu.info.f16) throw new Error('no shader-f16');
@@ -255,8 +267,10 @@ function ditCase(batch: number): (gpu: Gpu, dtype: 'f16' | 'f32') => Runner {
 const CASES: Record<CaseName, CaseDef> = {
   'stdit-f16': { label: 'STDiT-XL/2 16x256 B4 f16', dtype: 'f16', make: stditCase((d) => stditConfig(d, 16, 256, 4, false)) },
   'stdit-f32': { label: 'STDiT-XL/2 16x256 B4 f32', dtype: 'f32', make: stditCase((d) => stditConfig(d, 16, 256, 4, false)) },
+  'stdit-f32-high': { label: 'STDiT-XL/2 16x256 B4 f32 high', dtype: 'f32', precision: 'high', make: stditCase((d) => stditConfig(d, 16, 256, 4, false)) },
   'dit-f16': { label: 'DiT-XL/2 256px B64 f16', dtype: 'f16', make: ditCase(64) },
   'dit-f32': { label: 'DiT-XL/2 256px B64 f32', dtype: 'f32', make: ditCase(64) },
+  'dit-f32-high': { label: 'DiT-XL/2 256px B64 f32 high', dtype: 'f32', precision: 'high', make: ditCase(64) },
   stdit64x512: { label: 'STDiT-XL/2 64x512 B1 GC f16', dtype: 'f16', make: stditCase((d) => stditConfig(d, 64, 512, 1, true)) },
   'tiny-f32': { label: 'STDiT-tiny 8x32 B64 f32', dtype: 'f32', make: stditCase((d) => tinyConfig(d, 64)) },
   'tiny-f16': { label: 'STDiT-tiny 8x32 B64 f16', dtype: 'f16', make: stditCase((d) => tinyConfig(d, 64)) },
@@ -293,13 +307,17 @@ async function runCase(gpu: Gpu, name: CaseName): Promise<Result> {
   const forced = forceF32 && def.dtype === 'f16';
   const label = `${small ? `${name} small` : def.label}${forced ? ' as f32' : ''}`;
   if (def.dtype === 'f16' && !gpu.info.f16 && !forced) return { name, label, error: 'skipped: no shader-f16' };
+  const precision = def.precision ?? 'highest';
+  const noHigh = precision === 'high' ? highPrecisionUnavailable(gpu) : null;
+  if (noHigh) return { name, label, error: `skipped: matmul_precision 'high' would run the exact kernels here (${noHigh})` };
   await gpu.trim();
   const stats = gpu.pool.stats;
   stats.peakInUseBytes = stats.inUseBytes;
   const base = stats.inUseBytes;
   let runner: Runner | null = null;
   try {
-    runner = def.make(gpu, forced ? 'f32' : def.dtype);
+    runner = def.make(gpu, forced ? 'f32' : def.dtype, precision);
+    const routed = { ...gpu.f32MatmulStats };
     for (let i = 0; i < WARMUP; i++) runner.step();
     await gpu.sync();
     const times: number[] = [];
@@ -332,6 +350,8 @@ async function runCase(gpu: Gpu, name: CaseName): Promise<Result> {
       console.log(`${label}: profile of one step: ${total.toFixed(1)} ms of kernel time in ${rows.reduce((a, r) => a + r.count, 0)} dispatches; top kernels:`);
       for (const r of rows.slice(0, profileTop)) console.log(`  ${r.totalMs.toFixed(2).padStart(9)} ms ${String(r.count).padStart(6)}× ${(r.meanUs).toFixed(1).padStart(9)} µs  ${r.kernel}`);
     }
+    const [f16x3, exact] = [gpu.f32MatmulStats.f16x3 - routed.f16x3, gpu.f32MatmulStats.exact - routed.exact];
+    if (precision === 'high') console.log(`${label}: f32 matmuls: ${f16x3} from three f16 products, ${exact} exact, in all the steps of this case`);
     const stepMs = median(times);
     const samplesS = (runner.batch * 1000) / stepMs;
     const r: Result = { name, label, stepMs, meanMs, encodeMs: median(encodes), pipelinedMs, samplesS, tokensS: samplesS * runner.tokens, peakGiB: (stats.peakInUseBytes - base) / GiB, reservedGiB: stats.reservedBytes / GiB };
@@ -345,6 +365,7 @@ async function runCase(gpu: Gpu, name: CaseName): Promise<Result> {
     console.log(`${label}: FAILED: ${error}`);
     return { name, label, error, peakGiB: (stats.peakInUseBytes - base) / GiB };
   } finally {
+    gpu.matmulPrecision = 'highest';
     try {
       runner?.release();
       await gpu.trim();
@@ -355,6 +376,7 @@ async function runCase(gpu: Gpu, name: CaseName): Promise<Result> {
 }
 
 const gpu = await openBenchGpu();
+gpu.matmulF16x3Everywhere = forceF16x3;
 const torchRows = torchLog ? readTorch(torchLog) : [];
 if (torchLog) console.log(`# torch reference: ${torchRows.length} rows from ${torchLog}`);
 console.log(`# ${steps} timed steps per case after ${WARMUP} warm-up steps${small ? ' (--small shapes)' : ''}`);
