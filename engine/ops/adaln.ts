@@ -80,9 +80,10 @@ export function adalnModulateBackward(
   const [, N] = dims(op, x);
   expectPerSample(op, scale, 'scale', x);
   // H100 sweep: f32 53 → 68 % with 64-row blocks and the fused column sum; f16 22 → 49 % with 4 row slots,
-  // 16-byte units, hardware packing, the lean loop and the column sum.
+  // 16-byte units, hardware packing, the lean loop and the column sum. H200 sweep after colsum's per-call
+  // tile (bench/adaln.ts --sweep, [4, 4096, 1152]): f32 rows per block 64 → 32: 62 → 74 % of copy.
   const tuned: NormBackwardVariant & { rowsPerBlock?: number } =
-    x.dtype === 'f16' ? { slots: 4, wideF16: true, fastPack: true, lean: true, finalSum: 'colsum' } : { rowsPerBlock: 64, finalSum: 'colsum' };
+    x.dtype === 'f16' ? { slots: 4, wideF16: true, fastPack: true, lean: true, finalSum: 'colsum' } : { rowsPerBlock: 32, finalSum: 'colsum' };
   const variant = withDefaults(tuned, opts);
   const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: scale, wOffset: 1, groupRows: Math.max(1, N), gradShape: scale.shape, out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock ?? tuned.rowsPerBlock, variant });
   return { dx: r.dx, dscale: r.dw!, dshift: r.db! };
