@@ -1,18 +1,14 @@
 // LayerNorm / adaLN-modulate backward, second pass: dw[g, c] = Σ_blk pw[g, blk, c] and db likewise (the
 // weight-gradient partials of layernorm.wgsl's backward, [groups, blocks, C] f32), one dispatch for both;
-// without PAIR only pw → dw (adaln.wgsl's dgate partials). With chunks > 1 the blocks are cut into chunks of
-// chunk_len and each chunk's sum goes to out[g, chunk, c] (ops/layernorm.ts then sums the chunks the same way):
-// more workgroups when there are many blocks but few columns.
-// A workgroup of 256 threads covers CT column units of one (group, chunk) and one of the two arrays; its
-// CL = 256 / CT lanes each add every CL-th block (four independent loads per step), then a fixed-order tree
-// adds the lanes (deterministic). CT is chosen per call (ops/layernorm.ts colsum).
+// without PAIR only pw → dw (adaln.wgsl's dgate partials).
+// A workgroup of 256 threads covers CT column units of one group and one of the two arrays; its CL = 256 / CT
+// lanes each add every CL-th block (four independent loads per step), then a fixed-order tree adds the
+// lanes (deterministic). CT is chosen per call (ops/layernorm.ts colsum) so that there are enough workgroups.
 struct Params {
-  units: u32,     // column units per group row
-  blocks: u32,    // blocks per group
-  tiles: u32,     // column tiles per group and array
+  units: u32,    // column units per group row
+  blocks: u32,
+  tiles: u32,    // column tiles per group and array
   groups_x: u32,
-  chunk_len: u32, // blocks per chunk
-  chunks: u32,    // chunks per group (1: the whole sum)
 }
 const CT: u32 = ${CT};
 const CL: u32 = 256u / CT;
@@ -45,27 +41,24 @@ fn ld(q: u32, i: u32) -> ${CV} {
 
 @compute @workgroup_size(256)
 fn colsum(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let w = wid.x + wid.y * p.groups_x; // ((group · chunks + chunk) · NA + array) · tiles + tile
+  let w = wid.x + wid.y * p.groups_x; // (group · NA + array) · tiles + tile
   let tile = w % p.tiles;
   let q = (w / p.tiles) % NA;
-  let gk = w / (NA * p.tiles); // group · chunks + chunk
-  let g = gk / p.chunks;
-  let b0 = (gk % p.chunks) * p.chunk_len;
-  let b1 = min(p.blocks, b0 + p.chunk_len);
+  let g = w / (NA * p.tiles);
   let c = tile * CT + lid % CT;
   let l = lid / CT;
   var acc = ${CV}(0.0);
   if (c < p.units) {
     let base = g * p.blocks * p.units + c;
-    var b = b0 + l;
-    for (; b + 3u * CL < b1; b += 4u * CL) {
+    var b = l;
+    for (; b + 3u * CL < p.blocks; b += 4u * CL) {
       let v0 = ld(q, base + b * p.units);
       let v1 = ld(q, base + (b + CL) * p.units);
       let v2 = ld(q, base + (b + 2u * CL) * p.units);
       let v3 = ld(q, base + (b + 3u * CL) * p.units);
       acc += ((v0 + v1) + (v2 + v3));
     }
-    for (; b < b1; b += CL) {
+    for (; b < p.blocks; b += CL) {
       acc += ld(q, base + b * p.units);
     }
   }
@@ -80,10 +73,10 @@ fn colsum(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li
   if (l == 0u && c < p.units) {
 #if ${PAIR}
     if (q == 1u) {
-      db[gk * p.units + c] = acc;
+      db[g * p.units + c] = acc;
       return;
     }
 #endif
-    dw[gk * p.units + c] = acc;
+    dw[g * p.units + c] = acc;
   }
 }
