@@ -150,6 +150,9 @@ const tcCases: Case[] = [
   { M: 65, N: 33, K: 17, outDtype: 'f16', gelu: true },
   { batch: [2], M: 128, N: 256, K: 32, transA: true, transB: true, tcTile: TC_DEFAULT, bias: 'f32' },
   { M: 64, N: 64, K: 80, transB: true, tcTile: { SG_M: 2, SG_N: 2, BK: 16 } },
+  // f32 outputs under one 16×16 tile (< 1024 bytes: Dawn rejects a direct subgroup-matrix store there)
+  { M: 2, N: 64, K: 32, transB: true },
+  { M: 3, N: 5, K: 16 },
   // split-K weight gradients: forced, and the automatic choice on a few-tile, long-K product
   { M: 128, N: 24, K: 4 * 96, transA: true, splitK: 4 },
   { M: 128, N: 12, K: 16384, transA: true },

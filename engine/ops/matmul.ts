@@ -221,7 +221,9 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
       ...tile,
       VEC_A: (opts.transA ? M : K) % 8 === 0,
       VEC_B: (opts.transB ? K : N) % 8 === 0,
-      DIRECT: !common.BIAS && !common.GELU && outDtype === 'f32' && !x3,
+      // A direct subgroupMatrixStore of an f32 16×16 tile makes Dawn require a ≥ 1024-byte output binding
+      // (H200: a [2, 64] f32 product failed validation); smaller outputs go through the staging area.
+      DIRECT: !common.BIAS && !common.GELU && outDtype === 'f32' && !x3 && M * N >= 256,
       PREFETCH: !opts.noPrefetch && !x3 && (opts.transA ? M : K) % 8 === 0 && (opts.transB ? K : N) % 8 === 0,
       X3: !!x3,
     };
