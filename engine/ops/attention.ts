@@ -156,6 +156,12 @@ export interface AttentionOptions {
    * by all threads, instead of each thread storing its own columns; default true.
    */
   stageOutput?: boolean;
+  /**
+   * Tensor-core forward: the two-pass kernel (row max/sum over all keys, then P·V accumulated in subgroup
+   * matrices without rescaling; 1.5× the MMAs, no per-tile P·V staging); default false. Ignored by the tiled
+   * kernel and by sequences short enough for the packed tensor-core kernel.
+   */
+  twoPass?: boolean;
 }
 
 export interface AttentionBackwardOptions {
@@ -232,7 +238,7 @@ export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: Atten
   const tc = tensorcore(gpu, op, q, opts.variant ?? 'auto', k.shape[2]!);
   if (B * H * Nq === 0) return { o, lse };
   if (tc) {
-    attentionForwardTc(gpu, { q, k, v, o, lse, kvLen: opts.kvLen, scale });
+    attentionForwardTc(gpu, { q, k, v, o, lse, kvLen: opts.kvLen, scale, twoPass: opts.twoPass });
     return { o, lse };
   }
   const tile = opts.tile ?? chooseAttentionTile(gpu, 'forward', D, Nq, Nk);

@@ -1,0 +1,384 @@
+// Flash attention forward on tensor cores in two passes over the keys (opt-in: ops/attention_tc.ts twoPass).
+// Same bindings, parameters and conventions as attention_tc.wgsl's main: f16 q/k/v [B, H, N, D] (head-major),
+// o [B, H, Nq, D] f16/f32, lse [B, H, Nq] = log Σ_j exp(scale·q·k_j) (natural log, scale included).
+// A workgroup of 4 subgroups takes 64 query rows of one (b, h); each subgroup owns 16 rows, its Q fragments
+// held in registers for both passes.
+//   Pass 1, per 64-key tile: S = Q·Kᵀ (MMAs) → workgroup memory → lanes update the row max m and the row sum
+//   l = Σ exp2(s − m) online (two lanes per row). Only K is staged; no P·V.
+//   Pass 2, per tile: S again; lanes write P = exp2(s − m) (f16, ≤ 1: m is final) over their subgroup's rows
+//   of the K tile; O += P·V accumulates directly in subgroup_matrix_result accumulators (one per 16-wide D
+//   fragment) across all tiles: m is final, so nothing is rescaled and no per-tile P·V staging is needed.
+//   Epilogue: O goes through workgroup memory once, lanes scale it by 1/l and write it with the bounds.
+// This trades a second Q·Kᵀ (1.5× the MMAs) for the old kernel's per-tile P·V store/reload.
+// MASK: keys at positions ≥ kv_len[b] get zero weight. VEC (D a multiple of 8): K/V tiles move as 16-byte
+// chunks and the next tile is prefetched into registers (the last tile of pass 1 prefetches pass 2's first).
+// No PACK entry: the packed tiny-sequence kernel stays in attention_tc.wgsl.
+// Dawn/NVIDIA pitfalls kept from attention_tc.wgsl: accumulators are declared once at function scope (zero)
+// and every per-tile product starts with subgroupMatrixMultiply (subgroup-matrix variables declared inside
+// loops are not reliably zeroed); named fragments/accumulators rather than arrays indexed in loops (slower on
+// NVIDIA, see matmul_tc.wgsl); wg_nk declared before the tiles.
+enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+
+struct Params {
+  nq: u32,
+  nk: u32,
+  d: u32,
+  heads: u32,
+  scale_log2: f32, // scale · log2(e): exponentials are exp2
+  bh_total: u32,   // unused here (layout shared with attention_tc.wgsl)
+  groups_x: u32,
+}
+
+@group(0) @binding(0) var<storage, read> q: array<f16>;
+#if ${VEC}
+@group(0) @binding(1) var<storage, read> k: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<u32>>;
+#else
+@group(0) @binding(1) var<storage, read> k: array<f16>;
+@group(0) @binding(2) var<storage, read> v: array<f16>;
+#endif
+#if ${OUT_F16}
+@group(0) @binding(3) var<storage, read_write> o: array<f16>;
+#else
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+#endif
+@group(0) @binding(4) var<storage, read_write> lse: array<f32>;
+#if ${MASK}
+@group(0) @binding(5) var<storage, read> kv_len: array<u32>;
+#endif
+@group(0) @binding(6) var<uniform> p: Params;
+
+const DP = ${DP}u;            // head dim padded to a multiple of 16
+const DF = DP / 16u;          // 16-wide fragments along D (1..8; F2..F8 say which exist)
+const BQ = 64u;               // query rows per workgroup (16 per subgroup)
+const BKV = 64u;              // keys per tile
+const KS = max(DP, BKV) + 8u; // padded row stride (halves) of the Q/K/V tiles and of P
+const THREADS = 128u;
+
+var<workgroup> wg_nk: u32;                     // keys in use, read back as a uniform value
+var<workgroup> Ks: array<f16, BKV * KS>;       // K tile (first the Q tile; in pass 2 also each subgroup's P rows)
+var<workgroup> Vs: array<f16, BKV * KS>;
+const SW = ${SW}u;             // row stride of Ss: (BKV or DP) + 4
+const O_STEP = (SW - 4u) / 16u; // O fragments staged per epilogue pass
+var<workgroup> Ss: array<f32, 4u * 16u * SW>;  // per subgroup: scores, finally O
+
+#if ${VEC}
+// 16-byte chunks of a K or V tile: chunk c is row c / (DP/8), columns 8·(c mod DP/8) .. +7.
+const CHUNKS = BKV * DP / 8u;
+const PER = (CHUNKS + THREADS - 1u) / THREADS;
+
+fn fetch(is_v: bool, c: u32, base: u32, r0: u32, rows: u32) -> vec4<u32> {
+  let r = c / (DP / 8u);
+  let col = (c % (DP / 8u)) * 8u;
+  if (c < CHUNKS && r0 + r < rows && col < p.d) {
+    let i = (base + (r0 + r) * p.d + col) / 8u;
+    if (is_v) { return v[i]; }
+    return k[i];
+  }
+  return vec4<u32>(0u);
+}
+
+fn put(is_v: bool, c: u32, w: vec4<u32>) {
+  if (c >= CHUNKS) { return; }
+  let off = (c / (DP / 8u)) * KS + (c % (DP / 8u)) * 8u;
+  for (var i = 0u; i < 4u; i++) {
+    let h = bitcast<vec2<f16>>(w[i]);
+    if (is_v) { Vs[off + 2u * i] = h.x; Vs[off + 2u * i + 1u] = h.y; }
+    else { Ks[off + 2u * i] = h.x; Ks[off + 2u * i + 1u] = h.y; }
+  }
+}
+#else
+// Stages rows [r0, r0 + 64) of a [rows, D] matrix at `base` into the K or V tile, zero-padded.
+fn stage(is_v: bool, lid: u32, base: u32, r0: u32, rows: u32) {
+  for (var i = lid; i < BKV * DP; i += THREADS) {
+    let r = i / DP;
+    let c = i % DP;
+    var x = f16(0.0);
+    if (r0 + r < rows && c < p.d) {
+      if (is_v) { x = v[base + (r0 + r) * p.d + c]; } else { x = k[base + (r0 + r) * p.d + c]; }
+    }
+    if (is_v) { Vs[r * KS + c] = x; } else { Ks[r * KS + c] = x; }
+  }
+}
+#endif
+
+fn kfrag(j: u32, f: u32) -> subgroup_matrix_right<f16, 16, 16> {
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS + f * 16u, KS);
+}
+
+fn vfrag(kk: u32, f: u32) -> subgroup_matrix_right<f16, 16, 16> {
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, kk * 16u * KS + f * 16u, KS);
+}
+
+fn qfrag(sg: u32, f: u32) -> subgroup_matrix_left<f16, 16, 16> {
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + f * 16u, KS);
+}
+
+// S = Q·Kᵀ for this subgroup's 16 rows × the 64 keys of the staged tile, stored to its rows of Ss.
+fn scores(sg: u32,
+          q0: subgroup_matrix_left<f16, 16, 16>, q1: subgroup_matrix_left<f16, 16, 16>,
+          q2: subgroup_matrix_left<f16, 16, 16>, q3: subgroup_matrix_left<f16, 16, 16>,
+          q4: subgroup_matrix_left<f16, 16, 16>, q5: subgroup_matrix_left<f16, 16, 16>,
+          q6: subgroup_matrix_left<f16, 16, 16>, q7: subgroup_matrix_left<f16, 16, 16>) {
+  for (var j = 0u; j < BKV / 16u; j++) {
+    var s = subgroupMatrixMultiply<f32>(q0, kfrag(j, 0u));
+#if ${F2}
+    s = subgroupMatrixMultiplyAccumulate(q1, kfrag(j, 1u), s);
+#endif
+#if ${F3}
+    s = subgroupMatrixMultiplyAccumulate(q2, kfrag(j, 2u), s);
+#endif
+#if ${F4}
+    s = subgroupMatrixMultiplyAccumulate(q3, kfrag(j, 3u), s);
+#endif
+#if ${F5}
+    s = subgroupMatrixMultiplyAccumulate(q4, kfrag(j, 4u), s);
+#endif
+#if ${F6}
+    s = subgroupMatrixMultiplyAccumulate(q5, kfrag(j, 5u), s);
+#endif
+#if ${F7}
+    s = subgroupMatrixMultiplyAccumulate(q6, kfrag(j, 6u), s);
+#endif
+#if ${F8}
+    s = subgroupMatrixMultiplyAccumulate(q7, kfrag(j, 7u), s);
+#endif
+    subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + j * 16u, s, SW);
+  }
+}
+
+// Epilogue staging: O fragment i goes to column (i − f0)·16 of this subgroup's Ss rows when it is in this pass.
+fn stage_o(sg: u32, f0: u32, i: u32, acc: subgroup_matrix_result<f32, 16, 16>) {
+  if (i >= f0 && i < f0 + O_STEP) {
+    subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + (i - f0) * 16u, acc, SW);
+  }
+}
+
+@compute @workgroup_size(THREADS)
+fn main(@builtin(workgroup_id) wid: vec3u,
+        @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  let bh = wid.y;
+  let b = bh / p.heads;
+  let q0 = wid.x * BQ;
+  let qbase = bh * p.nq * p.d;
+  let kbase = bh * p.nk * p.d;
+  if (lid == 0u) {
+#if ${MASK}
+    wg_nk = min(p.nk, kv_len[b]);
+#else
+    wg_nk = p.nk;
+#endif
+  }
+  let nk = workgroupUniformLoad(&wg_nk);
+
+  // Q tile → Ks (as a staging area) → this subgroup's fragments, kept in registers for both passes.
+  for (var i = lid; i < BQ * DP; i += THREADS) {
+    let r = i / DP;
+    let c = i % DP;
+    var x = f16(0.0);
+    if (q0 + r < p.nq && c < p.d) { x = q[qbase + (q0 + r) * p.d + c]; }
+    Ks[r * KS + c] = x;
+  }
+  workgroupBarrier();
+  var qf0: subgroup_matrix_left<f16, 16, 16>;
+  var qf1: subgroup_matrix_left<f16, 16, 16>;
+  var qf2: subgroup_matrix_left<f16, 16, 16>;
+  var qf3: subgroup_matrix_left<f16, 16, 16>;
+  var qf4: subgroup_matrix_left<f16, 16, 16>;
+  var qf5: subgroup_matrix_left<f16, 16, 16>;
+  var qf6: subgroup_matrix_left<f16, 16, 16>;
+  var qf7: subgroup_matrix_left<f16, 16, 16>;
+  qf0 = qfrag(sg, 0u);
+#if ${F2}
+  qf1 = qfrag(sg, 1u);
+#endif
+#if ${F3}
+  qf2 = qfrag(sg, 2u);
+#endif
+#if ${F4}
+  qf3 = qfrag(sg, 3u);
+#endif
+#if ${F5}
+  qf4 = qfrag(sg, 4u);
+#endif
+#if ${F6}
+  qf5 = qfrag(sg, 5u);
+#endif
+#if ${F7}
+  qf6 = qfrag(sg, 6u);
+#endif
+#if ${F8}
+  qf7 = qfrag(sg, 7u);
+#endif
+  // O accumulators: function scope, outside every loop (zero-initialised), one per D fragment.
+  var o0: subgroup_matrix_result<f32, 16, 16>;
+  var o1: subgroup_matrix_result<f32, 16, 16>;
+  var o2: subgroup_matrix_result<f32, 16, 16>;
+  var o3: subgroup_matrix_result<f32, 16, 16>;
+  var o4: subgroup_matrix_result<f32, 16, 16>;
+  var o5: subgroup_matrix_result<f32, 16, 16>;
+  var o6: subgroup_matrix_result<f32, 16, 16>;
+  var o7: subgroup_matrix_result<f32, 16, 16>;
+  workgroupBarrier();   // Q fragments loaded: the K tile may overwrite the staging area
+
+  // Lanes: row r of this subgroup's 16, half h of the keys (and of each 16-wide D fragment in the epilogue).
+  let r = lane / 2u;
+  let h = lane % 2u;
+  var m = -1.0e30;      // running, then final, row max (log2 domain)
+  var l = 0.0;          // running, then final, sum of exp2(s − m)
+  let srow = sg * 16u * SW + r * SW;
+  let prow = (sg * 16u + r) * KS;
+
+#if ${VEC}
+  var rk: array<vec4<u32>, PER>;
+  var rv: array<vec4<u32>, PER>;
+  for (var i = 0u; i < PER; i++) { rk[i] = fetch(false, lid + i * THREADS, kbase, 0u, nk); }
+#endif
+  // ---- pass 1: row max and row sum. Barriers per tile: after staging K, after S. The readers of Ks (S
+  // fragments) are before the second, the readers of Ss (lanes) before the next tile's first.
+  for (var k0 = 0u; k0 < nk; k0 += BKV) {
+#if ${VEC}
+    for (var i = 0u; i < PER; i++) { put(false, lid + i * THREADS, rk[i]); }
+    workgroupBarrier();
+    if (k0 + BKV < nk) {
+      for (var i = 0u; i < PER; i++) { rk[i] = fetch(false, lid + i * THREADS, kbase, k0 + BKV, nk); }
+    } else {
+      // last tile: prefetch pass 2's first K and V tiles
+      for (var i = 0u; i < PER; i++) {
+        rk[i] = fetch(false, lid + i * THREADS, kbase, 0u, nk);
+        rv[i] = fetch(true, lid + i * THREADS, kbase, 0u, nk);
+      }
+    }
+#else
+    stage(false, lid, kbase, k0, nk);
+    workgroupBarrier();
+#endif
+    scores(sg, qf0, qf1, qf2, qf3, qf4, qf5, qf6, qf7);
+    workgroupBarrier();
+
+    var tmax = -1.0e30;
+    for (var c = 0u; c < 32u; c++) {
+      let key = 2u * ((c + r) % 32u) + h; // skewed by row: conflict-free Ss reads
+      if (k0 + key < nk) { tmax = max(tmax, Ss[srow + key] * p.scale_log2); }
+    }
+    tmax = max(tmax, subgroupShuffleXor(tmax, 1u));
+    let m_new = max(m, tmax);
+    var psum = 0.0;
+    for (var c = 0u; c < 32u; c++) {
+      let key = 2u * ((c + r) % 32u) + h;
+      if (k0 + key < nk) { psum += exp2(Ss[srow + key] * p.scale_log2 - m_new); }
+    }
+    psum += subgroupShuffleXor(psum, 1u);
+    l = l * exp2(m - m_new) + psum;
+    m = m_new;
+  }
+
+  // ---- pass 2: O = Σ_tiles P·V with the final m. Barriers per tile: after staging K/V, after S (every
+  // subgroup is done with K: P may overwrite its rows), after P, after P·V (the next tile may be staged).
+  for (var k0 = 0u; k0 < nk; k0 += BKV) {
+#if ${VEC}
+    for (var i = 0u; i < PER; i++) {
+      put(false, lid + i * THREADS, rk[i]);
+      put(true, lid + i * THREADS, rv[i]);
+    }
+    workgroupBarrier();
+    if (k0 + BKV < nk) {
+      for (var i = 0u; i < PER; i++) {
+        rk[i] = fetch(false, lid + i * THREADS, kbase, k0 + BKV, nk);
+        rv[i] = fetch(true, lid + i * THREADS, kbase, k0 + BKV, nk);
+      }
+    }
+#else
+    stage(false, lid, kbase, k0, nk);
+    stage(true, lid, kbase, k0, nk);
+    workgroupBarrier();
+#endif
+    scores(sg, qf0, qf1, qf2, qf3, qf4, qf5, qf6, qf7);
+    workgroupBarrier();
+
+    for (var c = 0u; c < 32u; c++) {
+      let key = 2u * ((c + r) % 32u) + h; // skewed by row: conflict-free Ss reads and P writes
+      var pv = 0.0;
+      if (k0 + key < nk) { pv = exp2(Ss[srow + key] * p.scale_log2 - m); }
+      Ks[prow + key] = f16(pv);
+    }
+    workgroupBarrier();
+
+    // O += P·V: each P fragment is loaded once and multiplies every V fragment of its 16 keys.
+    for (var kk = 0u; kk < BKV / 16u; kk++) {
+      let pf = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + kk * 16u, KS);
+      o0 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 0u), o0);
+#if ${F2}
+      o1 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 1u), o1);
+#endif
+#if ${F3}
+      o2 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 2u), o2);
+#endif
+#if ${F4}
+      o3 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 3u), o3);
+#endif
+#if ${F5}
+      o4 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 4u), o4);
+#endif
+#if ${F6}
+      o5 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 5u), o5);
+#endif
+#if ${F7}
+      o6 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 6u), o6);
+#endif
+#if ${F8}
+      o7 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 7u), o7);
+#endif
+    }
+    workgroupBarrier();
+  }
+
+  // ---- epilogue: O through this subgroup's Ss rows (O_STEP fragments per pass), scaled by 1/l, bounds-checked.
+  let row = q0 + sg * 16u + r;
+  let inv = 1.0 / l;
+  for (var f0 = 0u; f0 < DF; f0 += O_STEP) {
+    stage_o(sg, f0, 0u, o0);
+#if ${F2}
+    stage_o(sg, f0, 1u, o1);
+#endif
+#if ${F3}
+    stage_o(sg, f0, 2u, o2);
+#endif
+#if ${F4}
+    stage_o(sg, f0, 3u, o3);
+#endif
+#if ${F5}
+    stage_o(sg, f0, 4u, o4);
+#endif
+#if ${F6}
+    stage_o(sg, f0, 5u, o5);
+#endif
+#if ${F7}
+    stage_o(sg, f0, 6u, o6);
+#endif
+#if ${F8}
+    stage_o(sg, f0, 7u, o7);
+#endif
+    workgroupBarrier();
+    if (row < p.nq) {
+      for (var f = f0; f < min(f0 + O_STEP, DF); f++) {
+        for (var c = 0u; c < 8u; c++) {
+          let d = f * 16u + 2u * c + h;
+          if (d < p.d) {
+#if ${OUT_F16}
+            o[qbase + row * p.d + d] = f16(Ss[srow + (f - f0) * 16u + 2u * c + h] * inv);
+#else
+            o[qbase + row * p.d + d] = Ss[srow + (f - f0) * 16u + 2u * c + h] * inv;
+#endif
+          }
+        }
+      }
+    }
+    if (f0 + O_STEP < DF) { workgroupBarrier(); } // the next pass overwrites Ss
+  }
+  if (row < p.nq && h == 0u) { lse[bh * p.nq + row] = (m + log2(l)) * 0.6931471805599453; }
+}
