@@ -316,10 +316,17 @@ async function runCase(gpu: Gpu, name: CaseName): Promise<Result> {
   const base = stats.inUseBytes;
   let runner: Runner | null = null;
   try {
+    // progress on stderr as it happens, so a run cut short by a time limit still shows how far it got
+    const c0 = performance.now();
+    const progress = (what: string) => console.error(`# ${label}: ${what} after ${((performance.now() - c0) / 1000).toFixed(1)} s`);
     runner = def.make(gpu, forced ? 'f32' : def.dtype, precision);
+    progress('model and data built');
     const routed = { ...gpu.f32MatmulStats };
-    for (let i = 0; i < WARMUP; i++) runner.step();
-    await gpu.sync();
+    for (let i = 0; i < WARMUP; i++) {
+      runner.step();
+      await gpu.sync();
+      progress(`warm-up step ${i + 1} done`);
+    }
     const times: number[] = [];
     const encodes: number[] = [];
     const t0 = performance.now();
