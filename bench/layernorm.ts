@@ -93,7 +93,7 @@ if (process.argv.includes('--sweep')) {
   results.push(...(await bench(gpu, 'f16', false, sg, { wideF16: true, fastPack: true, slots: 4 })));
   // weight-gradient pass: rows per block, final sum, row slots
   const bwd: ['f32' | 'f16', Variant][] = [
-    ...[4, 8, 32, 64].map((rowsPerBlock) => ['f32', { rowsPerBlock }] as ['f32', Variant]),
+    ...[4, 8, 16, 32, 64].map((rowsPerBlock) => ['f32', { rowsPerBlock }] as ['f32', Variant]),
     ['f32', { rowsPerBlock: 64, finalSum: 'colsum' }],
     ...[2, 4, 8].flatMap((slots) => [undefined, 32, 64, 128].map((rowsPerBlock) => ['f32', { slots, rowsPerBlock, finalSum: 'colsum' }] as ['f32', Variant])),
     ['f32', { slots: 4, finalSum: 'reduce' }],

@@ -372,7 +372,10 @@ export function layernormBackward(
   // passes 52 µs vs one colsum 19.5 µs (then fewer µs with colsum's per-call column tile), so colsum is the
   // default. The subgroup-row variant ({subgroupRows: true, slots: 8, rowsPerBlock: 128}) passes its GPU tests
   // but its row kernel took 103 µs: an option only.
+  // f32: about 512 blocks (32-row blocks at 16384 rows), as adaLN's sweep found best for the same row kernel
+  // and shape (62 → 74 %); not yet swept for LayerNorm itself (bench/layernorm.ts --sweep has rows per block).
   const variant = withDefaults(x.dtype === 'f16' ? { fastPack: true, finalSum: 'colsum' } : { finalSum: 'colsum' }, opts);
-  const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: opts.weight, wOffset: 0, groupRows: Math.max(1, rows), gradShape: [C], out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock, variant });
+  const rowsPerBlock = opts.rowsPerBlock ?? (x.dtype === 'f32' && opts.weight ? Math.max(1, Math.ceil(rows / 512)) : undefined);
+  const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: opts.weight, wOffset: 0, groupRows: Math.max(1, rows), gradShape: [C], out: opts.out, subgroups: opts.subgroups, rowsPerBlock, variant });
   return r.dw ? { dx: r.dx, dweight: r.dw, dbias: r.db } : { dx: r.dx };
 }
