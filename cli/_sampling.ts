@@ -122,7 +122,7 @@ export async function sampleVideos(gpu: Gpu, m: LoadedModel, prompts: readonly s
     keep.push(y2, yLen2);
     denoiser = cfgDoubledBatch(gpu, (x2, t2) => forward(x2, t2, y2, yLen2), { scale: cfg, guided: opts.cfgChannels ?? 'all' });
   }
-  const x = await sample(gpu, denoiser, { sampler: opts.sampler ?? 'iddpm', steps: opts.steps, seed: opts.seed ?? 0, shape: [B, C, T, H, W], progress: opts.progress });
+  const x = await sample(gpu, denoiser, { sampler: opts.sampler ?? 'iddpm', steps: opts.steps, seed: opts.seed ?? 0, shape: [B, C, T, H, W], progress: opts.progress, prediction: config.scheduler.prediction });
   const out = (await x.read()) as Float32Array;
   for (const t of [x, ...keep]) t.release();
   return out;

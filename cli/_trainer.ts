@@ -12,7 +12,7 @@ import { randCpu, randn } from '../engine/ops/random.js';
 import type { Tensor } from '../engine/tensor.js';
 import { latentShape, type TrainConfig } from '../configs/types.js';
 import { createSchedule, type Schedule } from '../models/diffusion/schedule.js';
-import { lossWeights, qSample, sampleTimesteps, trainingLosses, trainingLossesBackward } from '../models/diffusion/iddpm.js';
+import { lossWeights, predictionGradient, predictionToEps, qSample, sampleTimesteps, trainingLosses, trainingLossesBackward } from '../models/diffusion/iddpm.js';
 import { mul } from '../engine/ops/elementwise.js';
 import { STDiT } from '../models/stdit.js';
 import { loadStateDict, stateDict, trainableParams } from '../models/state.js';
@@ -197,7 +197,9 @@ export class Trainer {
     const tape = new Tape(gpu);
     const xIn = tape.input(dtype === 'f16' ? cast(gpu, xT, 'f16') : xT, 'x_t');
     const out = F.toDtype(tape, this.model.forward(tape, { x: xIn, timestep, y: tape.input(y, 'y'), yLen }), 'f32');
-    const inputs = { xStart, xT, noise, t, modelOutput: out.value };
+    const prediction = c.scheduler.prediction;
+    const epsOut = predictionToEps(gpu, s, prediction, xT, t, out.value); // out.value itself for eps prediction
+    const inputs = { xStart, xT, noise, t, modelOutput: epsOut, prediction };
     const { loss, mse, vb } = trainingLosses(gpu, s, inputs);
     const lossValues = loss.read();
     let seedGrad = this.optimizer.seed(B, 1 / B);
@@ -207,8 +209,13 @@ export class Trainer {
       for (const x of [seedGrad, w]) x.release();
       seedGrad = weighted;
     }
-    const dOut = trainingLossesBackward(gpu, s, inputs, seedGrad);
+    const dEps = trainingLossesBackward(gpu, s, inputs, seedGrad);
     seedGrad.release();
+    const dOut = predictionGradient(gpu, s, prediction, xT, t, dEps);
+    if (epsOut !== out.value) {
+      epsOut.release();
+      dEps.release();
+    }
     tape.backward(out, dOut);
     dOut.release();
     tape.release();

@@ -37,6 +37,7 @@ export const CHOICES: Record<string, readonly string[]> = {
   'scheduler.type': ['iddpm'],
   'scheduler.noise_schedule': ['linear'],
   'scheduler.loss_weighting': ['uniform', 'p2', 'v'],
+  'scheduler.prediction': ['eps', 'v'],
   'dataset.type': ['synthetic', 'csv'],
 };
 

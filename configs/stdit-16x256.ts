@@ -33,7 +33,7 @@ export function stdit16x256(): TrainConfig {
     },
     text_encoder: { type: 't5', from_pretrained: '', model_max_length: 120, caption_channels: 4096 },
     vae: { type: 'sd-vae', from_pretrained: '', latent_channels: 4, downsample: [1, 8, 8], scaling_factor: 0.18215 },
-    scheduler: { type: 'iddpm', num_timesteps: 1000, noise_schedule: 'linear', timestep_respacing: '', learn_sigma: true, loss_weighting: 'uniform' },
+    scheduler: { type: 'iddpm', num_timesteps: 1000, noise_schedule: 'linear', timestep_respacing: '', learn_sigma: true, loss_weighting: 'uniform', prediction: 'eps' },
     dtype: 'f16',
     matmul_precision: 'highest',
     sp_size: 1,

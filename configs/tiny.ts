@@ -32,7 +32,7 @@ export function tiny(): TrainConfig {
     },
     text_encoder: { type: 'tiny', from_pretrained: '', model_max_length: 16, caption_channels: 64 },
     vae: { type: 'identity', from_pretrained: '', latent_channels: 3, downsample: [1, 1, 1], scaling_factor: 1 },
-    scheduler: { type: 'iddpm', num_timesteps: 1000, noise_schedule: 'linear', timestep_respacing: '', learn_sigma: true, loss_weighting: 'uniform' },
+    scheduler: { type: 'iddpm', num_timesteps: 1000, noise_schedule: 'linear', timestep_respacing: '', learn_sigma: true, loss_weighting: 'uniform', prediction: 'eps' },
     dtype: 'f32',
     matmul_precision: 'highest',
     sp_size: 1,

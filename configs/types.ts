@@ -70,10 +70,19 @@ export interface SchedulerConfig {
    * same output, capped; weighs those noisy steps much more). Applied to the whole per-sample loss (mse + vb).
    */
   loss_weighting: LossWeighting;
+  /**
+   * What the model's first C output channels predict: 'eps' (the noise, upstream) or 'v'
+   * (sqrt(ᾱ)·eps − sqrt(1 − ᾱ)·x0, Salimans & Ho 2022), trained with the v-MSE. eps prediction leaves the
+   * noisy steps' x0 (layout, motion) a vanishing part of the output; v keeps it O(1) at every t.
+   */
+  prediction: Prediction;
 }
 
 /** See SchedulerConfig.loss_weighting. */
 export type LossWeighting = 'uniform' | 'p2' | 'v';
+
+/** See SchedulerConfig.prediction. */
+export type Prediction = 'eps' | 'v';
 
 export interface DatasetConfig {
   /** 'synthetic' (built-in, deterministic moving shapes with captions) or 'csv' (video paths + captions). */
@@ -194,6 +203,7 @@ export function validateConfig(c: TrainConfig): TrainConfig {
     bad.push(`model.pred_sigma (${c.model.pred_sigma}) and scheduler.learn_sigma (${c.scheduler.learn_sigma}) must agree`);
   }
   if (c.dtype !== 'f32' && c.dtype !== 'f16') bad.push(`dtype = ${c.dtype} must be 'f32' or 'f16'`);
+  if (c.scheduler.prediction !== 'eps' && c.scheduler.prediction !== 'v') bad.push(`scheduler.prediction = ${c.scheduler.prediction} must be 'eps' or 'v'`);
   if (c.matmul_precision !== 'highest' && c.matmul_precision !== 'high') bad.push(`matmul_precision = ${c.matmul_precision} must be 'highest' or 'high'`);
   if (c.vae.type === 'identity' && c.vae.downsample.some((d) => d !== 1)) bad.push(`vae.type 'identity' needs vae.downsample 1,1,1 (got ${c.vae.downsample})`);
   if (bad.length) throw new Error(`invalid config "${c.name}":\n  - ${bad.join('\n  - ')}`);

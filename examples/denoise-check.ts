@@ -9,7 +9,7 @@ import { latentShape } from '../configs/types.js';
 import { VideoDataset } from '../data/dataset.js';
 import { loadForSampling } from '../cli/_sampling.js';
 import { encodeCaptions } from '../cli/_trainer.js';
-import { qSample } from '../models/diffusion/iddpm.js';
+import { predictionToEps, qSample } from '../models/diffusion/iddpm.js';
 import { createSchedule } from '../models/diffusion/schedule.js';
 
 const [ckpt, csv, index = '0', weights = 'ema'] = process.argv.slice(2);
@@ -32,7 +32,8 @@ for (const t of [10, 100, 300, 500, 800, 950]) {
   const xt = qSample(gpu, s, x0, [t], noise);
   const tape = new Tape(gpu, false);
   const out = m.model.forward(tape, { x: tape.input(xt), timestep: gpu.upload([t], [1], 'f32', 't'), y: tape.input(y), yLen });
-  const [eps, nz, xv] = [await out.value.read(), await noise.read(), await xt.read()];
+  const epsOut = predictionToEps(gpu, s, m.config.scheduler.prediction, xt, [t], out.value); // v → eps where the model predicts v
+  const [eps, nz, xv] = [await epsOut.read(), await noise.read(), await xt.read()];
   const a = s.sqrtAlphasCumprod[t]!;
   const b = s.sqrtOneMinusAlphasCumprod[t]!;
   let e = 0;

@@ -10,7 +10,7 @@ import { randn } from '../engine/ops/random.js';
 import { CachedDataset } from '../data/cache.js';
 import { loadForSampling } from '../cli/_sampling.js';
 import { encodeCaptions } from '../cli/_trainer.js';
-import { qSample } from '../models/diffusion/iddpm.js';
+import { predictionToEps, qSample } from '../models/diffusion/iddpm.js';
 import { createSchedule } from '../models/diffusion/schedule.js';
 
 const DIRECTIONS = ['left', 'right', 'up', 'down'];
@@ -54,7 +54,8 @@ for (const t of TIMESTEPS) {
     const xt = qSample(gpu, s, gpu.upload(x0, [B, C, T, H, W]), new Array(B).fill(t), gpu.upload(nz, [B, C, T, H, W]));
     const { y, yLen } = encodeCaptions(gpu, m.textEncoder, captions, 'f32');
     const tape = new Tape(gpu, false);
-    const out = await m.model.forward(tape, { x: tape.input(xt), timestep: gpu.upload(new Array(B).fill(t), [B], 'f32'), y: tape.input(y), yLen }).value.read();
+    const raw = m.model.forward(tape, { x: tape.input(xt), timestep: gpu.upload(new Array(B).fill(t), [B], 'f32'), y: tape.input(y), yLen }).value;
+    const out = await predictionToEps(gpu, s, m.config.scheduler.prediction, xt, new Array(B).fill(t), raw).read(); // v → eps where the model predicts v
     const loss = captions.map((_, b) => {
       let e = 0;
       for (let i = 0; i < n; i++) e += (out[b * perSample + i]! - noise1[i]!) ** 2; // the ε channels come first

@@ -18,6 +18,11 @@
 //   DPM:      DPM-Solver++ (data prediction): d = sra·x − srm1·eps; x_next = a·x + b·(c0·d + c1·d_prev).
 //             coef: sra, srm1, a, b, c0, c1; writes d for the next step
 //   CFG:      out = uncond + scale·(cond − uncond) on the first `guided` channels of each sample, cond elsewhere.
+//   VTOEPS:   a v-prediction output as an eps one: eps = sqrt(ᾱ)·v + sqrt(1 − ᾱ)·x_t on the first M values of
+//             each sample, the learned variance values (LEARNED) copied. With coef (sqrt(ᾱ), 0) and the eps
+//             gradient as `mo` it is the backward (d v = sqrt(ᾱ)·d eps).  coef: sqrtAlphasCumprod, sqrtOneMinus
+//   LOSS and BACKWARD weigh the MSE term by coef column 7 (1 for eps prediction, 1/ᾱ for v prediction: the
+//             v-MSE, since eps − epŝ = sqrt(ᾱ)·(v − v̂)).
 struct Params {
   n: u32,        // threads: elements of x (B·M); FINISH: samples
   m: u32,        // elements per sample of x (CFG: elements per channel)
@@ -41,6 +46,11 @@ struct Params {
 @group(0) @binding(0) var<storage, read> cond: array<f32>;
 @group(0) @binding(1) var<storage, read> uncond: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
+#elif ${VTOEPS}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> mo: array<f32>;
+@group(0) @binding(2) var<storage, read> coef: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
 #else
 @group(0) @binding(0) var<storage, read> x: array<f32>;  // LOSS/BACKWARD: x_t
 @group(0) @binding(1) var<storage, read> mo: array<f32>; // model output
@@ -168,6 +178,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   mse[i] = ms;
   vb[i] = vs;
   loss[i] = ms + vs;
+#elif ${VTOEPS}
+  let b = i / p.m;
+  let j = i % p.m;
+#if ${LEARNED}
+  let o = 2u * b * p.m + j;
+  y[o + p.m] = mo[o + p.m];
+#else
+  let o = i;
+#endif
+  y[o] = coef[b * p.k] * mo[o] + coef[b * p.k + 1u] * x[i];
 #elif ${CFG}
   let ch = (i / p.m) % p.k;
   let c = cond[i];
@@ -190,7 +210,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #endif
 #if ${LOSS}
   let e = eps - noise[i];
-  terms[2u * b * p.m + j] = e * e;
+  terms[2u * b * p.m + j] = e * e * coef[c + 7u];
 #if ${LEARNED}
   terms[2u * b * p.m + p.m + j] = vb_elem(b, x0[i], xv, eps, v).x / LN2;
 #else
@@ -198,7 +218,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 #endif
 #elif ${BACKWARD}
   let g = dloss[b];
-  let ge = 2.0 * (eps - noise[i]) / f32(p.m) * g;
+  let ge = 2.0 * (eps - noise[i]) / f32(p.m) * g * coef[c + 7u];
 #if ${LEARNED}
   dmo[2u * b * p.m + j] = ge;
   dmo[2u * b * p.m + p.m + j] = vb_elem(b, x0[i], xv, eps, v).y / (LN2 * f32(p.m)) * p.s0 * g;

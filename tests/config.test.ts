@@ -112,6 +112,16 @@ cfg.test("matmul_precision: 'highest' by default and for configs stored without 
   await assertThrows(() => validateConfig({ ...getConfig('tiny'), matmul_precision: 'low' as 'high' }), /matmul_precision = low must be 'highest' or 'high'/, 'validated');
 });
 
+cfg.test("scheduler.prediction: 'eps' by default and for configs stored without it (the embedded checkpoint's); 'v' by override; bad values refused", async () => {
+  eq([getConfig('tiny').scheduler.prediction, getConfig('stdit-16x256').scheduler.prediction], ['eps', 'eps'], 'registered defaults');
+  const stored = JSON.parse(JSON.stringify(getConfig('tiny'))) as { scheduler: Record<string, unknown> };
+  delete stored.scheduler.prediction;
+  eq(configFromJson(stored).scheduler.prediction, 'eps', 'old stored config');
+  eq(applyOverrides(getConfig('tiny'), { 'scheduler.prediction': 'v' }).scheduler.prediction, 'v', '--scheduler.prediction v');
+  await assertThrows(() => applyOverrides(getConfig('tiny'), { 'scheduler.prediction': 'x0' }), /"scheduler\.prediction" must be one of 'eps', 'v'/, 'bad choice');
+  await assertThrows(() => validateConfig({ ...getConfig('tiny'), scheduler: { ...getConfig('tiny').scheduler, prediction: 'x0' as 'v' } }), /scheduler\.prediction = x0 must be 'eps' or 'v'/, 'validated');
+});
+
 // ---- CLI arguments ----------------------------------------------------------------------------------------
 const spec: CliSpec = {
   program: 'dit',

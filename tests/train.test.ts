@@ -108,4 +108,19 @@ s.test("scheduler.loss_weighting 'p2' scales the gradient by the sample's weight
   if (!(Math.abs(ratio - w) <= 1e-4 * w)) throw new Error(`gradient norms ${norms}: ratio ${ratio}, expected the p2 weight ${w}`);
 });
 
+// v prediction: the same first step (same weights, noise and timestep) trains through the v-MSE, so its loss
+// and gradient differ from eps prediction's, and both are finite (the math itself: diffusion.test.ts).
+s.test("scheduler.prediction 'v' trains the model's output as v", async ({ gpu }) => {
+  const base = { ...microConfig(), batch_size: 1 };
+  const seen: { loss: number; norm: number }[] = [];
+  for (const prediction of ['eps', 'v'] as const) {
+    const t = new Trainer(gpu, { ...base, scheduler: { ...base.scheduler, prediction } });
+    const [loss] = await run(gpu, t, 0, 1);
+    seen.push({ loss: loss!, norm: (await t.optimizer.stats()).gradNorm });
+  }
+  const [e, v] = seen as [{ loss: number; norm: number }, { loss: number; norm: number }];
+  if (![e.loss, v.loss, e.norm, v.norm].every(Number.isFinite) || !(v.norm > 0)) throw new Error(`losses/norms ${JSON.stringify(seen)}`);
+  if (Math.abs(v.loss - e.loss) <= 1e-6 * e.loss || Math.abs(v.norm - e.norm) <= 1e-6 * e.norm) throw new Error(`v prediction changed nothing: ${JSON.stringify(seen)}`);
+});
+
 s.run();

@@ -16,13 +16,14 @@ const SHADER = { name: 'diffusion', template: diffusionWgsl };
 /** Column order of the coef tensor of each kernel. */
 export const COEFS = {
   qSample: ['sqrtAlphasCumprod', 'sqrtOneMinusAlphasCumprod'],
-  loss: ['sqrtRecipAlphasCumprod', 'sqrtRecipm1AlphasCumprod', 'posteriorMeanCoef1', 'posteriorMeanCoef2', 'minLog', 'maxLog', 'isT0'],
+  loss: ['sqrtRecipAlphasCumprod', 'sqrtRecipm1AlphasCumprod', 'posteriorMeanCoef1', 'posteriorMeanCoef2', 'minLog', 'maxLog', 'isT0', 'mseWeight'],
+  vToEps: ['sqrtAlphasCumprod', 'sqrtOneMinusAlphasCumprod'],
   pSample: ['sqrtRecipAlphasCumprod', 'sqrtRecipm1AlphasCumprod', 'posteriorMeanCoef1', 'posteriorMeanCoef2', 'minLog', 'maxLog', 'nonzero', 'fixedLogVariance'],
   ddim: ['sqrtRecipAlphasCumprod', 'sqrtRecipm1AlphasCumprod', 'sqrtAlphasCumprodPrev', 'dirCoef', 'sigma'],
   dpm: ['sqrtRecipAlphasCumprod', 'sqrtRecipm1AlphasCumprod', 'a', 'b', 'c0', 'c1'],
 } as const;
 
-const FLAGS = ['AXPBY', 'FINISH', 'CFG', 'LOSS', 'BACKWARD', 'PSAMPLE', 'DDIM', 'DPM'] as const;
+const FLAGS = ['AXPBY', 'FINISH', 'CFG', 'LOSS', 'BACKWARD', 'PSAMPLE', 'DDIM', 'DPM', 'VTOEPS'] as const;
 type Flag = (typeof FLAGS)[number];
 
 function kernel(gpu: Gpu, which: Flag, opts: { learned?: boolean; clip?: boolean; extras?: boolean; hasPrev?: boolean } = {}) {
@@ -93,7 +94,7 @@ export interface IddpmLossInputs {
   xStart: Tensor;
   xT: Tensor;
   noise: Tensor;
-  /** [B, 7]: COEFS.loss at each sample's t. */
+  /** [B, 8]: COEFS.loss at each sample's t. */
   coefs: Tensor;
   /** Factor of the VB term (upstream RESCALED_MSE: num_timesteps / 1000; default 1). */
   vbScale?: number;
@@ -134,6 +135,24 @@ export function iddpmLossBackward(gpu: Gpu, a: IddpmLossInputs & { dloss: Tensor
   const d = output(gpu, op, a.modelOutput.shape, 'f32', out);
   run(gpu, 'BACKWARD', [a.xT, a.modelOutput, a.coefs, a.xStart, a.noise, a.dloss, d], a.xT.size, m, COEFS.loss.length, { learned, s0: vbScale });
   return d;
+}
+
+/**
+ * A v-prediction model output [B, 2C or C, ...] as the eps-prediction output of the same x_t:
+ * eps = sqrt(ᾱ)·v + sqrt(1 − ᾱ)·x_t on the eps channels, learned variance values copied. coefs [B, 2]:
+ * COEFS.vToEps at each sample's t. With coefs (sqrt(ᾱ), 0) and an eps-output gradient in place of the
+ * output it gives the v-output gradient (see models/diffusion/iddpm.ts predictionGradient).
+ */
+export function vToEps(gpu: Gpu, x: Tensor, modelOutput: Tensor, coefs: Tensor, out?: Tensor): Tensor {
+  const op = 'vToEps';
+  const { batch, m } = batchOf(op, x, 'x');
+  expectLive(op, modelOutput);
+  expectDType(op, modelOutput, ['f32']);
+  const learned = learnedSigma(op, x, modelOutput);
+  expectCoefs(op, coefs, batch, COEFS.vToEps);
+  const y = output(gpu, op, modelOutput.shape, 'f32', out);
+  run(gpu, 'VTOEPS', [x, modelOutput, coefs, y], x.size, m, COEFS.vToEps.length, { learned });
+  return y;
 }
 
 export interface StepInputs {

@@ -8,10 +8,10 @@
 //   loss = mse + vbScale·vb (vbScale 1: upstream's num_timesteps / 1000 for the 1000-step schedule)
 import type { Gpu } from '../../engine/gpu.js';
 import type { Tensor } from '../../engine/tensor.js';
-import { COEFS, iddpmLoss, iddpmLossBackward, sampleAxpby } from '../../engine/ops/diffusion.js';
+import { COEFS, iddpmLoss, iddpmLossBackward, sampleAxpby, vToEps } from '../../engine/ops/diffusion.js';
 import { randint } from '../../engine/ops/random.js';
 import type { Schedule } from './schedule.js';
-import type { LossWeighting } from '../../configs/types.js';
+import type { LossWeighting, Prediction } from '../../configs/types.js';
 
 /** Checks that t holds `batch` integer timesteps of the schedule. */
 export function checkTimesteps(what: string, s: Schedule, t: ArrayLike<number>, batch: number): void {
@@ -28,8 +28,8 @@ export function coefRows(t: ArrayLike<number>, row: (t: number) => number[]): Fl
   return Float32Array.from(rows.flat());
 }
 
-/** Coefficients of COEFS.loss at t. */
-export function lossCoefRow(s: Schedule, t: number): number[] {
+/** Coefficients of COEFS.loss at t; the MSE weight is 1/ᾱ_t for v prediction (the v-MSE), else 1. */
+export function lossCoefRow(s: Schedule, t: number, prediction: Prediction = 'eps'): number[] {
   return [
     s.sqrtRecipAlphasCumprod[t]!,
     s.sqrtRecipm1AlphasCumprod[t]!,
@@ -38,6 +38,7 @@ export function lossCoefRow(s: Schedule, t: number): number[] {
     s.posteriorLogVarianceClipped[t]!,
     s.logBetas[t]!,
     t === 0 ? 1 : 0,
+    prediction === 'v' ? 1 / s.alphasCumprod[t]! : 1,
   ];
 }
 
@@ -65,11 +66,16 @@ export interface LossInputs {
   modelOutput: Tensor;
   /** Factor of vb (default numTimesteps / 1000, upstream's RESCALED_MSE; 1 for the 1000-step schedule). */
   vbScale?: number;
+  /**
+   * What the model predicted ('eps' default). For 'v', pass modelOutput already converted with
+   * predictionToEps: the MSE term becomes the v-MSE (eps-MSE / ᾱ_t); the VB term is unchanged.
+   */
+  prediction?: Prediction;
 }
 
 function lossArgs(gpu: Gpu, what: string, s: Schedule, a: LossInputs) {
   checkTimesteps(what, s, a.t, a.xT.shape[0] ?? 0);
-  const coefs = uploadCoefs(gpu, a.t, (v) => lossCoefRow(s, v), COEFS.loss.length, `${what}.coefs`);
+  const coefs = uploadCoefs(gpu, a.t, (v) => lossCoefRow(s, v, a.prediction), COEFS.loss.length, `${what}.coefs`);
   return { modelOutput: a.modelOutput, xStart: a.xStart, xT: a.xT, noise: a.noise, coefs, vbScale: a.vbScale ?? s.numTimesteps / 1000 };
 }
 
@@ -86,6 +92,30 @@ export function trainingLossesBackward(gpu: Gpu, s: Schedule, a: LossInputs, dlo
   const args = lossArgs(gpu, 'trainingLossesBackward', s, a);
   const d = iddpmLossBackward(gpu, { ...args, dloss });
   args.coefs.release();
+  return d;
+}
+
+/**
+ * The model output as an eps-prediction output: unchanged for 'eps'; for 'v' (the model predicts
+ * v = sqrt(ᾱ)·eps − sqrt(1 − ᾱ)·x0, Salimans & Ho 2022) a new tensor with eps = sqrt(ᾱ_t)·v + sqrt(1 − ᾱ_t)·x_t
+ * on the eps channels (learned variance values kept). Losses and samplers then work on eps as upstream.
+ */
+export function predictionToEps(gpu: Gpu, s: Schedule, prediction: Prediction, xT: Tensor, t: ArrayLike<number>, modelOutput: Tensor): Tensor {
+  if (prediction === 'eps') return modelOutput;
+  checkTimesteps('predictionToEps', s, t, xT.shape[0] ?? 0);
+  const coefs = uploadCoefs(gpu, t, (v) => [s.sqrtAlphasCumprod[v]!, s.sqrtOneMinusAlphasCumprod[v]!], COEFS.vToEps.length, 'vToEps.coefs');
+  const y = vToEps(gpu, xT, modelOutput, coefs);
+  coefs.release();
+  return y;
+}
+
+/** The gradient by the model's own output from the gradient by its predictionToEps form (for 'v': sqrt(ᾱ_t)·d eps). */
+export function predictionGradient(gpu: Gpu, s: Schedule, prediction: Prediction, xT: Tensor, t: ArrayLike<number>, dEps: Tensor): Tensor {
+  if (prediction === 'eps') return dEps;
+  checkTimesteps('predictionGradient', s, t, xT.shape[0] ?? 0);
+  const coefs = uploadCoefs(gpu, t, (v) => [s.sqrtAlphasCumprod[v]!, 0], COEFS.vToEps.length, 'vToEps.coefs');
+  const d = vToEps(gpu, xT, dEps, coefs);
+  coefs.release();
   return d;
 }
 

@@ -10,8 +10,9 @@ import type { Gpu } from '../../engine/gpu.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { cfgCombine, COEFS, ddimStep, dpmSolverStep, pSampleStep } from '../../engine/ops/diffusion.js';
 import { randn } from '../../engine/ops/random.js';
-import { coefRows } from './iddpm.js';
+import { coefRows, predictionToEps } from './iddpm.js';
 import { createSchedule, TRAIN_STEPS, type Schedule } from './schedule.js';
+import type { Prediction } from '../../configs/types.js';
 
 /** The model: x [B, C, ...], t [B] f32 original timesteps → [B, 2C, ...] (learned sigma) or [B, C, ...]. */
 export type Denoiser = (x: Tensor, t: Tensor) => Tensor | Promise<Tensor>;
@@ -39,6 +40,8 @@ export interface SampleOptions {
   clipDenoised?: boolean;
   /** Called after every step with (step done, total). */
   progress?: (step: number, total: number) => void;
+  /** What the model predicts (default 'eps'); 'v' outputs are converted to eps at each call (iddpm.ts predictionToEps). */
+  prediction?: Prediction;
 }
 
 /** Validated sampler, step count and numel; throws clear errors for bad options. */
@@ -115,10 +118,14 @@ export async function sample(gpu: Gpu, model: Denoiser, opts: SampleOptions = {}
     if (own(x)) x.release();
     x = next;
   };
+  const base = createSchedule(); // the 1000-step schedule: `original` indexes it
   const call = async (original: number): Promise<Tensor> => {
     const t = gpu.upload(new Float32Array(batch).fill(original), [batch], 'f32', 'sample.t');
-    const out = await model(x, t);
+    const raw = await model(x, t);
     t.release();
+    if ((opts.prediction ?? 'eps') === 'eps') return raw;
+    const out = predictionToEps(gpu, base, opts.prediction!, x, new Array<number>(batch).fill(original), raw);
+    raw.release();
     return out;
   };
   const coefs = (row: number[], k: number) => gpu.upload(coefRows(new Array(batch).fill(0), () => row), [batch, k], 'f32', 'sample.coefs');
