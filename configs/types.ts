@@ -204,6 +204,9 @@ export function validateConfig(c: TrainConfig): TrainConfig {
   }
   if (c.dtype !== 'f32' && c.dtype !== 'f16') bad.push(`dtype = ${c.dtype} must be 'f32' or 'f16'`);
   if (c.scheduler.prediction !== 'eps' && c.scheduler.prediction !== 'v') bad.push(`scheduler.prediction = ${c.scheduler.prediction} must be 'eps' or 'v'`);
+  if (c.scheduler.prediction === 'v' && c.scheduler.loss_weighting === 'v') {
+    bad.push("scheduler.loss_weighting 'v' makes an eps-prediction loss like the v-MSE; with scheduler.prediction 'v' the MSE already is the v-MSE (weighting it again counts the noisiest steps up to 100× more): use loss_weighting 'uniform'");
+  }
   if (c.matmul_precision !== 'highest' && c.matmul_precision !== 'high') bad.push(`matmul_precision = ${c.matmul_precision} must be 'highest' or 'high'`);
   if (c.vae.type === 'identity' && c.vae.downsample.some((d) => d !== 1)) bad.push(`vae.type 'identity' needs vae.downsample 1,1,1 (got ${c.vae.downsample})`);
   if (bad.length) throw new Error(`invalid config "${c.name}":\n  - ${bad.join('\n  - ')}`);

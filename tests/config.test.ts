@@ -120,6 +120,7 @@ cfg.test("scheduler.prediction: 'eps' by default and for configs stored without 
   eq(applyOverrides(getConfig('tiny'), { 'scheduler.prediction': 'v' }).scheduler.prediction, 'v', '--scheduler.prediction v');
   await assertThrows(() => applyOverrides(getConfig('tiny'), { 'scheduler.prediction': 'x0' }), /"scheduler\.prediction" must be one of 'eps', 'v'/, 'bad choice');
   await assertThrows(() => validateConfig({ ...getConfig('tiny'), scheduler: { ...getConfig('tiny').scheduler, prediction: 'x0' as 'v' } }), /scheduler\.prediction = x0 must be 'eps' or 'v'/, 'validated');
+  await assertThrows(() => validateConfig({ ...getConfig('tiny'), scheduler: { ...getConfig('tiny').scheduler, prediction: 'v', loss_weighting: 'v' } }), /with scheduler\.prediction 'v' the MSE already is the v-MSE/, 'v weighting on v prediction');
 });
 
 // ---- CLI arguments ----------------------------------------------------------------------------------------
