@@ -8,7 +8,7 @@ import { Gpu } from '../engine/gpu.js';
 import { GpuError } from '../engine/errors.js';
 import { refBackward, refForward } from './ref/attention.js';
 
-interface Case { B: number; H: number; Nq: number; Nk: number; D: number; kvLen?: number[]; outF16?: boolean; noVec?: boolean; noPack?: boolean; narrow?: boolean; twoPass?: boolean }
+interface Case { B: number; H: number; Nq: number; Nk: number; D: number; kvLen?: number[]; outF16?: boolean; noVec?: boolean; noPack?: boolean; narrow?: boolean; twoPass?: boolean; rows?: 16 | 32 }
 
 const cases: Case[] = [
 
@@ -44,7 +44,7 @@ async function check({ gpu, rng }: Ctx, c: Case): Promise<void> {
   gpu.fill(lse, NaN);
   const kvLen = c.kvLen ? gpu.upload(c.kvLen, [B], 'u32') : undefined;
   const scale = 1 / Math.sqrt(D);
-  attentionForwardTc(gpu, { q, k, v, o, lse, kvLen, scale, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow, twoPass: c.twoPass });
+  attentionForwardTc(gpu, { q, k, v, o, lse, kvLen, scale, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow, twoPass: c.twoPass, twoPassRows: c.rows });
   const ref = refForward(roundToF16(qd), roundToF16(kd), roundToF16(vd), c, scale, c.kvLen);
   // P is rounded to f16 before P·V (as FlashAttention does on tensor cores): 1e-2 covers it.
   assertClose(await o.read(), ref.o, { rtol: 1e-2, what: `o ${JSON.stringify(c)}` });
@@ -93,6 +93,23 @@ s.gpuTest('tensor-core two-pass forward: the general cases, kv_len 1 and full, r
     }
   }
   if (failures.length) throw new Error(`${failures.length} of ${twoPassCases.length} cases failed:\n${failures.join('\n')}`);
+});
+
+// The two-pass kernel with 32 query rows per subgroup (twoPassRows 32, define R2: 2 subgroups × 32 rows, both
+// row fragments sharing each K/V fragment): the same cases. Rows 16..31 of a subgroup (fragment b) are covered
+// by every Nq ≥ 17; Nq 50, 65, 70, 77, 127, 130 and 200 end inside fragment a or b of a subgroup.
+const twoPass32Cases: Case[] = twoPassCases.map((c) => ({ ...c, rows: 32 }));
+
+s.gpuTest('tensor-core two-pass forward, 32 rows per subgroup: the two-pass cases again', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
+  const failures: string[] = [];
+  for (const c of twoPass32Cases) {
+    try {
+      await check(ctx, c);
+    } catch (e) {
+      failures.push((e as Error).message);
+    }
+  }
+  if (failures.length) throw new Error(`${failures.length} of ${twoPass32Cases.length} cases failed:\n${failures.join('\n')}`);
 });
 
 async function checkBackward({ gpu, rng }: Ctx, c: Case): Promise<void> {
@@ -162,9 +179,10 @@ s.test('tensor-core forward and backward compile on Dawn null backend', async ()
   await g.destroy();
 });
 
-s.test('tensor-core two-pass forward compiles on Dawn null backend (MASK, VEC, f16/f32 o, D fragments 1..8, narrow)', async () => {
+s.test('tensor-core two-pass forward compiles on Dawn null backend (16/32 rows, MASK, VEC, f16/f32 o, D fragments 1..8, narrow)', async () => {
   const g = await Gpu.open({ device: 'null' });
   const limitOnly = /total use of workgroup storage \(\d+ bytes\) is larger than the maximum allowed \(16384 bytes\)/;
+  for (const rows of [16, 32] as const)
   for (const D of [16, 24, 40, 64, 72, 96, 112, 128, 20]) {
     for (const mask of [false, true]) {
       for (const noVec of D % 8 === 0 ? [false, true] : [true]) {
@@ -178,7 +196,7 @@ s.test('tensor-core two-pass forward compiles on Dawn null backend (MASK, VEC, f
               const o = g.tensor([B, H, Nq, D], outF16 ? 'f16' : 'f32');
               const lse = g.tensor([B, H, Nq]);
               const kvLen = mask ? g.tensor([B], 'u32') : undefined;
-              attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1, noVec, narrowStaging: narrow, twoPass: true });
+              attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1, noVec, narrowStaging: narrow, twoPass: true, twoPassRows: rows });
               await g.sync(); // throws with the WGSL line on a compile or uniformity error
             } catch (e) {
               // WGSL accepted; only the null adapter's 16 KiB of workgroup memory refused the pipeline

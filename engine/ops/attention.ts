@@ -162,6 +162,8 @@ export interface AttentionOptions {
    * kernel and by sequences short enough for the packed tensor-core kernel.
    */
   twoPass?: boolean;
+  /** Tensor-core two-pass forward: query rows per subgroup, 16 (default) or 32 (ops/attention_tc.ts twoPassRows). */
+  twoPassRows?: 16 | 32;
 }
 
 export interface AttentionBackwardOptions {
@@ -238,7 +240,7 @@ export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: Atten
   const tc = tensorcore(gpu, op, q, opts.variant ?? 'auto', k.shape[2]!);
   if (B * H * Nq === 0) return { o, lse };
   if (tc) {
-    attentionForwardTc(gpu, { q, k, v, o, lse, kvLen: opts.kvLen, scale, twoPass: opts.twoPass });
+    attentionForwardTc(gpu, { q, k, v, o, lse, kvLen: opts.kvLen, scale, twoPass: opts.twoPass, twoPassRows: opts.twoPassRows });
     return { o, lse };
   }
   const tile = opts.tile ?? chooseAttentionTile(gpu, 'forward', D, Nq, Nk);

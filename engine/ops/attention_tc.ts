@@ -36,6 +36,13 @@ export interface AttentionTcArgs {
    * that take the packed kernel (Nq ≤ 16 and Nk ≤ 16, unless noPack) still do.
    */
   twoPass?: boolean;
+  /**
+   * Query rows per subgroup of the two-pass kernel (ignored without twoPass): 16 (default; 4 subgroups × 16
+   * rows) or 32 (2 subgroups × 32 rows, define R2: every K/V fragment loaded from workgroup memory feeds two
+   * MMAs, half the fragment loads per MMA, at twice the accumulator registers). Both take 64 query rows per
+   * workgroup and the same workgroup memory.
+   */
+  twoPassRows?: 16 | 32;
 }
 
 /** Workgroup memory the kernel needs for head dim D and score-staging row stride SW (f16 K/V/P tiles, f32 staging). */
@@ -80,8 +87,10 @@ export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
     return;
   }
   const vec = D % 8 === 0 && !a.noVec;
+  const rows = a.twoPassRows ?? 16;
+  if (rows !== 16 && rows !== 32) throw new ShapeError(`attention: twoPassRows must be 16 or 32 (got ${String(rows)})`);
   const kernel = a.twoPass
-    ? gpu.kernel(TWO_PASS, 'main', { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: vec, SW, ...fragmentFlags(DP / 16) })
+    ? gpu.kernel(TWO_PASS, 'main', { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: vec, SW, ...fragmentFlags(DP / 16), R2: rows === 32 })
     : gpu.kernel(SHADER, 'main', { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: vec, PACK: false, SW });
   gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }, B * H, 0], [Math.ceil(Nq / 64), B * H, 1]);
 }
