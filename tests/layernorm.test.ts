@@ -266,6 +266,8 @@ s.test('plans: workgroup size, register slots, blocks', () => {
   if (a.blockRows !== 5 || a.blocks !== 7) throw new Error(`blockPlan(4, 33, 5) = ${JSON.stringify(a)}`);
   const c = blockPlan(1, 16384, undefined, 4);
   if (c.blockRows !== 64 || c.blocks !== 256) throw new Error(`blockPlan(1, 16384, -, 4) = ${JSON.stringify(c)}`);
+  const d = blockPlan(1, 16384, undefined, 1, 512); // layernormBackward's f32 target
+  if (d.blockRows !== 32 || d.blocks !== 512) throw new Error(`blockPlan(1, 16384, -, 1, 512) = ${JSON.stringify(d)}`);
   const w = unitLayout('f16', 1152, true);
   if (w.e !== 8 || w.units !== 144 || unitLayout('f16', 1156, true).e !== 4 || unitLayout('f32', 1152, true).e !== 4) throw new Error(`unitLayout wideF16: ${JSON.stringify(w)}`);
 });

@@ -160,10 +160,6 @@ function kernelFor(gpu: Gpu, op: string, dtype: DType, C: number, backward: bool
   return { kernel: gpu.kernel(SHADER, backward ? 'backward' : 'forward', defines), units: lay.units, slots };
 }
 
-/**
- * dw[g] = Σ_blk pw[g, blk] and db likewise (pb and db left out: pw only) for f32 partials [groups, blocks, C],
- * in one deterministic pass.
- */
 /** Workgroups colsum aims for (a few per SM on current GPUs). */
 const COLSUM_TARGET = 256;
 
@@ -177,10 +173,11 @@ export function colsum(gpu: Gpu, pw: Tensor, pb: Tensor | undefined, dw: Tensor,
   const vec = C % 4 === 0;
   const units = vec ? C / 4 : C;
   const pair = !!pb && !!db;
-  const CT = [16, 8, 4].find((ct) => groups * (pair ? 2 : 1) * Math.ceil(units / ct) >= COLSUM_TARGET) ?? 4;
+  const arrays = pair ? 2 : 1;
+  const CT = [16, 8, 4].find((ct) => groups * arrays * Math.ceil(units / ct) >= COLSUM_TARGET) ?? 4;
   const tiles = Math.ceil(units / CT);
   const kernel = gpu.kernel(COLSUM, 'colsum', { CT, CV: vec ? 'vec4<f32>' : 'f32', PAIR: pair });
-  const { workgroups, groupsX } = grid(gpu, groups * (pair ? 2 : 1) * tiles, 1);
+  const { workgroups, groupsX } = grid(gpu, groups * arrays * tiles, 1);
   gpu.dispatch(kernel, pair ? [pw, pb!, dw, db!] : [pw, dw], [units, blocks, tiles, groupsX], workgroups);
 }
 
@@ -232,15 +229,17 @@ export interface NormBackwardSpec {
   out?: Tensor;
   subgroups?: boolean;
   rowsPerBlock?: number;
+  /** Workgroups in all the default block plan aims for (default BLOCK_TARGET; see blockPlan). */
+  blockTarget?: number;
   variant?: NormBackwardVariant;
 }
 
 /**
- * Rows per workgroup and workgroups per group for the backward: by default about BLOCK_TARGET / slots
- * workgroups in all (the same threads in flight as one-slot workgroups, `slots` times fewer partials).
+ * Rows per workgroup and workgroups per group for the backward: by default about target / slots workgroups
+ * in all (the same threads in flight as one-slot workgroups, `slots` times fewer partials).
  */
-export function blockPlan(groups: number, groupRows: number, rowsPerBlock?: number, slots = 1): { blockRows: number; blocks: number } {
-  const want = rowsPerBlock ?? Math.ceil(groupRows / Math.max(1, Math.ceil(BLOCK_TARGET / slots / groups)));
+export function blockPlan(groups: number, groupRows: number, rowsPerBlock?: number, slots = 1, target = BLOCK_TARGET): { blockRows: number; blocks: number } {
+  const want = rowsPerBlock ?? Math.ceil(groupRows / Math.max(1, Math.ceil(target / slots / groups)));
   const blockRows = Math.max(1, Math.min(want, groupRows));
   return { blockRows, blocks: Math.max(1, Math.ceil(groupRows / blockRows)) };
 }
@@ -272,7 +271,7 @@ export function normBackward(gpu: Gpu, s: NormBackwardSpec): { dx: Tensor; dw?: 
   }
   const { kernel, units, slots } = kernelFor(gpu, op, x.dtype, C, true, affine, subgroups, v);
   // Without weight gradients every workgroup can take `slots` rows (one per slot).
-  const { blockRows, blocks } = affine ? blockPlan(groups, s.groupRows, s.rowsPerBlock, slots) : { blockRows: slots, blocks: Math.ceil(s.groupRows / slots) };
+  const { blockRows, blocks } = affine ? blockPlan(groups, s.groupRows, s.rowsPerBlock, slots, s.blockTarget) : { blockRows: slots, blocks: Math.ceil(s.groupRows / slots) };
   const { workgroups, groupsX } = grid(gpu, groups * blocks, 1);
   const params = [rows, C, units, groupsX, { f32: 0 }, { f32: s.wOffset }, s.groupRows, blockRows, blocks, x.size];
   if (!affine) {
@@ -372,10 +371,10 @@ export function layernormBackward(
   // passes 52 µs vs one colsum 19.5 µs (then fewer µs with colsum's per-call column tile), so colsum is the
   // default. The subgroup-row variant ({subgroupRows: true, slots: 8, rowsPerBlock: 128}) passes its GPU tests
   // but its row kernel took 103 µs: an option only.
-  // f32: about 512 blocks (32-row blocks at 16384 rows), as adaLN's sweep found best for the same row kernel
-  // and shape (62 → 74 %); not yet swept for LayerNorm itself (bench/layernorm.ts --sweep has rows per block).
+  // f32: about 512 workgroups (32-row blocks at 16384 rows), as adaLN's sweep found best for the same row
+  // kernel and shape (62 → 74 %); not yet swept for LayerNorm itself (bench/layernorm.ts --sweep has rows per block).
   const variant = withDefaults(x.dtype === 'f16' ? { fastPack: true, finalSum: 'colsum' } : { finalSum: 'colsum' }, opts);
-  const rowsPerBlock = opts.rowsPerBlock ?? (x.dtype === 'f32' && opts.weight ? Math.max(1, Math.ceil(rows / 512)) : undefined);
-  const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: opts.weight, wOffset: 0, groupRows: Math.max(1, rows), gradShape: [C], out: opts.out, subgroups: opts.subgroups, rowsPerBlock, variant });
+  const blockTarget = x.dtype === 'f32' ? 512 : undefined;
+  const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: opts.weight, wOffset: 0, groupRows: Math.max(1, rows), gradShape: [C], out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock, blockTarget, variant });
   return r.dw ? { dx: r.dx, dweight: r.dw, dbias: r.db } : { dx: r.dx };
 }
