@@ -10,9 +10,10 @@ import attentionTcWgsl from '../../shaders/attention_tc.wgsl';
 import attentionTcTwoPassWgsl from '../../shaders/attention_tc_two_pass.wgsl';
 import attentionTcBackwardWgsl from '../../shaders/attention_tc_backward.wgsl';
 import attentionDeltaWgsl from '../../shaders/attention_delta.wgsl';
+import stagingWgsl from '../../shaders/attention_tc_staging.wgsl';
 
-const SHADER = { name: 'attention_tc', template: attentionTcWgsl };
-const TWO_PASS = { name: 'attention_tc_two_pass', template: attentionTcTwoPassWgsl };
+const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl };
+const TWO_PASS = { name: 'attention_tc_two_pass', template: attentionTcTwoPassWgsl + stagingWgsl };
 const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl };
 const DELTA = { name: 'attention_delta', template: attentionDeltaWgsl };
 
