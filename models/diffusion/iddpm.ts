@@ -101,22 +101,21 @@ export function trainingLossesBackward(gpu: Gpu, s: Schedule, a: LossInputs, dlo
  * on the eps channels (learned variance values kept). Losses and samplers then work on eps as upstream.
  */
 export function predictionToEps(gpu: Gpu, s: Schedule, prediction: Prediction, xT: Tensor, t: ArrayLike<number>, modelOutput: Tensor): Tensor {
-  if (prediction === 'eps') return modelOutput;
-  checkTimesteps('predictionToEps', s, t, xT.shape[0] ?? 0);
-  const coefs = uploadCoefs(gpu, t, (v) => [s.sqrtAlphasCumprod[v]!, s.sqrtOneMinusAlphasCumprod[v]!], COEFS.vToEps.length, 'vToEps.coefs');
-  const y = vToEps(gpu, xT, modelOutput, coefs);
-  coefs.release();
-  return y;
+  return prediction === 'eps' ? modelOutput : vToEpsAt(gpu, s, 'predictionToEps', xT, t, modelOutput, true);
 }
 
 /** The gradient by the model's own output from the gradient by its predictionToEps form (for 'v': sqrt(ᾱ_t)·d eps). */
 export function predictionGradient(gpu: Gpu, s: Schedule, prediction: Prediction, xT: Tensor, t: ArrayLike<number>, dEps: Tensor): Tensor {
-  if (prediction === 'eps') return dEps;
-  checkTimesteps('predictionGradient', s, t, xT.shape[0] ?? 0);
-  const coefs = uploadCoefs(gpu, t, (v) => [s.sqrtAlphasCumprod[v]!, 0], COEFS.vToEps.length, 'vToEps.coefs');
-  const d = vToEps(gpu, xT, dEps, coefs);
+  return prediction === 'eps' ? dEps : vToEpsAt(gpu, s, 'predictionGradient', xT, t, dEps, false);
+}
+
+/** vToEps of y with each sample's coefficients (sqrt(ᾱ_t), sqrt(1 − ᾱ_t) with the x_t term, else 0). */
+function vToEpsAt(gpu: Gpu, s: Schedule, what: string, xT: Tensor, t: ArrayLike<number>, y: Tensor, withX: boolean): Tensor {
+  checkTimesteps(what, s, t, xT.shape[0] ?? 0);
+  const coefs = uploadCoefs(gpu, t, (v) => [s.sqrtAlphasCumprod[v]!, withX ? s.sqrtOneMinusAlphasCumprod[v]! : 0], COEFS.vToEps.length, `${what}.coefs`);
+  const out = vToEps(gpu, xT, y, coefs);
   coefs.release();
-  return d;
+  return out;
 }
 
 /** Largest 'v' weight (1/ᾱ_t reaches it at t ≈ 670 of the linear schedule; at t = 999 it is ≈ 2.4e4). */

@@ -123,15 +123,14 @@ export async function sample(gpu: Gpu, model: Denoiser, opts: SampleOptions = {}
     const t = gpu.upload(new Float32Array(batch).fill(original), [batch], 'f32', 'sample.t');
     const raw = await model(x, t);
     t.release();
-    if ((opts.prediction ?? 'eps') === 'eps') return raw;
-    const out = predictionToEps(gpu, base, opts.prediction!, x, new Array<number>(batch).fill(original), raw);
-    raw.release();
+    const out = predictionToEps(gpu, base, opts.prediction ?? 'eps', x, new Array<number>(batch).fill(original), raw);
+    if (out !== raw) raw.release();
     return out;
   };
   const coefs = (row: number[], k: number) => gpu.upload(coefRows(new Array(batch).fill(0), () => row), [batch, k], 'f32', 'sample.coefs');
 
   if (kind === 'dpm-solver') {
-    const s = createSchedule();
+    const s = base;
     const times = dpmTimesteps(s.numTimesteps, steps);
     let dPrev: Tensor | null = null;
     for (let i = 0; i < steps; i++) {
