@@ -21,7 +21,7 @@ export interface Timing {
 }
 
 /** Per-kernel GPU times of one call of `record` (each dispatch in its own timed pass), slowest first. */
-async function profileOnce(gpu: Gpu, record: () => void): Promise<KernelTime[]> {
+export async function profileOnce(gpu: Gpu, record: () => void): Promise<KernelTime[]> {
   gpu.profiler.reset();
   gpu.profiler.enable();
   record();

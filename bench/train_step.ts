@@ -37,7 +37,7 @@ import type { Module } from '../models/nn.js';
 import { trainableParams } from '../models/state.js';
 import { createSchedule } from '../models/diffusion/schedule.js';
 import { qSample, sampleTimesteps, trainingLosses, trainingLossesBackward } from '../models/diffusion/iddpm.js';
-import { finish, openBenchGpu, table } from './_harness.js';
+import { finish, openBenchGpu, profileOnce, table } from './_harness.js';
 
 // ---------------------------------------------------------------- flags
 
@@ -164,7 +164,6 @@ function stditConfig(dtype: 'f16' | 'f32', frames: number, size: number, batch: 
     num_frames: frames,
     image_size: [size, size],
     dtype,
-    matmul_precision: 'highest',
     batch_size: batch,
     model: { ...c.model, grad_checkpoint: gradCheckpoint },
     // the text encoder is not run (random embeddings are passed in); 'tiny' keeps the Trainer constructible
@@ -346,13 +345,8 @@ async function runCase(gpu: Gpu, name: CaseName): Promise<Result> {
     const pipelinedMs = (performance.now() - p0) / steps;
     if (profile && gpu.info.timestamps) {
       // one more step with per-kernel timestamps (each dispatch in its own pass: slower, but the split is right)
-      gpu.profiler.reset();
-      gpu.profiler.enable();
-      runner.step();
-      await gpu.sync();
-      const rows = await gpu.profiler.report();
-      gpu.profiler.enable(false);
-      gpu.profiler.reset();
+      const r0 = runner;
+      const rows = await profileOnce(gpu, () => r0.step());
       const total = rows.reduce((a, r) => a + r.totalMs, 0);
       console.log(`${label}: profile of one step: ${total.toFixed(1)} ms of kernel time in ${rows.reduce((a, r) => a + r.count, 0)} dispatches; top kernels:`);
       for (const r of rows.slice(0, profileTop)) console.log(`  ${r.totalMs.toFixed(2).padStart(9)} ms ${String(r.count).padStart(6)}× ${(r.meanUs).toFixed(1).padStart(9)} µs  ${r.kernel}`);
