@@ -6,10 +6,14 @@ import * as F from '../engine/functional.js';
 import type { Gpu } from '../engine/gpu.js';
 import { timestepEmbedding } from '../engine/ops/embedding.js';
 import { numel, type Tensor } from '../engine/tensor.js';
-import { randCpu, randnCpu } from '../engine/ops/random.js';
+import { rand, randn } from '../engine/ops/random.js';
 import { ShapeError } from '../engine/errors.js';
 
-/** Seeded initialiser: draws from the engine's counter-based CPU stream (engine/ops/random.ts) and uploads. */
+/**
+ * Seeded initialiser: draws on the GPU from the engine's counter-based stream (engine/ops/random.ts), each
+ * parameter taking the next elements of the seed's stream, so a model's initial weights depend only on the
+ * seed and the declaration order. (Drawing STDiT-XL's 760 M values on the CPU took ~100 s.)
+ */
 export class Init {
   /** Elements of the (seed) stream used so far. */
   private offset = 0;
@@ -17,29 +21,28 @@ export class Init {
     readonly gpu: Gpu,
     readonly seed = 0,
   ) {}
-  private draw(n: number, kind: 'uniform' | 'normal'): Float64Array {
-    const opts = { seed: this.seed, offset: this.offset };
-    this.offset += n;
-    return kind === 'uniform' ? randCpu(n, opts) : randnCpu(n, opts);
-  }
-  private upload(name: string, shape: number[], data: ArrayLike<number>): Param {
-    return new Param(this.gpu.upload(data, shape, 'f32', name), name);
+  private draw(name: string, shape: number[], kind: 'uniform' | 'normal', scale: number, shift: number): Param {
+    const opts = { seed: this.seed, offset: this.offset, scale, shift, out: this.gpu.tensor(shape, 'f32', name) };
+    this.offset += numel(shape);
+    return new Param(kind === 'uniform' ? rand(this.gpu, shape, opts) : randn(this.gpu, shape, opts), name);
   }
   buffer(name: string, t: Tensor): Buffer {
     return new Buffer(t, name);
   }
   zeros(name: string, shape: number[]): Param {
-    return this.upload(name, shape, new Float32Array(numel(shape)));
+    const t = this.gpu.tensor(shape, 'f32', name);
+    this.gpu.fill(t, 0);
+    return new Param(t, name);
   }
   normal(name: string, shape: number[], std: number): Param {
-    return this.upload(name, shape, this.draw(numel(shape), 'normal').map((v) => std * v));
+    return this.draw(name, shape, 'normal', std, 0);
   }
   /** xavier_uniform_ on the weight viewed as [out, in·…] (torch's fan for Linear and for flattened convs). */
   xavier(name: string, shape: number[]): Param {
     const fanOut = shape[0]!;
     const fanIn = numel(shape) / fanOut;
     const a = Math.sqrt(6 / (fanIn + fanOut));
-    return this.upload(name, shape, this.draw(numel(shape), 'uniform').map((v) => (2 * v - 1) * a));
+    return this.draw(name, shape, 'uniform', 2 * a, -a);
   }
 }
 

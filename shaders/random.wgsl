@@ -5,6 +5,7 @@
 //   UNIFORM: (word >> 8) · 2^-24 in [0, 1).
 //   NORMAL:  Box–Muller on the word pairs (0,1) and (2,3): u1 = ((w_a >> 8) + 1) · 2^-24 in (0, 1],
 //            θ = 2π (w_b >> 8) · 2^-24, r = sqrt(−2 ln u1); even words take r cos θ, odd words r sin θ.
+// UNIFORM and NORMAL values are then mapped to v·scale + shift (parameter initialisers: U(−a, a), N(0, std²)).
 // One thread per counter writes its (up to) four elements of [offset, offset + n).
 struct Params {
   n: u32,        // elements to write
@@ -15,6 +16,8 @@ struct Params {
   seed_hi: u32,
   groups_x: u32, // workgroups along x of the folded 2-D grid
   threads: u32,  // counters to run
+  scale: f32,    // UNIFORM / NORMAL: v·scale + shift
+  shift: f32,
 }
 
 @group(0) @binding(0) var<storage, read_write> y: array<${OUT}>;
@@ -65,11 +68,11 @@ fn value(w: vec4u, j: u32) -> ${OUT} {
 #if ${BITS}
   return w[j];
 #elif ${UNIFORM}
-  return f32(w[j] >> 8u) * 5.9604644775390625e-8;
+  return f32(w[j] >> 8u) * 5.9604644775390625e-8 * p.scale + p.shift;
 #else
   let u1 = f32((w[j & 2u] >> 8u) + 1u) * 5.9604644775390625e-8;
   let r = sqrt(-2.0 * log(u1));
-  return r * cos_sin(w[(j & 2u) + 1u] >> 8u)[j & 1u];
+  return r * cos_sin(w[(j & 2u) + 1u] >> 8u)[j & 1u] * p.scale + p.shift;
 #endif
 }
 

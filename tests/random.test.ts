@@ -48,6 +48,19 @@ s.test('randn and rand on GPU match the CPU f64 stream', async ({ gpu, rng }) =>
   u.release();
 });
 
+s.test('scale and shift map rand and randn values (parameter initialisers: U(−a, a), N(0, std²))', async ({ gpu, rng }) => {
+  const seed = rng.int(0, 2 ** 31);
+  const offset = rng.int(0, 100);
+  const a = 0.01 + 2 * rng.next();
+  const std = 0.001 + 0.5 * rng.next();
+  const u = rand(gpu, [777], { seed, offset, scale: 2 * a, shift: -a });
+  assertClose(await u.read(), randCpu(u.size, { seed, offset }).map((v) => 2 * a * v - a), { rtol: 1e-6, what: 'rand·2a − a' });
+  const z = randn(gpu, [5, 131], { seed, offset, scale: std });
+  assertClose(await z.read(), randnCpu(z.size, { seed, offset }).map((v) => std * v), { rtol: 1e-5, what: 'randn·std' });
+  u.release();
+  z.release();
+});
+
 s.test('same (seed, offset) gives identical bits; other seeds/offsets differ; draws compose', async ({ gpu, rng }) => {
   const seed = rng.int(0, 2 ** 31);
   const a = (await randn(gpu, [4096], { seed, offset: 10 }).read()) as Float32Array;
@@ -115,6 +128,8 @@ s.test('bad inputs give clear errors', async ({ gpu }) => {
   await assertThrows(() => randn(gpu, [4], { seed: 1, offset: 2 ** 53 - 2 }), /runs past 2\^53/, 'offset overflow');
   await assertThrows(() => randn(gpu, [4], { seed: 1, out: gpu.tensor([5], 'f32', 'o') }), /must be \[4\] f32/, 'wrong out shape');
   await assertThrows(() => randint(3, 5, 2, { seed: 1 }), /lo ≤ hi/, 'empty randint range');
+  await assertThrows(() => randomBits(gpu, [4], { seed: 1, scale: 2 }), /scale and shift apply to rand and randn/, 'scaled bits');
+  await assertThrows(() => rand(gpu, [4], { seed: 1, shift: NaN }), /must be finite/, 'NaN shift');
 });
 
 s.run();

@@ -17,6 +17,9 @@ export interface RandomOptions {
   seed: number;
   /** Integer in 0..2^53−1: the first element of the stream to take (default 0). */
   offset?: number;
+  /** rand / randn: the values become v·scale + shift (default 1 and 0), e.g. U(−a, a) = rand·2a − a. */
+  scale?: number;
+  shift?: number;
   out?: Tensor;
 }
 
@@ -42,7 +45,10 @@ function draw(gpu: Gpu, op: string, kind: Kind, shape: readonly number[], opts: 
   const threads = Math.ceil((phase + y.size) / 4);
   const { workgroups, groupsX } = grid(gpu, threads, 256);
   const kernel = gpu.kernel(SHADER, 'main', { OUT: kind === 'bits' ? 'u32' : 'f32', BITS: kind === 'bits', UNIFORM: kind === 'uniform' });
-  const params = [y.size, phase, ctr % TWO32, Math.floor(ctr / TWO32), seed % TWO32, Math.floor(seed / TWO32), groupsX, threads];
+  const [scale, shift] = [opts.scale ?? 1, opts.shift ?? 0];
+  if (kind === 'bits' && (scale !== 1 || shift !== 0)) throw new ShapeError(`${op}: scale and shift apply to rand and randn, not to raw bits`);
+  if (!Number.isFinite(scale) || !Number.isFinite(shift)) throw new ShapeError(`${op}: scale ${scale} and shift ${shift} must be finite`);
+  const params = [y.size, phase, ctr % TWO32, Math.floor(ctr / TWO32), seed % TWO32, Math.floor(seed / TWO32), groupsX, threads, { f32: scale }, { f32: shift }];
   gpu.dispatch(kernel, [y], params, workgroups);
   return y;
 }
