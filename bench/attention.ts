@@ -3,11 +3,7 @@
 // 16×256 shapes (spatial: 64 sequences of 256 tokens; temporal: 1024 sequences of 16 tokens; H16, D72), beside
 // PyTorch SDPA (f32 and f16) on the same GPU in the same run. FLOPs: 4·B·H·Nq·Nk·D forward, 2.5× that backward
 // (FlashAttention's count).
-//   node dist/bench/attention.mjs [--quick] [--sweep] [--no-torch] [--safe] [--two-pass] [--two-pass-32]
-// --two-pass also times the opt-in two-pass tensor-core forward (attention option twoPass) on the same shapes
-// (not the temporal case: sequences of ≤ 16 tokens keep the packed kernel) and adds its columns; --two-pass-32
-// the same with 32 query rows per subgroup (twoPassRows 32: 2 subgroups × 32 rows, each K/V fragment feeding
-// two MMAs).
+//   node dist/bench/attention.mjs [--quick] [--sweep] [--no-torch] [--safe]
 // --sweep first times the tiled forward's variants (prefetch, wideLoads, stageOutput, mixed dtypes) and tiles
 // (each with and without prefetch) and the backward's tiles on the first case.
 import { attention, attentionBackward, attentionFlops, chooseAttentionTile, type AttentionOptions, type AttentionTile, type AttentionVariant } from '../engine/ops/attention.js';
@@ -124,22 +120,17 @@ if (process.argv.includes('--sweep')) {
 }
 
 const tc = !tensorcoreUnavailable(gpu);
-const twoPass = process.argv.includes('--two-pass');
-const twoPass32 = process.argv.includes('--two-pass-32');
-const ours: { fwd: number; fwd16: number; bwd: number; tcFwd: number; tcFwd2: number; tcFwd32: number; tcBwd: number }[] = [];
+const ours: { fwd: number; fwd16: number; bwd: number; tcFwd: number; tcBwd: number }[] = [];
 for (const c of cases) {
   const r = {
     fwd: await forward(gpu, c, 'f32'),
     fwd16: await forward(gpu, c, 'f16'),
     bwd: await backward(gpu, c),
     tcFwd: tc ? await forward(gpu, c, 'f16', { variant: 'tensorcore' }) : NaN,
-    tcFwd2: tc && twoPass && !(c[3] <= 16 && c[4] <= 16) ? await forward(gpu, c, 'f16', { variant: 'tensorcore', twoPass: true }) : NaN,
-    tcFwd32: tc && twoPass32 && !(c[3] <= 16 && c[4] <= 16) ? await forward(gpu, c, 'f16', { variant: 'tensorcore', twoPass: true, twoPassRows: 32 }) : NaN,
     tcBwd: tc ? await backward(gpu, c, undefined, 'f16', 'tensorcore') : NaN,
   };
   ours.push(r);
-  const two = (twoPass ? ` (two-pass ${r.tcFwd2.toFixed(3)})` : '') + (twoPass32 ? ` (two-pass 32 rows ${r.tcFwd32.toFixed(3)})` : '');
-  console.log(`${c[0]}: tiled forward ${r.fwd.toFixed(3)} (f16 storage ${r.fwd16.toFixed(3)}), backward ${r.bwd.toFixed(3)}; tensor cores forward ${r.tcFwd.toFixed(3)}${two}, backward ${r.tcBwd.toFixed(3)} TFLOP/s`);
+  console.log(`${c[0]}: tiled forward ${r.fwd.toFixed(3)} (f16 storage ${r.fwd16.toFixed(3)}), backward ${r.bwd.toFixed(3)}; tensor cores forward ${r.tcFwd.toFixed(3)}, backward ${r.tcBwd.toFixed(3)} TFLOP/s`);
 }
 const ref = torch('torch_attention.py', [JSON.stringify(cases)]);
 const tf = (name: string, key: string, dtype = 'float32') => Number(ref?.find((r) => r.name === name && r.dtype === dtype)?.[key] ?? NaN);
@@ -159,11 +150,11 @@ console.log(
 console.log('tensor-core kernels (f16) vs SDPA f16 / bf16:');
 console.log(
   table(
-    ['case', 'fwd TF/s', ...(twoPass ? ['two-pass fwd', 'two-pass/torch'] : []), ...(twoPass32 ? ['two-pass-32 fwd', 'two-pass-32/torch'] : []), 'torch f16', 'torch bf16', 'ratio f16', 'bwd TF/s', 'torch f16', 'ratio f16', 'bwd/fwd'],
+    ['case', 'fwd TF/s', 'torch f16', 'torch bf16', 'ratio f16', 'bwd TF/s', 'torch f16', 'ratio f16', 'bwd/fwd'],
     cases.map((c, i) => {
       const o = ours[i]!;
       const [f16f, bf16f, f16b] = [tf(c[0], 'fwd_tflops', 'float16'), tf(c[0], 'fwd_tflops', 'bfloat16'), tf(c[0], 'bwd_tflops', 'float16')];
-      return [c[0], o.tcFwd, ...(twoPass ? [o.tcFwd2, o.tcFwd2 / f16f] : []), ...(twoPass32 ? [o.tcFwd32, o.tcFwd32 / f16f] : []), f16f, bf16f, o.tcFwd / f16f, o.tcBwd, f16b, o.tcBwd / f16b, o.tcBwd / o.tcFwd];
+      return [c[0], o.tcFwd, f16f, bf16f, o.tcFwd / f16f, o.tcBwd, f16b, o.tcBwd / f16b, o.tcBwd / o.tcFwd];
     }),
   ),
 );

@@ -1,5 +1,5 @@
-// ---- K/V tile staging, shared by attention_tc.wgsl and attention_tc_two_pass.wgsl (appended to their
-// templates by engine/ops/attention_tc.ts). Uses the including kernel's k, v (VEC: vec4<u32> chunks, else
+// ---- K/V tile staging of attention_tc.wgsl (appended to its template by engine/ops/attention_tc.ts).
+// Uses the including kernel's k, v (VEC: vec4<u32> chunks, else
 // f16), p.d, the Ks/Vs tiles of BKV rows with row stride KS, DP (D padded) and THREADS. Constants and
 // functions only: no workgroup variables (their declaration order matters on Dawn/NVIDIA, see the kernels).
 #if ${VEC}

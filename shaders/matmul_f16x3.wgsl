@@ -29,13 +29,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> hi: array<u32>;       // packed f16
 @group(0) @binding(4) var<storage, read_write> lo: array<u32>;
 #else
-@group(0) @binding(0) var<storage, read> x: array<u32>;              // p1 = A_hi·B_hi (f32 bits); FUSED: p1 + (p2 + p3)·2^-11
+@group(0) @binding(0) var<storage, read> x: array<u32>;              // p1 = A_hi·B_hi (f32 bits)
 @group(0) @binding(1) var<storage, read> amax: array<f32>;
-#if ${FUSED}
-#else
 @group(0) @binding(3) var<storage, read> hi: array<u32>;             // p2 = A_hi·B_lo
 @group(0) @binding(4) var<storage, read> lo: array<u32>;             // p3 = A_lo·B_hi
-#endif
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;      // c
 #if ${BIAS}
 @group(0) @binding(2) var<storage, read> bias: array<f32>;           // [N]
@@ -149,11 +146,7 @@ fn combine(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
     return;
   }
   let e = exponent(amax[p.slot_a]) + exponent(amax[p.slot_b]);
-#if ${FUSED}
-  let c = bitcast<f32>(x[i]); // the fused tensor-core kernel combined the products already
-#else
   let c = bitcast<f32>(x[i]) + (bitcast<f32>(hi[i]) + bitcast<f32>(lo[i])) * (1.0 / 2048.0);
-#endif
   // two steps: 2^-e may be outside f32's exponent range when e > 126
   var r = ldexp(ldexp(c, -e / 2), -(e - e / 2));
 #if ${BIAS}

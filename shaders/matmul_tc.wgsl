@@ -6,10 +6,6 @@
 // (so global reads are contiguous) and loaded as fragments row- or column-major accordingly.
 // VEC_A / VEC_B: the stored rows are multiples of 8 halves, so staging moves 16-byte chunks;
 // with both, PREFETCH loads the next K slice into registers during the current one's multiplies.
-// X3 (ops/matmul_f16x3.ts's fused option): A, B are the hi halves and A2, B2 the lo halves of split f32
-// operands; each subgroup keeps acc = A·B and, in a second set of accumulators, cor = A·B2 + A2·B, and writes
-// C = acc + cor·2^-11 (f32; no bias/GELU, no prefetch; the caller un-scales). 3 MMAs per fragment pair for
-// twice the staged loads. Opt-in, not yet run on a GPU with subgroup matrices (none here to test it).
 enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -46,18 +42,6 @@ struct Params {
 #endif
 #endif
 @group(0) @binding(4) var<uniform> p: Params;
-#if ${X3}
-#if ${VEC_A}
-@group(0) @binding(5) var<storage, read> A2: array<vec4<u32>>;
-#else
-@group(0) @binding(5) var<storage, read> A2: array<f16>;
-#endif
-#if ${VEC_B}
-@group(0) @binding(6) var<storage, read> B2: array<vec4<u32>>;
-#else
-@group(0) @binding(6) var<storage, read> B2: array<f16>;
-#endif
-#endif
 
 const SG_M = ${SG_M}u;
 const SG_N = ${SG_N}u;
@@ -89,12 +73,8 @@ const BS = B_COLS + PAD;
 var<workgroup> As: array<f16, A_ROWS * AS>;
 var<workgroup> Bs: array<f16, B_ROWS * BS>;
 var<workgroup> Cs: array<f32, SG_M * SG_N * 256u>; // one 16×16 staging fragment per subgroup
-#if ${X3}
-var<workgroup> As2: array<f16, A_ROWS * AS>;
-var<workgroup> Bs2: array<f16, B_ROWS * BS>;
-#endif
 
-// dst: 0 As, 1 Bs (X3: 2 As2, 3 Bs2)
+// dst: 0 As, 1 Bs
 fn put8(dst: u32, off: u32, w: vec4<u32>) {
   let h0 = bitcast<vec2<f16>>(w.x);
   let h1 = bitcast<vec2<f16>>(w.y);
@@ -107,15 +87,6 @@ fn put8(dst: u32, off: u32, w: vec4<u32>) {
     Bs[off] = h0.x; Bs[off + 1u] = h0.y; Bs[off + 2u] = h1.x; Bs[off + 3u] = h1.y;
     Bs[off + 4u] = h2.x; Bs[off + 5u] = h2.y; Bs[off + 6u] = h3.x; Bs[off + 7u] = h3.y;
   }
-#if ${X3}
-  else if (dst == 2u) {
-    As2[off] = h0.x; As2[off + 1u] = h0.y; As2[off + 2u] = h1.x; As2[off + 3u] = h1.y;
-    As2[off + 4u] = h2.x; As2[off + 5u] = h2.y; As2[off + 6u] = h3.x; As2[off + 7u] = h3.y;
-  } else {
-    Bs2[off] = h0.x; Bs2[off + 1u] = h0.y; Bs2[off + 2u] = h1.x; Bs2[off + 3u] = h1.y;
-    Bs2[off + 4u] = h2.x; Bs2[off + 5u] = h2.y; Bs2[off + 6u] = h3.x; Bs2[off + 7u] = h3.y;
-  }
-#endif
 }
 
 // Stages the stored rows [r0, r0 + A_ROWS) × columns [c0, c0 + A_COLS) of A (row length `ld`, `nr` rows,
@@ -128,11 +99,6 @@ fn stage_a(lid: u32, base: u32, r0: u32, c0: u32, nr: u32, nc: u32, ld: u32) {
     var w = vec4<u32>(0u);
     if (r0 + r < nr && c0 + c < nc) { w = A[(base + (r0 + r) * ld + c0 + c) / 8u]; }
     put8(0u, r * AS + c, w);
-#if ${X3}
-    var w2 = vec4<u32>(0u);
-    if (r0 + r < nr && c0 + c < nc) { w2 = A2[(base + (r0 + r) * ld + c0 + c) / 8u]; }
-    put8(2u, r * AS + c, w2);
-#endif
   }
 #else
   for (var i = lid; i < A_ROWS * A_COLS; i += THREADS) {
@@ -141,11 +107,6 @@ fn stage_a(lid: u32, base: u32, r0: u32, c0: u32, nr: u32, nc: u32, ld: u32) {
     var v = f16(0.0);
     if (r0 + r < nr && c0 + c < nc) { v = A[base + (r0 + r) * ld + c0 + c]; }
     As[r * AS + c] = v;
-#if ${X3}
-    var v2 = f16(0.0);
-    if (r0 + r < nr && c0 + c < nc) { v2 = A2[base + (r0 + r) * ld + c0 + c]; }
-    As2[r * AS + c] = v2;
-#endif
   }
 #endif
 }
@@ -158,11 +119,6 @@ fn stage_b(lid: u32, base: u32, r0: u32, c0: u32, nr: u32, nc: u32, ld: u32) {
     var w = vec4<u32>(0u);
     if (r0 + r < nr && c0 + c < nc) { w = B[(base + (r0 + r) * ld + c0 + c) / 8u]; }
     put8(1u, r * BS + c, w);
-#if ${X3}
-    var w2 = vec4<u32>(0u);
-    if (r0 + r < nr && c0 + c < nc) { w2 = B2[(base + (r0 + r) * ld + c0 + c) / 8u]; }
-    put8(3u, r * BS + c, w2);
-#endif
   }
 #else
   for (var i = lid; i < B_ROWS * B_COLS; i += THREADS) {
@@ -171,11 +127,6 @@ fn stage_b(lid: u32, base: u32, r0: u32, c0: u32, nr: u32, nc: u32, ld: u32) {
     var v = f16(0.0);
     if (r0 + r < nr && c0 + c < nc) { v = B[base + (r0 + r) * ld + c0 + c]; }
     Bs[r * BS + c] = v;
-#if ${X3}
-    var v2 = f16(0.0);
-    if (r0 + r < nr && c0 + c < nc) { v2 = B2[base + (r0 + r) * ld + c0 + c]; }
-    Bs2[r * BS + c] = v2;
-#endif
   }
 #endif
 }
@@ -254,46 +205,6 @@ fn right_frag(kk: u32, n: u32) -> subgroup_matrix_right<f16, 16, 16> {
 #endif
 }
 
-#if ${X3}
-fn left_frag2(kk: u32, m: u32) -> subgroup_matrix_left<f16, 16, 16> {
-#if ${TRANS_A}
-  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&As2, kk * AS + m, AS);
-#else
-  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&As2, m * AS + kk, AS);
-#endif
-}
-
-fn right_frag2(kk: u32, n: u32) -> subgroup_matrix_right<f16, 16, 16> {
-#if ${TRANS_B}
-  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bs2, n * BS + kk, BS);
-#else
-  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bs2, kk * BS + n, BS);
-#endif
-}
-
-// Writes acc + cor·2^-11 for the fragment at (m, n), through this subgroup's staging area (cor first,
-// kept as 8 values per lane: the kernel runs with 32-lane subgroups only).
-fn store_frag_x3(acc: subgroup_matrix_result<f32, 16, 16>, cor: subgroup_matrix_result<f32, 16, 16>, m: u32, n: u32, c_base: u32, sg: u32, lane: u32) {
-  let cs = sg * 256u;
-  subgroupMatrixStore<row_major>(&Cs, cs, cor, 16u);
-  workgroupBarrier();
-  var t: array<f32, 8>;
-  for (var i = 0u; i < 8u; i++) { t[i] = Cs[cs + lane + i * 32u] * (1.0 / 2048.0); }
-  workgroupBarrier();
-  subgroupMatrixStore<row_major>(&Cs, cs, acc, 16u);
-  workgroupBarrier();
-  for (var i = 0u; i < 8u; i++) {
-    let e = lane + i * 32u;
-    let mm = m + e / 16u;
-    let nn = n + e % 16u;
-    if (mm < p.M && nn < p.N) {
-      C[c_base + mm * p.N + nn] = Cs[cs + e] + t[i];
-    }
-  }
-  workgroupBarrier();
-}
-#endif
-
 // Writes one accumulator fragment whose top-left is (m, n) in C: directly when the whole tile is in bounds
 // and there is no epilogue (DIRECT), else through this subgroup's staging area with bias/GELU and bounds.
 fn store_frag(acc: subgroup_matrix_result<f32, 16, 16>, m: u32, n: u32, c_base: u32, direct: bool, sg: u32, lane: u32, sg_size: u32) {
@@ -342,16 +253,6 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   var acc11: subgroup_matrix_result<f32, 16, 16>;
   var acc12: subgroup_matrix_result<f32, 16, 16>;
   var acc13: subgroup_matrix_result<f32, 16, 16>;
-#if ${X3}
-  var cor00: subgroup_matrix_result<f32, 16, 16>;
-  var cor01: subgroup_matrix_result<f32, 16, 16>;
-  var cor02: subgroup_matrix_result<f32, 16, 16>;
-  var cor03: subgroup_matrix_result<f32, 16, 16>;
-  var cor10: subgroup_matrix_result<f32, 16, 16>;
-  var cor11: subgroup_matrix_result<f32, 16, 16>;
-  var cor12: subgroup_matrix_result<f32, 16, 16>;
-  var cor13: subgroup_matrix_result<f32, 16, 16>;
-#endif
 
 #if ${PREFETCH}
   var ra: array<vec4<u32>, A_PER>;
@@ -381,46 +282,6 @@ fn main(@builtin(workgroup_id) wid: vec3u,
 #endif
     workgroupBarrier();
 #endif
-#if ${X3}
-    for (var kk = 0u; kk < BK; kk += 16u) {
-      let l0 = left_frag(kk, m0);     // A_hi
-      let l1 = left_frag(kk, m0 + 16u);
-      let h0 = left_frag2(kk, m0);    // A_lo
-      let h1 = left_frag2(kk, m0 + 16u);
-      var r = right_frag(kk, n0);     // B_hi
-      var q = right_frag2(kk, n0);    // B_lo
-      acc00 = subgroupMatrixMultiplyAccumulate(l0, r, acc00);
-      acc10 = subgroupMatrixMultiplyAccumulate(l1, r, acc10);
-      cor00 = subgroupMatrixMultiplyAccumulate(h0, r, cor00);
-      cor10 = subgroupMatrixMultiplyAccumulate(h1, r, cor10);
-      cor00 = subgroupMatrixMultiplyAccumulate(l0, q, cor00);
-      cor10 = subgroupMatrixMultiplyAccumulate(l1, q, cor10);
-      r = right_frag(kk, n0 + 16u);
-      q = right_frag2(kk, n0 + 16u);
-      acc01 = subgroupMatrixMultiplyAccumulate(l0, r, acc01);
-      acc11 = subgroupMatrixMultiplyAccumulate(l1, r, acc11);
-      cor01 = subgroupMatrixMultiplyAccumulate(h0, r, cor01);
-      cor11 = subgroupMatrixMultiplyAccumulate(h1, r, cor11);
-      cor01 = subgroupMatrixMultiplyAccumulate(l0, q, cor01);
-      cor11 = subgroupMatrixMultiplyAccumulate(l1, q, cor11);
-      r = right_frag(kk, n0 + 32u);
-      q = right_frag2(kk, n0 + 32u);
-      acc02 = subgroupMatrixMultiplyAccumulate(l0, r, acc02);
-      acc12 = subgroupMatrixMultiplyAccumulate(l1, r, acc12);
-      cor02 = subgroupMatrixMultiplyAccumulate(h0, r, cor02);
-      cor12 = subgroupMatrixMultiplyAccumulate(h1, r, cor12);
-      cor02 = subgroupMatrixMultiplyAccumulate(l0, q, cor02);
-      cor12 = subgroupMatrixMultiplyAccumulate(l1, q, cor12);
-      r = right_frag(kk, n0 + 48u);
-      q = right_frag2(kk, n0 + 48u);
-      acc03 = subgroupMatrixMultiplyAccumulate(l0, r, acc03);
-      acc13 = subgroupMatrixMultiplyAccumulate(l1, r, acc13);
-      cor03 = subgroupMatrixMultiplyAccumulate(h0, r, cor03);
-      cor13 = subgroupMatrixMultiplyAccumulate(h1, r, cor13);
-      cor03 = subgroupMatrixMultiplyAccumulate(l0, q, cor03);
-      cor13 = subgroupMatrixMultiplyAccumulate(l1, q, cor13);
-    }
-#else
     for (var kk = 0u; kk < BK; kk += 16u) {
       let l0 = left_frag(kk, m0);
       let l1 = left_frag(kk, m0 + 16u);
@@ -437,22 +298,11 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       acc03 = subgroupMatrixMultiplyAccumulate(l0, r, acc03);
       acc13 = subgroupMatrixMultiplyAccumulate(l1, r, acc13);
     }
-#endif
     workgroupBarrier();
   }
 
   let m = row0 + m0;
   let n = col0 + n0;
-#if ${X3}
-  store_frag_x3(acc00, cor00, m, n, c_base, sg, lane);
-  store_frag_x3(acc01, cor01, m, n + 16u, c_base, sg, lane);
-  store_frag_x3(acc02, cor02, m, n + 32u, c_base, sg, lane);
-  store_frag_x3(acc03, cor03, m, n + 48u, c_base, sg, lane);
-  store_frag_x3(acc10, cor10, m + 16u, n, c_base, sg, lane);
-  store_frag_x3(acc11, cor11, m + 16u, n + 16u, c_base, sg, lane);
-  store_frag_x3(acc12, cor12, m + 16u, n + 32u, c_base, sg, lane);
-  store_frag_x3(acc13, cor13, m + 16u, n + 48u, c_base, sg, lane);
-#else
   let direct = row0 + BM <= p.M && col0 + BN <= p.N;
   store_frag(acc00, m, n, c_base, direct, sg, lane, sg_size);
   store_frag(acc01, m, n + 16u, c_base, direct, sg, lane, sg_size);
@@ -462,5 +312,4 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   store_frag(acc11, m + 16u, n + 16u, c_base, direct, sg, lane, sg_size);
   store_frag(acc12, m + 16u, n + 32u, c_base, direct, sg, lane, sg_size);
   store_frag(acc13, m + 16u, n + 48u, c_base, direct, sg, lane, sg_size);
-#endif
 }

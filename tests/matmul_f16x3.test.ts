@@ -8,8 +8,7 @@
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
 import { Param, Tape } from '../engine/autograd.js';
 import * as F from '../engine/functional.js';
-import { Gpu, type MatmulPrecision } from '../engine/gpu.js';
-import { GpuError } from '../engine/errors.js';
+import type { Gpu, MatmulPrecision } from '../engine/gpu.js';
 import { highPrecisionUnavailable, matmulF16x3, maxAbsInto, splitF16 } from '../engine/ops/matmul_f16x3.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { matmulRef } from './ref/matmul.js';
@@ -60,7 +59,7 @@ interface Case {
   bias?: boolean;
 }
 
-async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore', rtol: number, fused = false): Promise<void> {
+async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore', rtol: number): Promise<void> {
   const nb = c.batch ?? 1;
   const batch = c.batch ? [c.batch] : [];
   const aData = rng.normal(nb * c.M * c.K, c.scaleA ?? 1);
@@ -70,7 +69,7 @@ async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore'
   const biasData = c.bias ? rng.normal(c.N, 0.5 * (c.scaleA ?? 1) * (c.scaleB ?? 1)) : undefined;
   const bias = biasData ? gpu.upload(biasData, [c.N], 'f32', 'bias') : undefined;
   const out = gpu.tensor([...batch, c.M, c.N], 'f32', 'C'); // poisoned with NaN by the test device
-  matmulF16x3(gpu, a, b, { transA: c.transA, transB: c.transB, bias, out, variant, ...(fused ? { fused } : {}) });
+  matmulF16x3(gpu, a, b, { transA: c.transA, transB: c.transB, bias, out, variant });
   const want = matmulRef(aData, bData, { batch: nb, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, sharedB: c.sharedB, bias: biasData });
   assertClose(await out.read(), want, { rtol, what: `matmulF16x3 ${variant} ${JSON.stringify(c)}` });
   for (const t of [a, b, out, ...(bias ? [bias] : [])]) t.release();
@@ -96,33 +95,6 @@ s.gpuTest('f32 accuracy from f16 products on tensor cores (K up to 1152)', (gpu)
   for (const c of [...CASES, { M: 128, N: 96, K: 1152 }, { M: 70, N: 64, K: 1152, transA: true, scaleA: 1e-6 }]) await check(ctx, c, 'tensorcore', 1e-5);
 });
 
-// The fused kernel (opt-in; written without a device that has subgroup matrices): on the GPU at 1e-5, and its
-// WGSL compiled by Dawn's null backend here.
-s.gpuTest('fused three-product tensor-core kernel: f32 accuracy (K up to 1152)', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
-  for (const c of [...CASES, { M: 128, N: 96, K: 1152 }, { M: 200, N: 136, K: 1152, transA: true, scaleA: 1e-6 }, { M: 64, N: 256, K: 512, transB: true, bias: true }]) {
-    await check(ctx, c, 'tensorcore', 1e-5, true);
-  }
-});
-
-s.test('fused kernel variants compile on Dawn null backend (layouts, ragged, bias)', async () => {
-  const nullGpu = await Gpu.open({ device: 'null' });
-  // the null adapter allows 16 KiB of workgroup memory: pipeline creation may report exactly that; any
-  // other error (WGSL, uniformity, bindings) fails
-  const limitOnly = /total use of workgroup storage \(\d+ bytes\) is larger than the maximum allowed \(16384 bytes\)/;
-  for (const c of [{ M: 64, N: 128, K: 64 }, { M: 33, N: 17, K: 40, transA: true }, { M: 64, N: 64, K: 32, transB: true, bias: true }, { M: 16, N: 24, K: 35, transA: true, transB: true }]) {
-    const a = nullGpu.tensor(c.transA ? [c.K, c.M] : [c.M, c.K], 'f32');
-    const b = nullGpu.tensor(c.transB ? [c.N, c.K] : [c.K, c.N], 'f32');
-    const bias = c.bias ? nullGpu.tensor([c.N], 'f32') : undefined;
-    try {
-      matmulF16x3(nullGpu, a, b, { transA: c.transA, transB: c.transB, bias, fused: true });
-      await nullGpu.sync();
-    } catch (e) {
-      if (!(e instanceof GpuError && e.kind === 'validation' && limitOnly.test(e.message))) throw e;
-    }
-  }
-  await nullGpu.destroy();
-});
-
 s.test('errors: f16 operands, activation, f16 output, bad bias', async ({ gpu }) => {
   const a = gpu.tensor([4, 4], 'f32', 'a');
   const h = gpu.tensor([4, 4], 'f16', 'h');
@@ -134,7 +106,6 @@ s.test('errors: f16 operands, activation, f16 output, bad bias', async ({ gpu })
   await assertThrows(() => matmulF16x3(gpu, a, a, { bias: gpu.tensor([5], 'f32', 'b5') }), /matmulF16x3: bias .* must have 4 elements/, 'bias size');
   await assertThrows(() => matmulF16x3(gpu, a, a, { bias: gpu.tensor([4], 'f16', 'b16') }), /matmulF16x3: .*f16/, 'f16 bias');
   await assertThrows(() => matmulF16x3(gpu, a, gpu.tensor([5, 4], 'f32')), /inner dimensions differ/, 'shapes');
-  if (tensorcoreUnavailable(gpu)) await assertThrows(() => matmulF16x3(gpu, a, a, { fused: true }), /matmulF16x3: fused needs the tensor-core kernel/, 'fused without tensor cores');
 });
 
 // ---------------------------------------------------------------- the precision switch (gpu.matmulPrecision)

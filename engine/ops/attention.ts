@@ -156,14 +156,6 @@ export interface AttentionOptions {
    * by all threads, instead of each thread storing its own columns; default true.
    */
   stageOutput?: boolean;
-  /**
-   * Tensor-core forward: the two-pass kernel (row max/sum over all keys, then P·V accumulated in subgroup
-   * matrices without rescaling; 1.5× the MMAs, no per-tile P·V staging); default false. Ignored by the tiled
-   * kernel and by sequences short enough for the packed tensor-core kernel.
-   */
-  twoPass?: boolean;
-  /** Tensor-core two-pass forward: query rows per subgroup, 16 (default) or 32 (ops/attention_tc.ts twoPassRows). */
-  twoPassRows?: 16 | 32;
 }
 
 export interface AttentionBackwardOptions {
@@ -240,7 +232,7 @@ export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: Atten
   const tc = tensorcore(gpu, op, q, opts.variant ?? 'auto', k.shape[2]!);
   if (B * H * Nq === 0) return { o, lse };
   if (tc) {
-    attentionForwardTc(gpu, { q, k, v, o, lse, kvLen: opts.kvLen, scale, twoPass: opts.twoPass, twoPassRows: opts.twoPassRows });
+    attentionForwardTc(gpu, { q, k, v, o, lse, kvLen: opts.kvLen, scale });
     return { o, lse };
   }
   const tile = opts.tile ?? chooseAttentionTile(gpu, 'forward', D, Nq, Nk);

@@ -1,5 +1,4 @@
-// Flash attention on tensor cores: forward (shaders/attention_tc.wgsl; opt-in two-pass variant
-// shaders/attention_tc_two_pass.wgsl) and backward
+// Flash attention on tensor cores: forward (shaders/attention_tc.wgsl) and backward
 // (shaders/attention_tc_backward.wgsl, Δ from shaders/attention_delta.wgsl); f16 q/k/v, f32 softmax/accumulation.
 // Called by the attention op for variant 'tensorcore'; shapes are checked there.
 import type { Gpu } from '../gpu.js';
@@ -7,13 +6,11 @@ import type { Tensor } from '../tensor.js';
 import type { Defines } from '../shader.js';
 import { ShapeError } from '../errors.js';
 import attentionTcWgsl from '../../shaders/attention_tc.wgsl';
-import attentionTcTwoPassWgsl from '../../shaders/attention_tc_two_pass.wgsl';
 import attentionTcBackwardWgsl from '../../shaders/attention_tc_backward.wgsl';
 import attentionDeltaWgsl from '../../shaders/attention_delta.wgsl';
 import stagingWgsl from '../../shaders/attention_tc_staging.wgsl';
 
 const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl };
-const TWO_PASS = { name: 'attention_tc_two_pass', template: attentionTcTwoPassWgsl + stagingWgsl };
 const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl };
 const DELTA = { name: 'attention_delta', template: attentionDeltaWgsl };
 
@@ -31,19 +28,6 @@ export interface AttentionTcArgs {
   noPack?: boolean;
   /** Stage P·V through a 64-wide area in several passes even when a D-wide one fits (benchmarks compare). */
   narrowStaging?: boolean;
-  /**
-   * Two passes over the keys (shaders/attention_tc_two_pass.wgsl): row max and sum first, then P·V accumulated
-   * in subgroup-matrix accumulators with no per-tile rescaling or staging (1.5× the MMAs). Opt-in; sequences
-   * that take the packed kernel (Nq ≤ 16 and Nk ≤ 16, unless noPack) still do.
-   */
-  twoPass?: boolean;
-  /**
-   * Query rows per subgroup of the two-pass kernel (ignored without twoPass): 16 (default; 4 subgroups × 16
-   * rows) or 32 (2 subgroups × 32 rows, define R2: every K/V fragment loaded from workgroup memory feeds two
-   * MMAs, half the fragment loads per MMA, at twice the accumulator registers). Both take 64 query rows per
-   * workgroup and the same workgroup memory.
-   */
-  twoPassRows?: 16 | 32;
 }
 
 /** Workgroup memory the kernel needs for head dim D and score-staging row stride SW (f16 K/V/P tiles, f32 staging). */
@@ -60,13 +44,6 @@ function stagingWidth(gpu: Gpu, D: number, narrow?: boolean): number {
   const DP = Math.ceil(D / 16) * 16;
   const wide = Math.max(64, DP) + 4;
   return !narrow && attentionTcSharedBytes(D, wide) <= gpu.info.limits.maxComputeWorkgroupStorageSize ? wide : 68;
-}
-
-/** F2..F8 of the two-pass shader: which of the (named, unrolled) 16-wide D fragments exist. */
-function fragmentFlags(DF: number): Defines {
-  const flags: Defines = {};
-  for (let i = 2; i <= 8; i++) flags[`F${i}`] = DF >= i;
-  return flags;
 }
 
 export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
@@ -87,12 +64,8 @@ export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
     gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }, B * H, grid[0]], grid);
     return;
   }
-  const vec = D % 8 === 0 && !a.noVec;
-  const rows = a.twoPassRows ?? 16;
-  if (rows !== 16 && rows !== 32) throw new ShapeError(`attention: twoPassRows must be 16 or 32 (got ${String(rows)})`);
-  const kernel = a.twoPass
-    ? gpu.kernel(TWO_PASS, 'main', { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: vec, SW, ...fragmentFlags(DP / 16), R2: rows === 32 })
-    : gpu.kernel(SHADER, 'main', { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: vec, PACK: false, SW });
+  const defines: Defines = { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: D % 8 === 0 && !a.noVec, PACK: false, SW };
+  const kernel = gpu.kernel(SHADER, 'main', defines);
   gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }, B * H, 0], [Math.ceil(Nq / 64), B * H, 1]);
 }
 

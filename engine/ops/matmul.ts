@@ -39,11 +39,6 @@ export interface MatmulOptions {
   tcTile?: TensorcoreTile;
   /** K slices summed afterwards (1: off); default chosen by shape (see splitKFor). Needs f32 output, no epilogue, no batch. */
   splitK?: number;
-  /**
-   * matmulF16x3's fused form (tensor cores only): A and B are hi halves, these their lo halves (same shapes,
-   * f16), and C = A·B + (A·B_lo + A_lo·B)·2^-11 in one pass (f32 output, no bias/activation).
-   */
-  x3Lo?: { a: Tensor; b: Tensor };
 }
 
 /** Split only products with fewer output tiles than one wave on a 132-SM GPU, into about two waves. */
@@ -72,20 +67,14 @@ export const TC_DEFAULT: TensorcoreTile = { SG_M: 4, SG_N: 4, BK: 32 }; // 128×
 /** Smaller tiles for problems too small to fill the GPU with TC_DEFAULT's tiles (tried in order). */
 const TC_SMALLER: TensorcoreTile[] = [{ SG_M: 4, SG_N: 2, BK: 64 }, { SG_M: 2, SG_N: 2, BK: 32 }];
 
-/** Workgroup memory of a tensor-core tile config (bytes): staged A and B (padded rows; x3: twice) + f32 staging. */
-export function tensorcoreSharedBytes(t: TensorcoreTile, transA = false, transB = false, x3 = false): number {
+/** Workgroup memory of a tensor-core tile config (bytes): staged A and B (padded rows) + f32 staging. */
+export function tensorcoreSharedBytes(t: TensorcoreTile, transA = false, transB = false): number {
   const BM = t.SG_M * 32;
   const BN = t.SG_N * 64;
   const a = transA ? t.BK * (BM + 8) : BM * (t.BK + 8);
   const b = transB ? BN * (t.BK + 8) : t.BK * (BN + 8);
-  return (a + b) * 2 * (x3 ? 2 : 1) + t.SG_M * t.SG_N * 1024;
+  return (a + b) * 2 + t.SG_M * t.SG_N * 1024;
 }
-
-/**
- * Tiles of the fused x3 kernel, tried in order: the staged hi and lo halves double the workgroup memory and
- * 16 accumulators per subgroup double the registers, so smaller than TC_DEFAULT (a guess: not yet measured).
- */
-const TC_X3: TensorcoreTile[] = [{ SG_M: 4, SG_N: 2, BK: 32 }, { SG_M: 2, SG_N: 2, BK: 32 }];
 
 function chooseTensorcoreTile(M: number, N: number, nb: number): TensorcoreTile {
   const tiles = (t: TensorcoreTile) => Math.ceil(M / (t.SG_M * 32)) * Math.ceil(N / (t.SG_N * 64)) * nb;
@@ -164,17 +153,7 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
   const nb = batch.reduce((x, y) => x * y, 1);
   if (nb > gpu.info.limits.maxComputeWorkgroupsPerDimension) throw new ShapeError(`${op}: ${nb} batch items exceed the grid's z limit; fold the batch into M`);
 
-  const x3 = opts.x3Lo;
-  if (x3) {
-    expectLive(op, x3.a, x3.b);
-    if (x3.a.dtype !== 'f16' || x3.b.dtype !== 'f16' || !sameShape(x3.a.shape, a.shape) || !sameShape(x3.b.shape, b.shape)) {
-      throw new ShapeError(`${op}: x3Lo halves ${x3.a}, ${x3.b} must be f16 with the shapes of A ${a} and B ${b}`);
-    }
-    if (opts.bias || (opts.activation ?? 'none') !== 'none' || outDtype !== 'f32' || opts.variant === 'tiled') {
-      throw new ShapeError(`${op}: x3Lo runs on the tensor-core kernel with f32 output and no bias/activation`);
-    }
-  }
-  const variant = chooseVariant(gpu, a, b, x3 ? 'tensorcore' : (opts.variant ?? 'auto'));
+  const variant = chooseVariant(gpu, a, b, opts.variant ?? 'auto');
   const splittable = nb === 1 && !opts.bias && opts.activation !== 'gelu' && outDtype === 'f32';
   if (opts.splitK !== undefined && opts.splitK !== 1) {
     if (!splittable) throw new ShapeError(`${op}: splitK needs an unbatched product with f32 output and no bias/activation`);
@@ -193,23 +172,21 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
   const run = (kernel: Kernel, BM: number, BN: number) => {
     const tiles = Math.ceil(N / BN) * Math.ceil(M / BM) * nb;
     const S = opts.splitK ?? (splittable && opts.transA && !opts.transB ? splitKFor(tiles, K) : 1);
-    const lo = x3 ? [x3.a, x3.b] : [];
     if (S === 1) {
-      gpu.dispatch(kernel, opts.bias ? [a, b, c, opts.bias] : [a, b, c, ...lo], [M, N, K, M * K, sharedB ? 0 : K * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), nb]);
+      gpu.dispatch(kernel, opts.bias ? [a, b, c, opts.bias] : [a, b, c], [M, N, K, M * K, sharedB ? 0 : K * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), nb]);
       return;
     }
     // slice s of op(A)·op(B) uses K rows s·Ks.. of both: with transA (A [K, M]) and B [K, N] that is a
     // batch stride of Ks·M and Ks·N; untransposed A [M, K] / transposed B [N, K] need a K offset instead.
     const Ks = K / S;
     const partial = gpu.tensor([S, M * N], 'f32', 'matmul.splitk');
-    gpu.dispatch(kernel, [a, b, partial, ...lo], [M, N, Ks, Ks * M, Ks * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), S]);
+    gpu.dispatch(kernel, [a, b, partial], [M, N, Ks, Ks * M, Ks * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), S]);
     sum(gpu, partial, 0, c.reshape([M * N])).release();
     partial.release();
   };
   if (variant === 'tensorcore') {
-    const limit = gpu.info.limits.maxComputeWorkgroupStorageSize;
-    const tile = opts.tcTile ?? (x3 ? (TC_X3.find((t) => tensorcoreSharedBytes(t, opts.transA, opts.transB, true) <= limit) ?? TC_X3[TC_X3.length - 1]!) : chooseTensorcoreTile(M, N, nb));
-    const shared = tensorcoreSharedBytes(tile, opts.transA, opts.transB, !!x3);
+    const tile = opts.tcTile ?? chooseTensorcoreTile(M, N, nb);
+    const shared = tensorcoreSharedBytes(tile, opts.transA, opts.transB);
     // (Dawn's null backend reports a 16 KiB limit but only compiles: let its pipeline creation say so.)
     if (shared > gpu.info.limits.maxComputeWorkgroupStorageSize && gpu.info.backend !== 'null') {
       throw new ShapeError(`${op}: tensor-core tile ${JSON.stringify(tile)} needs ${shared} bytes of workgroup memory, over this device's ${gpu.info.limits.maxComputeWorkgroupStorageSize}; use a smaller SG_M/SG_N/BK`);
@@ -223,9 +200,8 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
       VEC_B: (opts.transB ? K : N) % 8 === 0,
       // A direct subgroupMatrixStore of an f32 16×16 tile makes Dawn require a ≥ 1024-byte output binding
       // (H200: a [2, 64] f32 product failed validation); smaller outputs go through the staging area.
-      DIRECT: !common.BIAS && !common.GELU && outDtype === 'f32' && !x3 && M * N >= 256,
-      PREFETCH: !opts.noPrefetch && !x3 && (opts.transA ? M : K) % 8 === 0 && (opts.transB ? K : N) % 8 === 0,
-      X3: !!x3,
+      DIRECT: !common.BIAS && !common.GELU && outDtype === 'f32' && M * N >= 256,
+      PREFETCH: !opts.noPrefetch && (opts.transA ? M : K) % 8 === 0 && (opts.transB ? K : N) % 8 === 0,
     };
     run(gpu.kernel(TENSORCORE, 'main', defines), BM, BN);
     return c;

@@ -20,9 +20,9 @@ const PER = 8; // elements a thread folds in amax_partial
 
 type Entry = 'amax_partial' | 'amax_final' | 'split' | 'combine';
 
-function kernel(gpu: Gpu, entry: Entry, bias = false, fused = false) {
+function kernel(gpu: Gpu, entry: Entry, bias = false) {
   const d = { AMAX_PARTIAL: entry === 'amax_partial', AMAX_FINAL: entry === 'amax_final', SPLIT: entry === 'split', COMBINE: entry === 'combine' };
-  return gpu.kernel(SHADER, entry, { ...d, AMAX: d.AMAX_PARTIAL || d.AMAX_FINAL, SCALE: d.SPLIT || d.COMBINE, BIAS: bias, FUSED: fused });
+  return gpu.kernel(SHADER, entry, { ...d, AMAX: d.AMAX_PARTIAL || d.AMAX_FINAL, SCALE: d.SPLIT || d.COMBINE, BIAS: bias });
 }
 
 /** amax[slot] = max|x| over all of x (f32), in two passes. */
@@ -62,12 +62,6 @@ export interface MatmulF16x3Options {
   out?: Tensor;
   /** Kernel of the three f16 products (default: tensor cores where available). */
   variant?: MatmulVariant;
-  /**
-   * The three products in one tensor-core pass (shaders/matmul_tc.wgsl's X3: hi and lo tiles staged together,
-   * hi·hi and hi·lo + lo·hi in two accumulators) instead of three matmuls. Needs tensor cores. Opt-in and not
-   * the default: written without a device that has subgroup matrices, so untested until a GPU run.
-   */
-  fused?: boolean;
 }
 
 /** C = op(A)·op(B) for f32 A and B (batched like matmul), computed from three f16 products. */
@@ -77,7 +71,7 @@ export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Opt
   expectDType(op, a, ['f32']);
   expectDType(op, b, ['f32']);
   for (const k of Object.keys(opts)) {
-    if (!['transA', 'transB', 'bias', 'outDtype', 'out', 'variant', 'fused'].includes(k)) throw new ShapeError(`${op}: option "${k}" is not supported (activations and tile options: use matmul)`);
+    if (!['transA', 'transB', 'bias', 'outDtype', 'out', 'variant'].includes(k)) throw new ShapeError(`${op}: option "${k}" is not supported (activations and tile options: use matmul)`);
   }
   if (opts.outDtype !== undefined && opts.outDtype !== 'f32') throw new ShapeError(`${op}: outDtype ${String(opts.outDtype)} is not supported; the result is f32`);
   const { batch, M, N, K } = matmulShape(a, b, opts);
@@ -86,11 +80,6 @@ export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Opt
     expectLive(op, bias);
     expectDType(op, bias, ['f32']);
     if (bias.size !== N) throw new ShapeError(`${op}: bias ${bias} must have ${N} elements (the output's last dim)`);
-  }
-  if (opts.fused) {
-    if (opts.variant === 'tiled') throw new ShapeError(`${op}: fused runs on tensor cores; it cannot take variant 'tiled'`);
-    const why = tensorcoreUnavailable(gpu);
-    if (why) throw new ShapeError(`${op}: fused needs the tensor-core kernel, which cannot run on ${gpu.info.adapter}: ${why}`);
   }
   const c = output(gpu, op, [...batch, M, N], 'f32', opts.out);
   if (c.size === 0) return c;
@@ -105,16 +94,10 @@ export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Opt
   const [ahi, alo] = splitF16(gpu, a, amax, 0);
   const [bhi, blo] = splitF16(gpu, b, amax, 1);
   const mo = { transA: opts.transA, transB: opts.transB, outDtype: 'f32' as const, variant: opts.variant };
-  const { workgroups, groupsX } = grid(gpu, c.size, WG);
-  if (opts.fused) {
-    const p = matmul(gpu, ahi, bhi, { ...mo, variant: 'tensorcore', x3Lo: { a: alo, b: blo } }); // p1 + (p2 + p3)·2^-11
-    gpu.dispatch(kernel(gpu, 'combine', !!bias, true), bias ? [p, amax, bias, c] : [p, amax, c], [c.size, groupsX, 0, 1, N], workgroups);
-    for (const t of [amax, ahi, alo, bhi, blo, p]) t.release();
-    return c;
-  }
   const p1 = matmul(gpu, ahi, bhi, mo);
   const p2 = matmul(gpu, ahi, blo, mo);
   const p3 = matmul(gpu, alo, bhi, mo);
+  const { workgroups, groupsX } = grid(gpu, c.size, WG);
   const ins = bias ? [p1, amax, bias, p2, p3, c] : [p1, amax, p2, p3, c];
   gpu.dispatch(kernel(gpu, 'combine', !!bias), ins, [c.size, groupsX, 0, 1, N], workgroups);
   for (const t of [amax, ahi, alo, bhi, blo, p1, p2, p3]) t.release();
