@@ -10,7 +10,7 @@ import * as F from '../engine/functional.js';
 import type { Gpu } from '../engine/gpu.js';
 import { writeSafetensors } from '../engine/safetensors-file.js';
 import type { Tensor } from '../engine/tensor.js';
-import { configFromJson } from '../configs/index.js';
+import { configFromStored } from '../configs/index.js';
 import { latentShape, type TrainConfig } from '../configs/types.js';
 import { cfgDoubledBatch, sample, type CfgOptions, type Denoiser, type SamplerKind } from '../models/diffusion/samplers.js';
 import type { STDiT } from '../models/stdit.js';
@@ -52,11 +52,8 @@ export interface LoadedModel {
 export function loadForSampling(gpu: Gpu, path: string, opts: { weights?: 'ema' | 'model'; numFrames?: number; imageSize?: [number, number] } = {}): LoadedModel {
   const meta = withSafetensors(path, (r) => r.metadata);
   if (!meta.config) throw new Error(`${path}: no "config" in the file metadata; it is not a checkpoint of this project (plain upstream weights need a config: use the train command with --model.from_pretrained)`);
-  const raw = JSON.parse(meta.config) as { model?: Record<string, unknown> };
-  // files written before model.temporal_pos existed were trained with upstream's placement, whatever the
-  // registered config's default is now
-  if (raw.model && !('temporal_pos' in raw.model)) raw.model.temporal_pos = 'first-block';
-  const config = configFromJson(raw, `${path} metadata config`);
+  // keys the file predates take the values it was trained with (STORED_CONFIG_DEFAULTS), not today's defaults
+  const config = configFromStored(JSON.parse(meta.config), `${path} metadata config`);
   const trained = { frames: config.num_frames, size: [...config.image_size] };
   if (opts.numFrames) config.num_frames = opts.numFrames;
   if (opts.imageSize) config.image_size = opts.imageSize;

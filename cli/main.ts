@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { Gpu } from '../engine/gpu.js';
 import { highPrecisionUnavailable } from '../engine/ops/matmul_f16x3.js';
 import { latentShape, tokensPerSample, type TrainConfig } from '../configs/types.js';
+import { resumeConflicts } from '../configs/index.js';
 import { DataLoader, VideoDataset, type SampleSource } from '../data/dataset.js';
 import { CachedDataset, writeDatasetCache } from '../data/cache.js';
 import { BACKGROUND_NAMES, COLOR_NAMES, FULL_VOCABULARY, MOTIONS, SHAPES, combinations, describe, generateDataset, vocabularyText, type Vocabulary } from '../data/synthetic.js';
@@ -161,6 +162,8 @@ async function train(c: TrainConfig, o: Record<string, string | boolean | undefi
     trainer = new Trainer(gpu, c);
     const { all, trainable } = trainer.checkpointShapes();
     const ck = loadCheckpoint(path, all, trainable);
+    const conflicts = resumeConflicts(ck.config, c);
+    if (conflicts.length) throw new Error(`${path}: cannot resume with this config:\n  ${conflicts.join('\n  ')}`);
     trainer.restore(ck);
     loader.resume({ epoch: ck.epoch, batch: ck.batchInEpoch });
     runDir = resolve(path, '..');

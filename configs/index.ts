@@ -207,3 +207,50 @@ export function configFromJson(obj: unknown, what = 'config JSON'): TrainConfig 
     throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
   }
 }
+
+/**
+ * Keys added after checkpoints were first written, with the value those checkpoints were trained with: a
+ * stored config (checkpoint metadata) that lacks one of them meant this value, whatever the registered
+ * config's default is now (the tiny config moved to temporal_pos 'input' and prediction 'v' in session 6).
+ */
+export const STORED_CONFIG_DEFAULTS: ReadonlyArray<readonly [string, string]> = [
+  ['model.temporal_pos', 'first-block'],
+  ['scheduler.prediction', 'eps'],
+  ['scheduler.loss_weighting', 'uniform'],
+  ['matmul_precision', 'highest'],
+];
+
+/** Keys that change what trained weights mean without changing their shapes: a resume must keep them. */
+const WEIGHT_MEANING_KEYS = ['model.temporal_pos', 'scheduler.prediction'];
+
+const getPath = (obj: unknown, key: string): unknown => key.split('.').reduce<unknown>((o, k) => (isGroup(o) ? o[k] : undefined), obj);
+
+/** A config stored with trained weights (checkpoint metadata): missing keys take STORED_CONFIG_DEFAULTS, then configFromJson. */
+export function configFromStored(obj: unknown, what = 'stored config'): TrainConfig {
+  if (!isGroup(obj)) return configFromJson(obj, what);
+  const filled = JSON.parse(JSON.stringify(obj)) as Node;
+  for (const [key, value] of STORED_CONFIG_DEFAULTS) {
+    const parts = key.split('.');
+    const leaf = parts.pop()!;
+    let group: Node = filled;
+    for (const part of parts) {
+      if (!isGroup(group[part])) group[part] = {};
+      group = group[part] as Node;
+    }
+    if (!(leaf in group)) group[leaf] = value;
+  }
+  return configFromJson(filled, what);
+}
+
+/**
+ * Why `config` cannot resume weights trained with `stored` (a checkpoint's metadata config), one line per key
+ * whose value changes what the weights mean (shapes are checked separately); empty when it can or when
+ * the checkpoint holds no config.
+ */
+export function resumeConflicts(stored: unknown, config: TrainConfig): string[] {
+  if (!isGroup(stored)) return []; // a checkpoint written without its config: nothing to compare
+  const was = configFromStored(stored, 'checkpoint config');
+  return WEIGHT_MEANING_KEYS.filter((k) => getPath(was, k) !== getPath(config, k)).map(
+    (k) => `${k}: the checkpoint was trained with ${JSON.stringify(getPath(was, k))}, this run has ${JSON.stringify(getPath(config, k))} (pass --${k} ${String(getPath(was, k))})`,
+  );
+}

@@ -237,24 +237,26 @@ s.test('loadModelWeights: plain, module./state_dict. prefixes, checkpoint model.
   }
 });
 
-s.test('sampling files keep their temporal_pos; files written before the option load as upstream (first-block)', async ({ gpu }) => {
+s.test('sampling files keep their temporal_pos and prediction; files written before the options load as then trained (first-block, eps)', async ({ gpu }) => {
   const dir = tmp();
   try {
-    const base = applyOverrides(getConfig('tiny'), { num_frames: 2, image_size: '8,8', 'model.hidden_size': 32, 'model.depth': 1, 'model.num_heads': 2, 'text_encoder.caption_channels': 16, 'text_encoder.model_max_length': 4 });
+    const base = applyOverrides(getConfig('tiny'), { num_frames: 2, image_size: '8,8', 'model.hidden_size': 32, 'model.depth': 1, 'model.num_heads': 2, 'text_encoder.caption_channels': 16, 'text_encoder.model_max_length': 4, 'model.temporal_pos': 'first-block', 'scheduler.prediction': 'eps' });
     const model = buildModel(gpu, base);
     const weights = new Map<string, { shape: readonly number[]; data: Float32Array }>();
     for (const [k, p] of stateDict(model)) weights.set(k, { shape: p.shape, data: (await p.value.read()) as Float32Array });
     const old = JSON.parse(JSON.stringify(base)) as typeof base;
     delete (old.model as Partial<typeof base.model>).temporal_pos;
-    const cases: [string, typeof base, string][] = [
-      ['input.safetensors', applyOverrides(base, { 'model.temporal_pos': 'input' }), 'input'],
-      ['first.safetensors', base, 'first-block'],
-      ['old.safetensors', old, 'first-block'],
+    delete (old.scheduler as Partial<typeof base.scheduler>).prediction;
+    const cases: [string, typeof base, string, string][] = [
+      ['input.safetensors', applyOverrides(base, { 'model.temporal_pos': 'input', 'scheduler.prediction': 'v' }), 'input', 'v'],
+      ['first.safetensors', base, 'first-block', 'eps'],
+      ['old.safetensors', old, 'first-block', 'eps'], // the registered tiny config now says 'input' and 'v'
     ];
-    for (const [file, config, want] of cases) {
+    for (const [file, config, want, prediction] of cases) {
       saveInferenceWeights(join(dir, file), weights, config, 'F32');
       const m = loadForSampling(gpu, join(dir, file));
       if (m.config.model.temporal_pos !== want || m.model.config.temporalPos !== want) throw new Error(`${file}: temporal_pos ${m.config.model.temporal_pos} / model ${m.model.config.temporalPos}; expected ${want}`);
+      if (m.config.scheduler.prediction !== prediction) throw new Error(`${file}: prediction ${m.config.scheduler.prediction}; expected ${prediction}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -39,6 +39,10 @@ s.test('make-dataset → train → resume → sample, on the software device', a
     const m = readMetrics(join(run, 'metrics.jsonl'));
     if (m.length !== 2 || !m.every((r) => typeof r.loss === 'number' && (r.loss as number) > 0)) throw new Error(`metrics ${JSON.stringify(m)}`);
 
+    const other = train(3, ['--load', run, '--scheduler.prediction', 'eps']);
+    if (other.code === 0 || !/cannot resume with this config:\s+scheduler\.prediction: the checkpoint was trained with "v", this run has "eps" \(pass --scheduler\.prediction v\)/.test(other.out)) {
+      throw new Error(`resume with another prediction: ${other.code} ${other.out.slice(-800)}`);
+    }
     const resumed = train(3, ['--load', run, '--export', join(dir, 'model.safetensors')]);
     expectOk(resumed, 'resumed train');
     if (!/resumed from .*ckpt-2\.safetensors at step 2/.test(resumed.out)) throw new Error(`resume not reported:\n${resumed.out}`);

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite, assertThrows } from './harness.js';
-import { applyOverrides, configFromJson, getConfig, latentShape, tokensPerSample, validateConfig } from '../configs/index.js';
+import { applyOverrides, configFromJson, configFromStored, getConfig, resumeConflicts, latentShape, tokensPerSample, validateConfig } from '../configs/index.js';
 import { helpText, parseCli, UsageError, type CliSpec } from '../cli/_args.js';
 import { formatBytes, formatCount, formatDuration, Progress } from '../cli/_progress.js';
 import { MetricsLog, readMetrics } from '../cli/_metrics.js';
@@ -112,11 +112,19 @@ cfg.test("matmul_precision: 'highest' by default and for configs stored without 
   await assertThrows(() => validateConfig({ ...getConfig('tiny'), matmul_precision: 'low' as 'high' }), /matmul_precision = low must be 'highest' or 'high'/, 'validated');
 });
 
-cfg.test("scheduler.prediction: 'eps' by default and for configs stored without it (the embedded checkpoint's); 'v' by override; bad values refused", async () => {
-  eq([getConfig('tiny').scheduler.prediction, getConfig('stdit-16x256').scheduler.prediction], ['eps', 'eps'], 'registered defaults');
-  const stored = JSON.parse(JSON.stringify(getConfig('tiny'))) as { scheduler: Record<string, unknown> };
+cfg.test("scheduler.prediction: 'v' for tiny, 'eps' for upstream's config and for checkpoints stored without it; overrides; bad values refused", async () => {
+  eq([getConfig('tiny').scheduler.prediction, getConfig('stdit-16x256').scheduler.prediction], ['v', 'eps'], 'registered defaults');
+  const stored = JSON.parse(JSON.stringify(getConfig('tiny'))) as { scheduler: Record<string, unknown>; model: Record<string, unknown> };
   delete stored.scheduler.prediction;
-  eq(configFromJson(stored).scheduler.prediction, 'eps', 'old stored config');
+  delete stored.model.temporal_pos;
+  eq([configFromStored(stored).scheduler.prediction, configFromStored(stored).model.temporal_pos], ['eps', 'first-block'], 'checkpoint config written before the keys');
+  eq(configFromJson(stored).scheduler.prediction, 'v', 'a user config file without the key takes its base config\'s default');
+  eq(resumeConflicts(stored, getConfig('tiny')), [
+    'model.temporal_pos: the checkpoint was trained with "first-block", this run has "input" (pass --model.temporal_pos first-block)',
+    'scheduler.prediction: the checkpoint was trained with "eps", this run has "v" (pass --scheduler.prediction eps)',
+  ], 'resume conflicts');
+  eq(resumeConflicts(getConfig('tiny'), getConfig('tiny')), [], 'same config resumes');
+  eq(resumeConflicts(null, getConfig('tiny')), [], 'checkpoint without config');
   eq(applyOverrides(getConfig('tiny'), { 'scheduler.prediction': 'v' }).scheduler.prediction, 'v', '--scheduler.prediction v');
   await assertThrows(() => applyOverrides(getConfig('tiny'), { 'scheduler.prediction': 'x0' }), /"scheduler\.prediction" must be one of 'eps', 'v'/, 'bad choice');
   await assertThrows(() => validateConfig({ ...getConfig('tiny'), scheduler: { ...getConfig('tiny').scheduler, prediction: 'x0' as 'v' } }), /scheduler\.prediction = x0 must be 'eps' or 'v'/, 'validated');
