@@ -1,7 +1,8 @@
 // matmul throughput on the GPU: the portable f32 kernel and the f16 tensor-core kernel, square sizes and
 // STDiT-XL/2 shapes (16384 tokens = batch 4 × 16 frames × 256 patches, hidden 1152, MLP 4608) in their
 // forward (x·Wᵀ), input-gradient (dY·W) and weight-gradient (dYᵀ·X) layouts, beside PyTorch in the same run.
-// --f16x3: also f32 products computed from three f16 tensor-core products (ops/matmul_f16x3.ts), whole-op
+// --f16x3: also f32 products computed from three f16 tensor-core products (ops/matmul_f16x3.ts; its 'concat'
+//   single-product form and its 'three' form), whole-op
 // throughput (max-abs, split and combine passes included) as f32-equivalent TFLOP/s beside the f32 kernel.
 //   node dist/bench/matmul.mjs [--quick] [--sweep] [--f16x3] [--no-torch] [--safe]
 import { matmul, TILED_LARGE, TC_DEFAULT, type TiledTile, type TensorcoreTile } from '../engine/ops/matmul.js';
@@ -65,9 +66,10 @@ if (process.argv.includes('--f16x3') && tc) {
     const out = gpu.tensor([M, N], 'f32', 'C');
     const flops = 2 * M * N * K;
     const iters = Math.max(3, Math.min(30, Math.round(2e13 / flops)));
-    const ms = best(await time(gpu, () => matmulF16x3(gpu, a, b, { transA: ta, transB: tb, out }), iters));
+    const tf = async (form: 'concat' | 'three') => flops / best(await time(gpu, () => matmulF16x3(gpu, a, b, { transA: ta, transB: tb, out, form }), iters)) / 1e9;
+    const [concat, three] = [await tf('concat'), await tf('three')];
     for (const t of [a, b, out]) t.release();
-    console.log(`${c[0]}: f32 from 3×f16 ${(flops / ms / 1e9).toFixed(1)} TFLOP/s (f32 kernel: ${(await run(gpu, c, 'f32')).toFixed(1)})`);
+    console.log(`${c[0]}: f32 from 3×f16 concat ${concat.toFixed(1)}, three ${three.toFixed(1)} TFLOP/s (f32 kernel: ${(await run(gpu, c, 'f32')).toFixed(1)})`);
   }
 }
 

@@ -3,9 +3,16 @@
 // normal range with room below), then split into X_hi = f16(X·2^e) and X_lo = f16((X·2^e − X_hi)·2^11), which
 // together carry ~22 bits. C = (A_hi·B_hi + (A_hi·B_lo + A_lo·B_hi)·2^-11)·2^-(ea+eb); the dropped A_lo·B_lo
 // term is ~2^-22 of the product. The products are ordinary f16-input, f32-accumulate matmuls (tensor cores
-// where the device has them).
+// where the device has them). Or, with CAT (one product instead of three), each operand is written once as a
+// K-concatenation of f16 parts, A_cat = [A_hi | A_hi | A_r] and B_cat = [B_hi ; B_r ; B_hi] with the unscaled
+// residual X_r = f16(X·2^e − X_hi) (subnormal for the smallest elements: absolute error 2^-25 against a
+// largest element of 2^13…2^14), so A_cat·B_cat = A_hi·B_hi + A_hi·B_r + A_r·B_hi is one matmul over 3K.
 //   amax_partial / amax_final: max|x| of a tensor in two passes (order-free, so deterministic).
 //   split: a thread per output word (two elements): hi and lo words, halves rounded to nearest even.
+//   split with CAT: the same halves written to A_cat's or B_cat's three segments (p.role 0: hi hi r for A,
+//   1: hi r hi for B); element i of X goes to segment s at (i / inner)·3·inner + s·inner + i % inner, where
+//   inner (even) is K for a K-last operand and K·rows for a K-first one (a whole matrix per batch).
+//   combine with CAT: c = p·2^-(ea+eb) (+ bias) for the single product p.
 //   combine: c = (p1 + (p2 + p3)·2^-11)·2^-(ea+eb) (+ bias[column] with BIAS: f32 bias [N], added after
 //   the un-scaling, so the sum is rounded once as in the exact kernel's epilogue).
 struct Params {
@@ -14,6 +21,8 @@ struct Params {
   slot_a: u32,   // amax_final: where to write in amax; split: which amax to read; combine: A's amax
   slot_b: u32,   // combine: B's amax
   cols: u32,     // combine with BIAS: N (the bias index is the element's column)
+  inner: u32,    // split with CAT: elements of one K-run (see above)
+  role: u32,     // split with CAT: 0 for A (hi hi r), 1 for B (hi r hi)
 }
 
 // One entry point per build (AMAX_PARTIAL, AMAX_FINAL, SPLIT or COMBINE), each declaring only its bindings.
@@ -26,8 +35,18 @@ struct Params {
 #elif ${SPLIT}
 @group(0) @binding(0) var<storage, read> x: array<u32>;              // f32 bits
 @group(0) @binding(1) var<storage, read> amax: array<f32>;
-@group(0) @binding(3) var<storage, read_write> hi: array<u32>;       // packed f16
+@group(0) @binding(3) var<storage, read_write> hi: array<u32>;       // packed f16 (CAT: the 3-segment operand)
+#if ${CAT}
+#else
 @group(0) @binding(4) var<storage, read_write> lo: array<u32>;
+#endif
+#elif ${CAT}
+@group(0) @binding(0) var<storage, read> x: array<u32>;              // p = A_cat·B_cat (f32 bits)
+@group(0) @binding(1) var<storage, read> amax: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;      // c
+#if ${BIAS}
+@group(0) @binding(2) var<storage, read> bias: array<f32>;           // [N]
+#endif
 #else
 @group(0) @binding(0) var<storage, read> x: array<u32>;              // p1 = A_hi·B_hi (f32 bits)
 @group(0) @binding(1) var<storage, read> amax: array<f32>;
@@ -128,12 +147,21 @@ fn split(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid
   }
   let wh = pack_f16(v0, v1);
   let h = unpack2x16float(wh);
+#if ${CAT}
+  let wr = pack_f16(v0 - h.x, v1 - h.y); // n and inner are even: both halves are elements
+  let o = ((e0 / p.inner) * 3u * p.inner + e0 % p.inner) / 2u; // word of segment 0
+  let w = p.inner / 2u;                                         // words per segment run
+  hi[o] = wh;
+  hi[o + w] = select(wh, wr, p.role == 1u);
+  hi[o + 2u * w] = select(wr, wh, p.role == 1u);
+#else
   var wl = pack_f16((v0 - h.x) * 2048.0, (v1 - h.y) * 2048.0);
   if (e0 + 1u >= p.n) {
     wl &= 0xffffu; // the padding half of an odd-sized tensor's last word stays 0
   }
   hi[i] = wh;
   lo[i] = wl;
+#endif
 }
 
 #endif
@@ -146,7 +174,11 @@ fn combine(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
     return;
   }
   let e = exponent(amax[p.slot_a]) + exponent(amax[p.slot_b]);
+#if ${CAT}
+  let c = bitcast<f32>(x[i]);
+#else
   let c = bitcast<f32>(x[i]) + (bitcast<f32>(hi[i]) + bitcast<f32>(lo[i])) * (1.0 / 2048.0);
+#endif
   // two steps: 2^-e may be outside f32's exponent range when e > 126
   var r = ldexp(ldexp(c, -e / 2), -(e - e / 2));
 #if ${BIAS}

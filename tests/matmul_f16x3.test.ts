@@ -59,7 +59,10 @@ interface Case {
   bias?: boolean;
 }
 
-async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore', rtol: number): Promise<void> {
+/** The K-runs of A and B are even: the single-product 'concat' form applies. */
+const concatFits = (c: Case) => (c.transA ? c.K * c.M : c.K) % 2 === 0 && (c.transB ? c.K : c.K * c.N) % 2 === 0;
+
+async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore', rtol: number, form?: 'concat' | 'three'): Promise<void> {
   const nb = c.batch ?? 1;
   const batch = c.batch ? [c.batch] : [];
   const aData = rng.normal(nb * c.M * c.K, c.scaleA ?? 1);
@@ -69,9 +72,9 @@ async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore'
   const biasData = c.bias ? rng.normal(c.N, 0.5 * (c.scaleA ?? 1) * (c.scaleB ?? 1)) : undefined;
   const bias = biasData ? gpu.upload(biasData, [c.N], 'f32', 'bias') : undefined;
   const out = gpu.tensor([...batch, c.M, c.N], 'f32', 'C'); // poisoned with NaN by the test device
-  matmulF16x3(gpu, a, b, { transA: c.transA, transB: c.transB, bias, out, variant });
+  matmulF16x3(gpu, a, b, { transA: c.transA, transB: c.transB, bias, out, variant, form });
   const want = matmulRef(aData, bData, { batch: nb, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, sharedB: c.sharedB, bias: biasData });
-  assertClose(await out.read(), want, { rtol, what: `matmulF16x3 ${variant} ${JSON.stringify(c)}` });
+  assertClose(await out.read(), want, { rtol, what: `matmulF16x3 ${variant} ${form ?? 'auto'} ${JSON.stringify(c)}` });
   for (const t of [a, b, out, ...(bias ? [bias] : [])]) t.release();
 }
 
@@ -87,12 +90,40 @@ const CASES: Case[] = [
   { M: 5, N: 6, K: 0, bias: true }, // no products: every row is the bias
 ];
 
-s.test('f32 accuracy from f16 products on the tiled kernel: layouts, batches, magnitudes 1e-9 … 1e5', async (ctx) => {
-  for (const c of CASES) await check(ctx, c, 'tiled', 1e-5);
+s.test('f32 accuracy from f16 products on the tiled kernel, both forms: layouts, batches, magnitudes 1e-9 … 1e5', async (ctx) => {
+  if (CASES.filter(concatFits).length < 5 || CASES.every(concatFits)) throw new Error('CASES must mix even and odd K-runs');
+  for (const c of CASES) {
+    await check(ctx, c, 'tiled', 1e-5, 'three');
+    if (concatFits(c)) await check(ctx, c, 'tiled', 1e-5, 'concat');
+    else await assertThrows(() => check(ctx, c, 'tiled', 1e-5, 'concat'), /form 'concat' needs even K-runs/, `concat on ${JSON.stringify(c)}`);
+  }
 });
 
-s.gpuTest('f32 accuracy from f16 products on tensor cores (K up to 1152)', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
-  for (const c of [...CASES, { M: 128, N: 96, K: 1152 }, { M: 70, N: 64, K: 1152, transA: true, scaleA: 1e-6 }]) await check(ctx, c, 'tensorcore', 1e-5);
+s.test('both forms: elements 1e3 below the largest (which sets the scale, on a zero row of B) keep f32 accuracy', async (ctx) => {
+  // A's rows hold one element ~1e3 in column 0 and the rest ~1; B's row 0 is zero, so the product comes
+  // from the small elements only, whose residuals are ~2^-10 of f16's scaled range
+  const { gpu, rng } = ctx;
+  const [M, N, K] = [24, 20, 48];
+  const aData = rng.normal(M * K);
+  for (let m = 0; m < M; m++) aData[m * K] = 1e3 * (1 + rng.next());
+  const bData = rng.normal(K * N);
+  bData.fill(0, 0, N);
+  const want = matmulRef(aData, bData, { batch: 1, M, N, K });
+  for (const form of ['concat', 'three'] as const) {
+    const a = gpu.upload(aData, [M, K], 'f32', 'A');
+    const b = gpu.upload(bData, [K, N], 'f32', 'B');
+    const out = gpu.tensor([M, N], 'f32', 'C');
+    matmulF16x3(gpu, a, b, { out, variant: 'tiled', form });
+    assertClose(await out.read(), want, { rtol: 1e-5, what: `${form}: product of the small elements` });
+    for (const t of [a, b, out]) t.release();
+  }
+});
+
+s.gpuTest('f32 accuracy from f16 products on tensor cores, both forms (K up to 1152)', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
+  for (const c of [...CASES, { M: 128, N: 96, K: 1152 }, { M: 70, N: 64, K: 1152, transA: true, scaleA: 1e-6 }]) {
+    await check(ctx, c, 'tensorcore', 1e-5, 'three');
+    await check(ctx, c, 'tensorcore', 1e-5);
+  }
 });
 
 s.test('errors: f16 operands, activation, f16 output, bad bias', async ({ gpu }) => {

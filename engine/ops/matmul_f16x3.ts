@@ -1,6 +1,7 @@
 // f32 matmul from three f16 products (shaders/matmul_f16x3.wgsl): per-tensor power-of-two scaling from
 // max|X| (on the GPU, no readback), an f16 hi/lo split of each operand, A_hi·B_hi, A_hi·B_lo and A_lo·B_hi
-// through ops/matmul.ts (the tensor-core kernel where the device has it, else the tiled kernel on f16
+// — by default as ONE product over 3K of concatenated parts ([A_hi|A_hi|A_r]·[B_hi;B_r;B_hi], 'concat'),
+// else as three products summed by a pass ('three': odd K-runs, or on request) — through ops/matmul.ts (the tensor-core kernel where the device has it, else the tiled kernel on f16
 // storage), and one pass that adds them and undoes the scaling. About 22 significant bits per operand, so
 // close to f32 results where the product kernel accumulates in f32 with rounding to nearest; on tensor cores
 // the accumulation's own rounding decides (measure it before relying on it). Made to trade the f32 FMA
@@ -20,9 +21,9 @@ const PER = 8; // elements a thread folds in amax_partial
 
 type Entry = 'amax_partial' | 'amax_final' | 'split' | 'combine';
 
-function kernel(gpu: Gpu, entry: Entry, bias = false) {
+function kernel(gpu: Gpu, entry: Entry, bias = false, cat = false) {
   const d = { AMAX_PARTIAL: entry === 'amax_partial', AMAX_FINAL: entry === 'amax_final', SPLIT: entry === 'split', COMBINE: entry === 'combine' };
-  return gpu.kernel(SHADER, entry, { ...d, AMAX: d.AMAX_PARTIAL || d.AMAX_FINAL, SCALE: d.SPLIT || d.COMBINE, BIAS: bias });
+  return gpu.kernel(SHADER, entry, { ...d, AMAX: d.AMAX_PARTIAL || d.AMAX_FINAL, SCALE: d.SPLIT || d.COMBINE, BIAS: bias, CAT: cat });
 }
 
 /** amax[slot] = max|x| over all of x (f32), in two passes. */
@@ -52,6 +53,22 @@ export function splitF16(gpu: Gpu, x: Tensor, amax: Tensor, slot: number): [Tens
   return [hi, lo];
 }
 
+/**
+ * x as one f16 operand of the single-product form: its K-runs of `inner` elements (K for a K-last operand,
+ * K·rows for a K-first one) tripled into [hi, hi, r] (role 'a') or [hi, r, hi] (role 'b') segments, r the
+ * unscaled f16 residual; shape `catShape` (x's shape with K tripled).
+ */
+export function splitF16Cat(gpu: Gpu, x: Tensor, amax: Tensor, slot: number, inner: number, role: 'a' | 'b', catShape: number[]): Tensor {
+  expectDType('splitF16Cat', x, ['f32']);
+  if (inner % 2 !== 0 || x.size % inner !== 0) throw new ShapeError(`splitF16Cat: K-run of ${inner} elements must be even and divide ${x}`);
+  const cat = gpu.tensor(catShape, 'f16', `${x.name}.cat`);
+  if (x.size > 0) {
+    const { workgroups, groupsX } = grid(gpu, x.size / 2, WG);
+    gpu.dispatch(kernel(gpu, 'split', false, true), [x, amax, cat], [x.size, groupsX, slot, 0, 0, inner, role === 'a' ? 0 : 1], workgroups);
+  }
+  return cat;
+}
+
 export interface MatmulF16x3Options {
   transA?: boolean;
   transB?: boolean;
@@ -62,6 +79,11 @@ export interface MatmulF16x3Options {
   out?: Tensor;
   /** Kernel of the three f16 products (default: tensor cores where available). */
   variant?: MatmulVariant;
+  /**
+   * 'concat' (the default where both operands' K-runs are even): one f16 matmul over 3K of concatenated
+   * parts and a scaling pass; 'three': three f16 matmuls (lo parts scaled by 2^11) and a pass that adds them.
+   */
+  form?: 'concat' | 'three';
 }
 
 /** C = op(A)·op(B) for f32 A and B (batched like matmul), computed from three f16 products. */
@@ -71,7 +93,7 @@ export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Opt
   expectDType(op, a, ['f32']);
   expectDType(op, b, ['f32']);
   for (const k of Object.keys(opts)) {
-    if (!['transA', 'transB', 'bias', 'outDtype', 'out', 'variant'].includes(k)) throw new ShapeError(`${op}: option "${k}" is not supported (activations and tile options: use matmul)`);
+    if (!['transA', 'transB', 'bias', 'outDtype', 'out', 'variant', 'form'].includes(k)) throw new ShapeError(`${op}: option "${k}" is not supported (activations and tile options: use matmul)`);
   }
   if (opts.outDtype !== undefined && opts.outDtype !== 'f32') throw new ShapeError(`${op}: outDtype ${String(opts.outDtype)} is not supported; the result is f32`);
   const { batch, M, N, K } = matmulShape(a, b, opts);
@@ -91,13 +113,26 @@ export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Opt
   const amax = gpu.tensor([2], 'f32', `${op}.amax`);
   maxAbsInto(gpu, a, amax, 0);
   maxAbsInto(gpu, b, amax, 1);
+  const mo = { transA: opts.transA, transB: opts.transB, outDtype: 'f32' as const, variant: opts.variant };
+  const { workgroups, groupsX } = grid(gpu, c.size, WG);
+  // K-runs: A [.., M, K] has runs of K, A^T [.., K, M] one run per matrix; B [.., K, N] one per matrix, B^T runs of K
+  const innerA = opts.transA ? K * M : K;
+  const innerB = opts.transB ? K : K * N;
+  if (opts.form === 'concat' && (innerA % 2 || innerB % 2)) throw new ShapeError(`${op}: form 'concat' needs even K-runs (K ${K}, M ${M}, N ${N}); use form 'three'`);
+  if (opts.form !== 'three' && innerA % 2 === 0 && innerB % 2 === 0) {
+    const tripled = (t: Tensor, kAxis: number) => t.shape.map((d, i) => (i === t.shape.length + kAxis ? 3 * d : d));
+    const acat = splitF16Cat(gpu, a, amax, 0, innerA, 'a', tripled(a, opts.transA ? -2 : -1));
+    const bcat = splitF16Cat(gpu, b, amax, 1, innerB, 'b', tripled(b, opts.transB ? -1 : -2));
+    const prod = matmul(gpu, acat, bcat, mo);
+    gpu.dispatch(kernel(gpu, 'combine', !!bias, true), bias ? [prod, amax, bias, c] : [prod, amax, c], [c.size, groupsX, 0, 1, N], workgroups);
+    for (const t of [amax, acat, bcat, prod]) t.release();
+    return c;
+  }
   const [ahi, alo] = splitF16(gpu, a, amax, 0);
   const [bhi, blo] = splitF16(gpu, b, amax, 1);
-  const mo = { transA: opts.transA, transB: opts.transB, outDtype: 'f32' as const, variant: opts.variant };
   const p1 = matmul(gpu, ahi, bhi, mo);
   const p2 = matmul(gpu, ahi, blo, mo);
   const p3 = matmul(gpu, alo, bhi, mo);
-  const { workgroups, groupsX } = grid(gpu, c.size, WG);
   const ins = bias ? [p1, amax, bias, p2, p3, c] : [p1, amax, p2, p3, c];
   gpu.dispatch(kernel(gpu, 'combine', !!bias), ins, [c.size, groupsX, 0, 1, N], workgroups);
   for (const t of [amax, ahi, alo, bhi, blo, p1, p2, p3]) t.release();
