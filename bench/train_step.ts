@@ -19,6 +19,10 @@
 // the mean step when N more steps are encoded back to back (pipelined ms: the CPU encodes the next step
 // while the GPU runs this one, as in training; max(encode, GPU) rather than their sum). Peak memory is the engine pool's peak in-use bytes
 // during the case (reserved = bytes the pool held at the end, cached included).
+// With several cases each runs in its own child process (this script with --case <one> --child), so one case's
+// GPU memory is surely returned before the next: two STDiT-XL f32 cases in one process ran out of memory on a
+// 141 GB H200 (73 GiB each; Dawn had not yet reclaimed the first case's destroyed buffers).
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Tape, type Param } from '../engine/autograd.js';
 import * as F from '../engine/functional.js';
@@ -376,14 +380,39 @@ async function runCase(gpu: Gpu, name: CaseName): Promise<Result> {
   }
 }
 
-const gpu = await openBenchGpu();
-gpu.matmulF16x3Everywhere = forceF16x3;
+const RESULT = '#result ';
+const child = process.argv.includes('--child');
+const names = CASE_NAMES.filter((c) => selected.includes(c));
 const torchRows = torchLog ? readTorch(torchLog) : [];
-if (torchLog) console.log(`# torch reference: ${torchRows.length} rows from ${torchLog}`);
-console.log(`# ${steps} timed steps per case after ${WARMUP} warm-up steps${small ? ' (--small shapes)' : ''}`);
-
 const results: Result[] = [];
-for (const name of CASE_NAMES.filter((c) => selected.includes(c))) results.push(await runCase(gpu, name));
+if (!child) {
+  if (torchLog) console.log(`# torch reference: ${torchRows.length} rows from ${torchLog}`);
+  console.log(`# ${steps} timed steps per case after ${WARMUP} warm-up steps${small ? ' (--small shapes)' : ''}`);
+}
+if (names.length > 1) {
+  // one process per case (see the header); its lines pass through, its result comes back as one JSON line
+  const seen = new Set<string>();
+  const rest = process.argv.slice(2).filter((a, i, all) => a !== '--case' && all[i - 1] !== '--case' && a !== '--torch' && all[i - 1] !== '--torch');
+  for (const name of names) {
+    const r = spawnSync(process.execPath, [process.argv[1]!, ...rest, '--case', name, '--child'], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20 });
+    const lines = (r.stdout ?? '').split('\n');
+    for (const line of lines) {
+      if (!line || line.startsWith(RESULT) || (line.startsWith('# ') && seen.has(line))) continue; // the device line once
+      seen.add(line);
+      console.log(line);
+    }
+    const got = lines.find((l) => l.startsWith(RESULT));
+    results.push(got ? (JSON.parse(got.slice(RESULT.length)) as Result) : { name, label: CASES[name].label, error: `child process ended (status ${r.status}, signal ${r.signal}) without a result` });
+  }
+} else {
+  const gpu = await openBenchGpu();
+  gpu.matmulF16x3Everywhere = forceF16x3;
+  for (const name of names) results.push(await runCase(gpu, name));
+  if (child) {
+    console.log(RESULT + JSON.stringify(results[0]));
+    finish(results[0]?.error && !results[0].error.startsWith('skipped') ? 1 : 0);
+  }
+}
 
 const rows = results.map((r) => {
   const t = torchLog && !small && !(forceF32 && CASES[r.name].dtype === 'f16') ? torchFor(torchRows, r.name) : undefined;
