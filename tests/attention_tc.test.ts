@@ -1,14 +1,20 @@
-// Tensor-core flash attention forward: against an f64 softmax-attention reference on the GPU; compiled on
-// Dawn's null backend everywhere.
+// Tensor-core flash attention forward (default and lazy-rescale kernels) and backward: against an f64
+// softmax-attention reference on the GPU; compiled on Dawn's null backend everywhere.
+import * as assert from 'uvu/assert';
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
-import { attentionForwardTc, attentionBackwardTc } from '../engine/ops/attention_tc.js';
+import { attentionForwardTc, attentionBackwardTc, attentionTcForwardKernel } from '../engine/ops/attention_tc.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { roundToF16 } from '../engine/dtype.js';
 import { Gpu } from '../engine/gpu.js';
 import { GpuError } from '../engine/errors.js';
 import { refBackward, refForward } from './ref/attention.js';
 
-interface Case { B: number; H: number; Nq: number; Nk: number; D: number; kvLen?: number[]; outF16?: boolean; noVec?: boolean; noPack?: boolean; narrow?: boolean }
+/**
+ * grow: scores that climb along the keys (log2 units, i.e. of scale·log2(e)·q·k) so that the lazy kernel's
+ * reference max must be raised (by more than its TAU = 8 several times): 'ramp' adds `log2` over the whole
+ * sequence, 'spike' one key `log2` above the rest in the middle. See growScores.
+ */
+interface Case { B: number; H: number; Nq: number; Nk: number; D: number; kvLen?: number[]; outF16?: boolean; noVec?: boolean; noPack?: boolean; narrow?: boolean; lazy?: boolean; grow?: { kind: 'ramp' | 'spike'; log2: number } }
 
 const cases: Case[] = [
 
@@ -30,11 +36,50 @@ const cases: Case[] = [
   { B: 2, H: 2, Nq: 40, Nk: 90, D: 40, kvLen: [90, 33] },
 ];
 
+// Scores that grow along the keys (case.grow): dimension 0 of every query is one of ±4, 2, 0.5 (cycling over
+// the rows), dimension 0 of key j carries the growth, so rows with +4 climb by `log2` (log2 units), rows with
+// 2 by half that, 0.5 by an eighth (below TAU for the ramps here: P up to 2^(log2/8) without a raise), −4 fall
+// (their first tile holds the max). Returns how many reference raises the lazy rule (raise when a tile's row
+// max exceeds the reference by more than 8) makes over all rows, from the f64 scores: the case must exercise it.
+const TAU = 8;
+function growScores(c: Case, qd: Float32Array, kd: Float32Array, scale: number): number {
+  const { B, H, Nq, Nk, D } = c;
+  const g = c.grow!;
+  const amp = g.log2 / (4 * scale * Math.LOG2E); // key dimension-0 amplitude for a +4 query row
+  for (let bh = 0; bh < B * H; bh++) {
+    for (let i = 0; i < Nq; i++) qd[(bh * Nq + i) * D] = [4, -4, 2, 0.5][i % 4]!;
+    for (let j = 0; j < Nk; j++) {
+      kd[(bh * Nk + j) * D] = g.kind === 'ramp' ? (amp * j) / (Nk - 1) : j === (Nk >> 1) ? amp : 0;
+    }
+  }
+  const q = roundToF16(qd);
+  const k = roundToF16(kd);
+  let raises = 0;
+  for (let bh = 0; bh < B * H; bh++) {
+    const n = Math.min(Nk, c.kvLen ? c.kvLen[Math.floor(bh / H)]! : Nk);
+    for (let i = 0; i < Nq; i++) {
+      let m = -Infinity;
+      for (let k0 = 0; k0 < n; k0 += 64) {
+        let t = -Infinity;
+        for (let j = k0; j < Math.min(n, k0 + 64); j++) {
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += q[(bh * Nq + i) * D + d]! * k[(bh * Nk + j) * D + d]!;
+          t = Math.max(t, dot * scale * Math.LOG2E);
+        }
+        if (k0 > 0 && t > m + TAU) raises++;
+        if (k0 === 0 || t > m + TAU) m = t;
+      }
+    }
+  }
+  return raises;
+}
+
 async function check({ gpu, rng }: Ctx, c: Case): Promise<void> {
   const { B, H, Nq, Nk, D } = c;
   const qd = rng.normal(B * H * Nq * D);
   const kd = rng.normal(B * H * Nk * D);
   const vd = rng.normal(B * H * Nk * D);
+  if (c.grow && growScores(c, qd, kd, 1 / Math.sqrt(D)) === 0) throw new Error(`case ${JSON.stringify(c)} makes no reference raise`);
   const q = gpu.upload(qd, [B, H, Nq, D], 'f16');
   const k = gpu.upload(kd, [B, H, Nk, D], 'f16');
   const v = gpu.upload(vd, [B, H, Nk, D], 'f16');
@@ -44,7 +89,7 @@ async function check({ gpu, rng }: Ctx, c: Case): Promise<void> {
   gpu.fill(lse, NaN);
   const kvLen = c.kvLen ? gpu.upload(c.kvLen, [B], 'u32') : undefined;
   const scale = 1 / Math.sqrt(D);
-  attentionForwardTc(gpu, { q, k, v, o, lse, kvLen, scale, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow });
+  attentionForwardTc(gpu, { q, k, v, o, lse, kvLen, scale, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow, lazyRescale: c.lazy });
   const ref = refForward(roundToF16(qd), roundToF16(kd), roundToF16(vd), c, scale, c.kvLen);
   // P is rounded to f16 before P·V (as FlashAttention does on tensor cores): 1e-2 covers it.
   assertClose(await o.read(), ref.o, { rtol: 1e-2, what: `o ${JSON.stringify(c)}` });
@@ -64,6 +109,33 @@ s.gpuTest('tensor-core forward: D 64/72/24, ragged, many tiny sequences, masked 
     }
   }
   if (failures.length) throw new Error(`${failures.length} of ${cases.length} cases failed:\n${failures.join('\n')}`);
+});
+
+// Scores climbing along the keys (or one spike): the default kernel's running max and the lazy kernel's
+// reference raises (its rescale path) — ragged Nq / Nk, masked, narrow (multi-pass) staging, D 112, no VEC.
+const growing: Case[] = [
+  { B: 1, H: 2, Nq: 100, Nk: 700, D: 72, grow: { kind: 'ramp', log2: 60 } },
+  { B: 1, H: 1, Nq: 64, Nk: 300, D: 64, grow: { kind: 'ramp', log2: 40 } },
+  { B: 2, H: 2, Nq: 70, Nk: 400, D: 72, kvLen: [400, 250], grow: { kind: 'ramp', log2: 50 } },
+  { B: 1, H: 2, Nq: 77, Nk: 500, D: 72, grow: { kind: 'spike', log2: 40 } },
+  { B: 1, H: 2, Nq: 77, Nk: 300, D: 72, narrow: true, grow: { kind: 'ramp', log2: 50 } },
+  { B: 1, H: 1, Nq: 50, Nk: 260, D: 112, grow: { kind: 'ramp', log2: 40 } },
+  { B: 1, H: 2, Nq: 40, Nk: 330, D: 40, noVec: true, outF16: true, grow: { kind: 'ramp', log2: 40 } },
+];
+
+// The lazy-rescale kernel (lazyRescale): every case of the default kernel, plus the growing scores, against
+// the same f64 reference and tolerances; the default kernel on the growing scores too.
+s.gpuTest('tensor-core forward, lazy rescale: the default cases and climbing scores (rescale path)', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
+  const all = [...cases.map((c) => ({ ...c, lazy: true })), ...growing.map((c) => ({ ...c, lazy: true })), ...growing];
+  const failures: string[] = [];
+  for (const c of all) {
+    try {
+      await check(ctx, c);
+    } catch (e) {
+      failures.push((e as Error).message);
+    }
+  }
+  if (failures.length) throw new Error(`${failures.length} of ${all.length} cases failed:\n${failures.join('\n')}`);
 });
 
 async function checkBackward({ gpu, rng }: Ctx, c: Case): Promise<void> {
@@ -110,26 +182,58 @@ s.gpuTest('tensor-core backward: dq, dk, dv against the f64 reference', (gpu) =>
 
 s.test('tensor-core forward and backward compile on Dawn null backend', async () => {
   const g = await Gpu.open({ device: 'null' });
-  const limitOnly = /total use of workgroup storage \(\d+ bytes\) is larger than the maximum allowed \(16384 bytes\)/;
-  for (const c of cases) {
-    const { B, H, Nq, Nk, D } = c;
-    const o = g.tensor([B, H, Nq, D], c.outF16 ? 'f16' : 'f32');
+  // The null device's limits (16 KiB of workgroup memory, 8 storage buffers per stage: the masked backward binds
+  // 9) fail pipelines after their WGSL compiled; compile errors have kind 'compilation' and are rethrown.
+  const limitOnly = /total use of workgroup storage \(\d+ bytes\) is larger than the maximum allowed \(16384 bytes\)|number of storage buffers \(\d+\) in the Compute stage exceeds the maximum per-stage limit \(8\)/;
+  // Each op checked on its own: the null device's 16 KiB limit fails every general forward pipeline, which must
+  // not skip the kernels recorded after it.
+  const compiles = async (record: () => void) => {
     try {
-      const q = g.tensor([B, H, Nq, D], 'f16');
-      const k = g.tensor([B, H, Nk, D], 'f16');
-      const v = g.tensor([B, H, Nk, D], 'f16');
-      const lse = g.tensor([B, H, Nq]);
-      const kvLen = c.kvLen ? g.tensor([B], 'u32') : undefined;
-      attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1 });
-      await g.sync();
-      const dt = c.outF16 ? 'f16' : 'f32';
-      const dout = g.tensor([B, H, Nq, D], o.dtype);
-      attentionBackwardTc(g, { q, k, v, o, dout, lse, kvLen, scale: 0.1, dq: g.tensor([B, H, Nq, D], dt), dk: g.tensor([B, H, Nk, D], dt), dv: g.tensor([B, H, Nk, D], dt) });
+      record(); // a variant that failed before throws its error again here
       await g.sync();
     } catch (e) {
       if (!(e instanceof GpuError && e.kind === 'validation' && limitOnly.test(e.message))) throw e;
     }
+  };
+  for (const c of cases) {
+    const { B, H, Nq, Nk, D } = c;
+    const o = g.tensor([B, H, Nq, D], c.outF16 ? 'f16' : 'f32');
+    const q = g.tensor([B, H, Nq, D], 'f16');
+    const k = g.tensor([B, H, Nk, D], 'f16');
+    const v = g.tensor([B, H, Nk, D], 'f16');
+    const lse = g.tensor([B, H, Nq]);
+    const kvLen = c.kvLen ? g.tensor([B], 'u32') : undefined;
+    await compiles(() => attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1 }));
+    await compiles(() => attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1, lazyRescale: true, noVec: c.noVec, noPack: c.noPack }));
+    const dt = c.outF16 ? 'f16' : 'f32';
+    const dout = g.tensor([B, H, Nq, D], o.dtype);
+    await compiles(() => attentionBackwardTc(g, { q, k, v, o, dout, lse, kvLen, scale: 0.1, dq: g.tensor([B, H, Nq, D], dt), dk: g.tensor([B, H, Nk, D], dt), dv: g.tensor([B, H, Nk, D], dt) }));
   }
+  await g.destroy();
+});
+
+// Every variant of the general forward kernel the op can produce, default and lazy rescale: DP 16..128, f16/f32
+// o, masked or not, 16-byte staging or not, Ss rows 64 or D wide (the null device's 16 KiB limit makes the op
+// itself pick 64, so the wide ones are requested here directly). Only the workgroup-memory limit may fail.
+s.test('tensor-core forward kernels (default and lazy rescale) compile on Dawn null backend for every define set', async () => {
+  const g = await Gpu.open({ device: 'null' });
+  const limitOnly = /total use of workgroup storage \(\d+ bytes\) is larger than the maximum allowed \(16384 bytes\)/;
+  let n = 0;
+  for (const lazy of [false, true])
+    for (let DP = 16; DP <= 128; DP += 16)
+      for (const SW of new Set([68, Math.max(64, DP) + 4]))
+        for (const outF16 of [false, true])
+          for (const mask of [false, true])
+            for (const vec of [false, true]) {
+              attentionTcForwardKernel(g, { DP, outF16, mask, vec, SW, lazy });
+              try {
+                await g.sync();
+              } catch (e) {
+                if (!(e instanceof GpuError && e.kind === 'validation' && limitOnly.test(e.message))) throw e;
+              }
+              n++;
+            }
+  assert.is(n, 2 * (4 * 8 + 4 * 16)); // DP ≤ 64: one SW; wider: two
   await g.destroy();
 });
 
