@@ -2,6 +2,9 @@
 // residual, forward and backward, f32 and f16 storage, against the copy ceiling measured in the same run.
 // Bytes counted are those each call must move: modulate x + y / x + dy + dx (+ mean/rstd); gated residual
 // x + y + out / dout + y + dy (dx is dout itself). Per-sample vectors and gradient partials are overhead.
+// f16 runs the modulate twice in the default run: the packed-row kernel (the f16 default,
+// shaders/layernorm-packed.wgsl) and the unit kernel it replaced ({packed: false}), plus a few block/slot
+// settings of the packed kernel; the lines after the table compare the two in % of copy16.
 // --sweep adds the modulate's kernel variants (ops/layernorm.ts NormBackwardVariant: row slots, 16-byte f16
 // units, hardware f16 packing, the fused column sum) and tokens per block of the per-sample gradients.
 // --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows); --profile prints the kernels of one
@@ -27,15 +30,16 @@ interface Variant extends NormBackwardVariant {
   rowsPerBlock?: number;
 }
 
-const KEYS = ['subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'finalSum'] as const;
-/** ' slots 4 wideF16 rpb 64 finalSum colsum' for the fields set. */
+const KEYS = ['packed', 'subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'forwardRowsPerBlock', 'finalSum'] as const;
+const SHORT: Partial<Record<(typeof KEYS)[number], string>> = { rowsPerBlock: 'rpb', forwardRowsPerBlock: 'frpb' };
+/** ' packed slots 4 rpb 64 finalSum colsum' for the fields set ({packed: false}: ' unit'). */
 const variantTag = (v: Variant) =>
-  KEYS.filter((k) => v[k] !== undefined && v[k] !== false)
-    .map((k) => ` ${k === 'rowsPerBlock' ? 'rpb' : k}${v[k] === true ? '' : ` ${v[k]}`}`)
+  KEYS.filter((k) => v[k] !== undefined && (v[k] !== false || k === 'packed'))
+    .map((k) => (k === 'packed' ? (v[k] ? ' packed' : ' unit') : ` ${SHORT[k] ?? k}${v[k] === true ? '' : ` ${v[k]}`}`))
     .join('');
 
 async function bench(gpu: Gpu, dtype: 'f32' | 'f16', v: Variant = {}): Promise<Row[]> {
-  const fv = { slots: v.slots, wideF16: v.wideF16, fastPack: v.fastPack, subgroupRows: v.subgroupRows };
+  const fv = { slots: v.slots, wideF16: v.wideF16, fastPack: v.fastPack, subgroupRows: v.subgroupRows, packed: v.packed, forwardRowsPerBlock: v.forwardRowsPerBlock };
   const { rowsPerBlock } = v;
   const eb = dtype === 'f32' ? 4 : 2;
   const shape = [B, N, C];
@@ -73,7 +77,17 @@ async function bench(gpu: Gpu, dtype: 'f32' | 'f16', v: Variant = {}): Promise<R
 const gpu = await openBenchGpu();
 const ceiling = await copyCeiling(gpu, quick ? 64 : 1024);
 const results: Row[] = [];
-for (const dtype of ['f32', 'f16'] as const) results.push(...(await bench(gpu, dtype)));
+results.push(...(await bench(gpu, 'f32')));
+// f16: the packed kernel (default) beside the unit kernel it replaced, then packed block/slot settings
+results.push(...(await bench(gpu, 'f16', { packed: true })));
+results.push(...(await bench(gpu, 'f16', { packed: false })).filter((r) => r.name.startsWith('modulate')));
+const packedSettings: Variant[] = [
+  { packed: true, rowsPerBlock: 32, forwardRowsPerBlock: 8 },
+  { packed: true, rowsPerBlock: 128, forwardRowsPerBlock: 32 },
+  { packed: true, slots: 8, rowsPerBlock: 128, forwardRowsPerBlock: 32 },
+  { packed: true, slots: 2, rowsPerBlock: 32, forwardRowsPerBlock: 8 },
+];
+for (const v of packedSettings) results.push(...(await bench(gpu, 'f16', v)).filter((r) => r.name.startsWith('modulate')));
 if (process.argv.includes('--sweep')) {
   for (const rowsPerBlock of [4, 8, 32, 64]) results.push(...(await bench(gpu, 'f32', { rowsPerBlock })).filter((r) => r.name.includes('backward')));
   // modulate variants
@@ -99,7 +113,8 @@ if (process.argv.includes('--sweep')) {
     ['f16', { fastPack: true, slots: 4, finalSum: 'colsum' }],
     ['f16', { fastPack: true, slots: 8, finalSum: 'colsum' }],
   ];
-  for (const [dtype, v] of mod) results.push(...(await bench(gpu, dtype, v)).filter((r) => r.name.startsWith('modulate')));
+  // the unit kernel's variants (f16: {packed: false}; the packed kernel's settings are in the default run)
+  for (const [dtype, v] of mod) results.push(...(await bench(gpu, dtype, dtype === 'f16' ? { packed: false, ...v } : v)).filter((r) => r.name.startsWith('modulate')));
   // gated residual backward: row slots and the fused column sum of dgate
   const gat: ['f32' | 'f16', Variant][] = [
     ['f32', { slots: 4, finalSum: 'colsum' }],
@@ -131,14 +146,22 @@ if (process.argv.includes('--profile')) {
     const [shift, scale] = ['shift', 'scale'].map((n) => gpu.tensor([B, C], 'f32', n)) as [Tensor, Tensor];
     for (const [t, v] of [[x, 0.5], [d, 0.25], [shift, 0.1], [scale, 0.2]] as const) gpu.fill(t, v);
     const st = adalnModulate(gpu, x, shift, scale);
-    await printBreakdown(gpu, `modulate backward ${dtype} (default): kernels of one call`, () => {
-      const g = adalnModulateBackward(gpu, d, x, st.mean, st.rstd, scale);
-      for (const t of [g.dx, g.dscale, g.dshift]) t.release();
-    });
+    for (const packed of dtype === 'f16' ? [true, false] : [undefined]) {
+      await printBreakdown(gpu, `modulate backward ${dtype} (default${packed === undefined ? '' : packed ? ', packed' : ', unit {packed: false}'}): kernels of one call`, () => {
+        const g = adalnModulateBackward(gpu, d, x, st.mean, st.rstd, scale, { packed });
+        for (const t of [g.dx, g.dscale, g.dshift]) t.release();
+      });
+    }
     for (const t of [x, d, shift, scale, st.y, st.mean, st.rstd]) t.release();
   }
 }
 
 console.log(`\nadaLN [${B}, ${N}, ${C}]; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);
 console.log(table(['case', 'dtype', 'ms', 'GB/s', '% copy16'], results.map((r) => [r.name, r.dtype, r.ms, r.gbs, (100 * r.gbs) / ceiling.copy16])));
+const pct = (name: string) => {
+  const r = results.find((q) => q.dtype === 'f16' && q.name === name);
+  return r ? `${((100 * r.gbs) / ceiling.copy16).toFixed(1)}% (${r.ms.toFixed(4)} ms)` : '-';
+};
+console.log(`\nf16 modulate [${B}, ${N}, ${C}], % of copy16 — packed kernel (new default) vs unit kernel ({packed: false}, the previous default):`);
+for (const c of ['backward', 'forward']) console.log(`  modulate ${c.padEnd(9)} packed ${pct(`modulate ${c} packed`)}  |  unit ${pct(`modulate ${c} unit`)}`);
 finish();

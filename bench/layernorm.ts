@@ -2,12 +2,16 @@
 // f16 storage, against the copy ceiling measured in the same run. Bytes counted are those each call must
 // move: forward x + y (+ mean/rstd), backward x + dy + dx (+ mean/rstd); weight-gradient partials and the
 // parameter vectors are overhead the GB/s figure has to absorb.
+// f16 rows run twice in the default run: the packed-row kernel (the f16 default, shaders/layernorm-packed.wgsl)
+// and the unit kernel it replaced ({packed: false}), plus a few block/slot settings of the packed kernel; the
+// lines after the table compare the two in % of copy16.
 // --sweep adds the kernel variants (ops/layernorm.ts NormBackwardVariant: row slots, 16-byte f16 units, hardware
 // f16 packing, the fused column sum) and rows per block of the weight-gradient pass.
 // --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows); --profile prints the kernels of one
-// f32 backward call per variant (row kernel vs weight-gradient sum).
+// f32 backward call per variant and of the f16 packed and unit backward (row kernel vs weight-gradient sum).
 //   node dist/bench/layernorm.mjs [--quick] [--sweep] [--subgroup-rows] [--profile] [--safe]
 import { layernorm, layernormBackward, subgroupRowsUnavailable, unitLayout, type LayerNormBackwardOptions, type NormBackwardVariant } from '../engine/ops/layernorm.js';
+import { cast } from '../engine/ops/cast.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { best, copyCeiling, finish, openBenchGpu, printBreakdown, table, time } from './_harness.js';
@@ -27,15 +31,16 @@ interface Variant extends NormBackwardVariant {
   rowsPerBlock?: number;
 }
 
-const KEYS = ['subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'finalSum'] as const;
-/** ' slots 4 wideF16 rpb 64 finalSum colsum' for the fields set. */
+const KEYS = ['packed', 'subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'forwardRowsPerBlock', 'finalSum'] as const;
+const SHORT: Partial<Record<(typeof KEYS)[number], string>> = { rowsPerBlock: 'rpb', forwardRowsPerBlock: 'frpb' };
+/** ' packed slots 4 rpb 64 finalSum colsum' for the fields set ({packed: false}: ' unit'). */
 const variantTag = (v: Variant) =>
-  KEYS.filter((k) => v[k] !== undefined && v[k] !== false)
-    .map((k) => ` ${k === 'rowsPerBlock' ? 'rpb' : k}${v[k] === true ? '' : ` ${v[k]}`}`)
+  KEYS.filter((k) => v[k] !== undefined && (v[k] !== false || k === 'packed'))
+    .map((k) => (k === 'packed' ? (v[k] ? ' packed' : ' unit') : ` ${SHORT[k] ?? k}${v[k] === true ? '' : ` ${v[k]}`}`))
     .join('');
 
 async function bench(gpu: Gpu, dtype: 'f32' | 'f16', affine: boolean, subgroups: boolean, v: Variant = {}): Promise<Row[]> {
-  const fv = { slots: v.slots, wideF16: v.wideF16, fastPack: v.fastPack, subgroupRows: v.subgroupRows };
+  const fv = { slots: v.slots, wideF16: v.wideF16, fastPack: v.fastPack, subgroupRows: v.subgroupRows, packed: v.packed, forwardRowsPerBlock: v.forwardRowsPerBlock };
   const eb = dtype === 'f32' ? 4 : 2;
   const x = gpu.tensor([rows, C], dtype, 'x');
   const dy = gpu.tensor([rows, C], dtype, 'dy');
@@ -72,11 +77,24 @@ const ceiling = await copyCeiling(gpu, quick ? 64 : 1024);
 const sg = gpu.info.subgroups;
 const noSgRows = subgroupRowsUnavailable(gpu, unitLayout('f32', C).units);
 const results: Row[] = [];
-for (const dtype of ['f32', 'f16'] as const) {
-  results.push(...(await bench(gpu, dtype, true, sg)));
-  results.push(...(await bench(gpu, dtype, false, sg)));
-  if (sg) results.push(...(await bench(gpu, dtype, true, false)));
+results.push(...(await bench(gpu, 'f32', true, sg)));
+results.push(...(await bench(gpu, 'f32', false, sg)));
+if (sg) results.push(...(await bench(gpu, 'f32', true, false)));
+// f16: the packed kernel (default) beside the unit kernel it replaced, then packed block/slot settings
+const pk: Variant = { packed: true };
+const unit: Variant = { packed: false };
+for (const v of [pk, unit]) {
+  results.push(...(await bench(gpu, 'f16', true, sg, v)));
+  results.push(...(await bench(gpu, 'f16', false, sg, v)));
 }
+if (sg) for (const v of [pk, unit]) results.push(...(await bench(gpu, 'f16', true, false, v)));
+const packedSettings: Variant[] = [
+  { packed: true, rowsPerBlock: 32, forwardRowsPerBlock: 8 },
+  { packed: true, rowsPerBlock: 128, forwardRowsPerBlock: 32 },
+  { packed: true, slots: 8, rowsPerBlock: 128, forwardRowsPerBlock: 32 },
+  { packed: true, slots: 2, rowsPerBlock: 32, forwardRowsPerBlock: 8 },
+];
+for (const v of packedSettings) results.push(...(await bench(gpu, 'f16', true, sg, v)));
 if (process.argv.includes('--sweep')) {
   // forward (and backward) variants
   const both: ['f32' | 'f16', Variant][] = [
@@ -89,8 +107,10 @@ if (process.argv.includes('--sweep')) {
     ['f16', { wideF16: true, fastPack: true, slots: 4 }],
     ['f16', { fastPack: true, slots: 4 }],
   ];
-  for (const [dtype, v] of both) results.push(...(await bench(gpu, dtype, true, sg, v)));
-  results.push(...(await bench(gpu, 'f16', false, sg, { wideF16: true, fastPack: true, slots: 4 })));
+  // the unit kernel's variants (f16: {packed: false}; the packed kernel's settings are in the default run)
+  const unitOf = (dtype: string, v: Variant): Variant => (dtype === 'f16' ? { packed: false, ...v } : v);
+  for (const [dtype, v] of both) results.push(...(await bench(gpu, dtype, true, sg, unitOf(dtype, v))));
+  results.push(...(await bench(gpu, 'f16', false, sg, { packed: false, wideF16: true, fastPack: true, slots: 4 })));
   // weight-gradient pass: rows per block, final sum, row slots
   const bwd: ['f32' | 'f16', Variant][] = [
     ...[4, 8, 16, 32, 64].map((rowsPerBlock) => ['f32', { rowsPerBlock }] as ['f32', Variant]),
@@ -103,7 +123,7 @@ if (process.argv.includes('--sweep')) {
     ['f16', { slots: 4, wideF16: true, fastPack: true, rowsPerBlock: 128, finalSum: 'colsum' }],
     ['f16', { slots: 8, fastPack: true, finalSum: 'colsum' }],
   ];
-  for (const [dtype, v] of bwd) results.push(...(await bench(gpu, dtype, true, sg, v)).slice(1));
+  for (const [dtype, v] of bwd) results.push(...(await bench(gpu, dtype, true, sg, unitOf(dtype, v))).slice(1));
 }
 
 if (process.argv.includes('--subgroup-rows') && noSgRows) console.log(`# --subgroup-rows: skipped (one row per subgroup ${noSgRows})`);
@@ -136,8 +156,23 @@ if (process.argv.includes('--profile')) {
       for (const t of [g.dx, g.dweight, g.dbias]) t?.release();
     });
   }
+  // f16: the packed kernel vs the unit kernel (row kernel vs weight-gradient sum)
+  const [xh, dyh] = [x, dy].map((t) => cast(gpu, t, 'f16'));
+  const sth = layernorm(gpu, xh!, { weight: w, bias: b });
+  for (const packed of [true, false]) {
+    await printBreakdown(gpu, `backward f16 affine ${packed ? 'packed' : 'unit'} (default settings): kernels of one call`, () => {
+      const g = layernormBackward(gpu, dyh!, xh!, sth.mean, sth.rstd, { weight: w, packed });
+      for (const t of [g.dx, g.dweight, g.dbias]) t?.release();
+    });
+  }
 }
 
 console.log(`\nlayernorm [${rows}, ${C}]; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);
 console.log(table(['case', 'dtype', 'ms', 'GB/s', '% copy16'], results.map((r) => [r.name, r.dtype, r.ms, r.gbs, (100 * r.gbs) / ceiling.copy16])));
+const pct = (name: string) => {
+  const r = results.find((q) => q.dtype === 'f16' && q.name === name);
+  return r ? `${((100 * r.gbs) / ceiling.copy16).toFixed(1)}% (${r.ms.toFixed(4)} ms)` : '-';
+};
+console.log(`\nf16 [${rows}, ${C}], % of copy16 — packed kernel (new default) vs unit kernel ({packed: false}, the previous default):`);
+for (const c of ['backward affine', 'backward plain', 'forward affine', 'forward plain']) console.log(`  ${c.padEnd(16)} packed ${pct(`${c} packed`)}  |  unit ${pct(`${c} unit`)}`);
 finish();

@@ -101,7 +101,7 @@ async function checkModulate({ gpu, rng }: Ctx, shape: [number, number, number],
   const dy = gpu.upload(dy0, shape, dtype, 'dy');
   const shift = gpu.upload(shift0, vshape, 'f32', 'shift');
   const scale = gpu.upload(scale0, vshape, 'f32', 'scale');
-  const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack, subgroupRows: o.subgroupRows };
+  const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack, subgroupRows: o.subgroupRows, packed: o.packed, forwardRowsPerBlock: o.forwardRowsPerBlock };
   const vs = Object.entries({ ...variant, finalSum: o.finalSum, lean: o.lean }).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k} ${v}`).join('');
   const what = `adalnModulate ${dtype} [${shape}] vectors [${vshape}] subgroups ${o.subgroups ?? 'default'}${o.rowsPerBlock ? ` rowsPerBlock ${o.rowsPerBlock}` : ''}${vs}`;
   const { y, mean, rstd } = adalnModulate(gpu, x, shift, scale, { subgroups: o.subgroups, ...variant });
@@ -193,22 +193,41 @@ s.test('modulate variant: one row per subgroup', async (ctx) => {
   await checkModulate(ctx, [2, 5, 72], 'f16', { subgroupRows: true, rowsPerBlock: 2, wideF16: true, fastPack: true, lean: true, finalSum: 'colsum' });
 });
 
+// The packed f16 kernel (the f16 default for even C): per-sample weights over blocks of tokens that do not
+// divide the token count, forward blocks that straddle no sample, 16-, 8- and 4-byte words, subgroup and
+// shared-memory sums, and the unit kernel it replaced ({packed: false}).
+s.test('modulate: packed f16 kernel, batches, ragged blocks, the unit kernel beside it', async (ctx) => {
+  const sub = ctx.gpu.info.subgroups ? [false, true] : [false];
+  for (const subgroups of sub) {
+    await checkModulate(ctx, [3, 37, 1152], 'f16', { packed: true, rowsPerBlock: 6, forwardRowsPerBlock: 5, subgroups, finalSum: 'colsum' });
+    await checkModulate(ctx, [4, 9, 36], 'f16', { packed: true, rowsPerBlock: 4, slots: 3, mid: true, subgroups });
+    await checkModulate(ctx, [2, 11, 38], 'f16', { packed: true, forwardRowsPerBlock: 2, subgroups });
+  }
+  await checkModulate(ctx, [3, 5, 72], 'f16', { packed: true, rowsPerBlock: 1, slots: 1, finalSum: 'reduce' });
+  await checkModulate(ctx, [3, 37, 1152], 'f16', { packed: false, rowsPerBlock: 6 });
+  await checkModulate(ctx, [2, 11, 38], 'f16', { packed: false, mid: true });
+});
+
 s.test('modulate variants: deterministic', async ({ gpu, rng }) => {
   const [B, N, C] = [3, 37, 72];
-  const x = gpu.upload(tokens(rng, B * N * C, C), [B, N, C]);
-  const dy = gpu.upload(rng.normal(B * N * C), [B, N, C]);
-  const shift = gpu.upload(rng.normal(B * C), [B, C]);
-  const scale = gpu.upload(rng.normal(B * C, 0.5), [B, C]);
-  const run = async () => {
-    const f = adalnModulate(gpu, x, shift, scale, { slots: 4 });
-    const g = adalnModulateBackward(gpu, dy, x, f.mean, f.rstd, scale, { slots: 4, rowsPerBlock: 6, finalSum: 'colsum' });
-    return [await f.y.read(), await g.dx.read(), await g.dscale.read(), await g.dshift.read()];
-  };
-  const a = await run();
-  const b = await run();
-  a.forEach((o, i) => {
-    if (!o.every((e, j) => Object.is(e, b[i]![j]))) throw new Error(`output ${i} differs between runs`);
-  });
+  // f32 (unit kernel, 4 slots) and f16 (packed kernel, its default slots)
+  for (const dtype of ['f32', 'f16'] as const) {
+    const x = gpu.upload(tokens(rng, B * N * C, C), [B, N, C], dtype);
+    const dy = gpu.upload(rng.normal(B * N * C), [B, N, C], dtype);
+    const shift = gpu.upload(rng.normal(B * C), [B, C]);
+    const scale = gpu.upload(rng.normal(B * C, 0.5), [B, C]);
+    const slots = dtype === 'f32' ? 4 : undefined;
+    const run = async () => {
+      const f = adalnModulate(gpu, x, shift, scale, { slots });
+      const g = adalnModulateBackward(gpu, dy, x, f.mean, f.rstd, scale, { slots, rowsPerBlock: 6, finalSum: 'colsum' });
+      return [await f.y.read(), await g.dx.read(), await g.dscale.read(), await g.dshift.read()];
+    };
+    const a = await run();
+    const b = await run();
+    a.forEach((o, i) => {
+      if (!o.every((e, j) => Object.is(e, b[i]![j]))) throw new Error(`${dtype}: output ${i} differs between runs`);
+    });
+  }
 });
 
 s.test('gated residual forward and backward, f32 and f16, blocks of tokens', async (ctx) => {

@@ -4,7 +4,7 @@
 import { suite, assertClose, assertThrows, type Ctx, type Rng } from './harness.js';
 import { readWords, withGridLimit } from './ops-util.js';
 import { roundToF16, type DType } from '../engine/dtype.js';
-import { layernorm, layernormBackward, rowPlan, blockPlan, slotsFor, unitLayout, type LayerNormOptions, type NormBackwardVariant } from '../engine/ops/layernorm.js';
+import { layernorm, layernormBackward, rowPlan, blockPlan, slotsFor, unitLayout, packedPlan, packedLayout, type LayerNormOptions, type NormBackwardVariant } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 
 // ---- f64 CPU reference -----------------------------------------------------------------------------
@@ -89,7 +89,7 @@ async function check({ gpu, rng }: Ctx, shape: number[], dtype: DType, o: CheckO
   const dy = gpu.upload(dy0, shape, dtype, 'dy');
   const weight = w0 && gpu.upload(w0, [C], 'f32', 'weight');
   const bias = b0 && gpu.upload(b0, [C], 'f32', 'bias');
-  const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack, subgroupRows: o.subgroupRows };
+  const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack, subgroupRows: o.subgroupRows, packed: o.packed, forwardRowsPerBlock: o.forwardRowsPerBlock };
   const { y, mean, rstd } = layernorm(gpu, x, { weight, bias, eps: o.eps, subgroups: o.subgroups, ...variant });
   const g = layernormBackward(gpu, dy, x, mean, rstd, { weight, subgroups: o.subgroups, rowsPerBlock: o.rowsPerBlock, ...variant, finalSum: o.finalSum, lean: o.lean });
   const vs = Object.entries({ ...variant, finalSum: o.finalSum, lean: o.lean }).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k} ${v}`).join('');
@@ -254,6 +254,46 @@ s.test('deterministic: the same inputs give the same bits', async ({ gpu, rng })
   }
 });
 
+// The packed f16 kernel (default for f16 rows of even C): 16-byte words (C % 8 == 0) of 1152 and of 4104
+// halves (513 words: the last thread's words run past the row), 8-byte words (C % 8 == 4), 4-byte words
+// (C % 4 == 2); rows that fill neither the slots nor the blocks; one row per block; forward blocks of 1 and 3
+// rows; 3 slots (48 threads: not whole subgroups of 32 on NVIDIA); subgroup and shared-memory sums; and the unit
+// kernel it replaced ({packed: false}) on the same shapes.
+s.test('packed f16 kernel: word widths, ragged rows and blocks, slots, the unit kernel beside it', async (ctx) => {
+  const sub = ctx.gpu.info.subgroups ? [false, true] : [false];
+  for (const subgroups of sub) {
+    await check(ctx, [37, 1152], 'f16', { affine: true, packed: true, rowsPerBlock: 7, subgroups });
+    await check(ctx, [3, 11, 36], 'f16', { affine: true, packed: true, rowsPerBlock: 5, forwardRowsPerBlock: 3, subgroups });
+    await check(ctx, [13, 38], 'f16', { affine: true, packed: true, slots: 3, rowsPerBlock: 4, subgroups });
+    await check(ctx, [9, 38], 'f16', { affine: false, packed: true, slots: 2, rowsPerBlock: 5, forwardRowsPerBlock: 1, subgroups });
+  }
+  await check(ctx, [5, 4104], 'f16', { affine: true, packed: true, rowsPerBlock: 2 });
+  await check(ctx, [21, 72], 'f16', { affine: true, packed: true, rowsPerBlock: 1, slots: 1, finalSum: 'colsum' });
+  await check(ctx, [6, 1152], 'f16', { affine: true, packed: true, fastPack: false, finalSum: 'reduce' });
+  await check(ctx, [37, 1152], 'f16', { affine: true, packed: false, rowsPerBlock: 7, fastPack: true, finalSum: 'colsum' });
+  await check(ctx, [13, 38], 'f16', { affine: false, packed: false });
+});
+
+s.test('packed f16 kernel: the f16 default, deterministic', async ({ gpu, rng }) => {
+  const shape = [45, 1152];
+  const x = gpu.upload(rowsAround(rng, shape), shape, 'f16');
+  const dy = gpu.upload(rng.normal(numel(shape)), shape, 'f16');
+  const weight = gpu.upload(rng.normal(1152), [1152]);
+  const bias = gpu.upload(rng.normal(1152), [1152]);
+  const run = async (v: NormBackwardVariant) => {
+    const f = layernorm(gpu, x, { weight, bias, ...v });
+    const g = layernormBackward(gpu, dy, x, f.mean, f.rstd, { weight, rowsPerBlock: 4, ...v });
+    return [await f.y.read(), await f.rstd.read(), await g.dx.read(), await g.dweight!.read(), await g.dbias!.read()];
+  };
+  const a = await run({});
+  for (const v of [{}, { packed: true }]) {
+    const b = await run(v);
+    a.forEach((o, i) => {
+      if (!o.every((e, j) => Object.is(e, b[i]![j]))) throw new Error(`${JSON.stringify(v)}: output ${i} differs from the f16 default's`);
+    });
+  }
+});
+
 s.test('plans: workgroup size, register slots, blocks', () => {
   const cases: [number, number, number][] = [[1, 32, 1], [2, 32, 1], [72, 96, 1], [288, 96, 3], [1152, 192, 6], [8192, 256, 32]];
   for (const [units, wg, per] of cases) {
@@ -268,6 +308,12 @@ s.test('plans: workgroup size, register slots, blocks', () => {
   if (c.blockRows !== 64 || c.blocks !== 256) throw new Error(`blockPlan(1, 16384, -, 4) = ${JSON.stringify(c)}`);
   const d = blockPlan(1, 16384, undefined, 1, 512); // layernormBackward's f32 target
   if (d.blockRows !== 32 || d.blocks !== 512) throw new Error(`blockPlan(1, 16384, -, 1, 512) = ${JSON.stringify(d)}`);
+  for (const [C, nh, wg, per] of [[1152, 8, 48, 3], [4104, 8, 176, 3], [36, 4, 16, 1], [38, 2, 16, 2], [8192, 8, 256, 4]] as const) {
+    const l = packedLayout(C);
+    const q = packedPlan(l.words);
+    if (l.nh !== nh || q?.wg !== wg || q.per !== per) throw new Error(`packed plan of ${C} halves: ${JSON.stringify({ ...l, ...q })}, expected ${nh} halves a word, wg ${wg} per ${per}`);
+  }
+  if (packedPlan(1025) !== null) throw new Error('packedPlan(1025 words) should refuse');
   const w = unitLayout('f16', 1152, true);
   if (w.e !== 8 || w.units !== 144 || unitLayout('f16', 1156, true).e !== 4 || unitLayout('f32', 1152, true).e !== 4) throw new Error(`unitLayout wideF16: ${JSON.stringify(w)}`);
 });
@@ -315,6 +361,9 @@ s.test('bad inputs are clear errors', async ({ gpu }) => {
   await assertThrows(() => layernormBackward(gpu, x, x, st.mean, st.rstd, { weight: w, rowsPerBlock: 0 }), /rowsPerBlock 0 must be a positive integer/, 'rowsPerBlock');
   await assertThrows(() => layernorm(gpu, x, { slots: 0 }), /layernorm: slots 0 must be a positive integer/, 'slots');
   await assertThrows(() => layernormBackward(gpu, x, x, st.mean, st.rstd, { weight: w, finalSum: 'tree' as 'colsum' }), /layernormBackward: finalSum 'tree' must be 'colsum' or 'reduce'/, 'finalSum');
+  await assertThrows(() => layernorm(gpu, x, { packed: true }), /layernorm: \{packed: true\} needs f16 rows of even length/, 'packed f32');
+  await assertThrows(() => layernorm(gpu, gpu.tensor([2, 5], 'f16'), { packed: true }), /layernorm: \{packed: true\} needs f16 rows of even length/, 'packed odd rows');
+  await assertThrows(() => layernorm(gpu, gpu.tensor([2, 6], 'f16'), { forwardRowsPerBlock: 0 }), /forwardRowsPerBlock 0 must be a positive integer/, 'forwardRowsPerBlock');
   if (!gpu.info.subgroups) await assertThrows(() => layernorm(gpu, x, { subgroups: true }), /subgroups feature/, 'subgroups without the feature');
   await gpu.sync();
 });

@@ -77,13 +77,17 @@ export function adalnModulateBackward(
   opts: AdalnBackwardOptions = {},
 ): { dx: Tensor; dscale: Tensor; dshift: Tensor } {
   const op = 'adalnModulateBackward';
-  const [, N] = dims(op, x);
+  const [, N, C] = dims(op, x);
   expectPerSample(op, scale, 'scale', x);
   // H100 sweep: f32 53 → 68 % with 64-row blocks and the fused column sum; f16 22 → 49 % with 4 row slots,
   // 16-byte units, hardware packing, the lean loop and the column sum. H200 sweep after colsum's per-call
   // tile (bench/adaln.ts --sweep, [4, 4096, 1152]): f32 rows per block 64 → 32: 62 → 74 % of copy.
+  // f16 (even C) takes the packed-row kernel by default (NormVariant.packed); {packed: false} gets the unit
+  // kernel's tuned f16 variant above.
   const tuned: NormBackwardVariant & { rowsPerBlock?: number } =
-    x.dtype === 'f16' ? { slots: 4, wideF16: true, fastPack: true, lean: true, finalSum: 'colsum' } : { rowsPerBlock: 32, finalSum: 'colsum' };
+    x.dtype === 'f32' ? { rowsPerBlock: 32, finalSum: 'colsum' }
+    : opts.packed === false || C % 2 === 1 ? { slots: 4, wideF16: true, fastPack: true, lean: true, finalSum: 'colsum' }
+    : { fastPack: true, finalSum: 'colsum' };
   const variant = withDefaults(tuned, opts);
   const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: scale, wOffset: 1, groupRows: Math.max(1, N), gradShape: scale.shape, out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock ?? tuned.rowsPerBlock, variant });
   return { dx: r.dx, dscale: r.dw!, dshift: r.db! };

@@ -1,9 +1,13 @@
 // LayerNorm over the last dim (rows = all leading dims), with or without an affine weight/bias, and its
 // backward. x/y/dy/dx are f32 or f16 storage; math, mean/rstd and the weight gradients are f32. The row
 // machinery (normForward/normBackward) is shared with adaLN's modulate (ops/adaln.ts), whose weight and
-// bias are per sample. See shaders/layernorm.wgsl for the kernels.
+// bias are per sample. See shaders/layernorm.wgsl for the kernels; f16 rows of even C take
+// shaders/layernorm-packed.wgsl by default (NormVariant.packed: halves packed in registers, 16-byte words;
+// layernorm.wgsl's unit kernel held f16 as f32 registers, so f16 moved half the bytes of f32 per register and
+// per row step and ran at 31–56 % of copy on the H200 where f32 ran at 73–88 %).
 import layernormWgsl from '../../shaders/layernorm.wgsl';
 import colsumWgsl from '../../shaders/layernorm-colsum.wgsl';
+import packedWgsl from '../../shaders/layernorm-packed.wgsl';
 import f16Wgsl from '../../shaders/f16.wgsl';
 import type { DType } from '../dtype.js';
 import { ShapeError, shapeStr } from '../errors.js';
@@ -14,6 +18,7 @@ import { sum } from './reduce.js';
 
 const SHADER = { name: 'layernorm', template: layernormWgsl + f16Wgsl };
 const COLSUM = { name: 'layernorm-colsum', template: colsumWgsl };
+const PACKED = { name: 'layernorm-packed', template: packedWgsl + f16Wgsl };
 
 /** Most units (E-element vectors, see unitLayout) a row may have: 256 threads × 32 register slots. */
 export const NORM_MAX_UNITS = 256 * 32;
@@ -41,6 +46,15 @@ export interface NormVariant {
    * (NVIDIA: 32) and rows of at most 32 units a thread; slots default to 256 threads' worth. Default false.
    */
   subgroupRows?: boolean;
+  /**
+   * f16 storage of even C: the packed-row kernel (shaders/layernorm-packed.wgsl: halves kept packed in
+   * registers, 16-byte words where C % 8 == 0, several rows per workgroup, one barrier a row). Default true
+   * for f16 rows of even C unless an option of the unit kernel (wideF16, lean, subgroupRows) is given; false
+   * selects the unit kernel (layernorm.wgsl), the f16 path before. f32 rows always take the unit kernel.
+   */
+  packed?: boolean;
+  /** Packed kernel, forward: rows per workgroup (default 4 per slot). */
+  forwardRowsPerBlock?: number;
 }
 
 export interface NormBackwardVariant extends NormVariant {
@@ -113,6 +127,7 @@ function checkRow(op: string, x: Tensor): { rows: number; C: number } {
 
 function checkVariant(op: string, v: NormBackwardVariant): void {
   if (v.slots !== undefined && !(Number.isInteger(v.slots) && v.slots >= 1)) throw new ShapeError(`${op}: slots ${v.slots} must be a positive integer (rows in flight per workgroup)`);
+  if (v.forwardRowsPerBlock !== undefined && !(Number.isInteger(v.forwardRowsPerBlock) && v.forwardRowsPerBlock >= 1)) throw new ShapeError(`${op}: forwardRowsPerBlock ${v.forwardRowsPerBlock} must be a positive integer`);
   if (v.finalSum !== undefined && v.finalSum !== 'colsum' && v.finalSum !== 'reduce') throw new ShapeError(`${op}: finalSum '${v.finalSum}' must be 'colsum' or 'reduce'`);
 }
 
@@ -158,6 +173,69 @@ function kernelFor(gpu: Gpu, op: string, dtype: DType, C: number, backward: bool
   const sg = subgroups && (slots === 1 || (min > 0 && max > 0 && wg % max === 0));
   const defines = { ...lay.defines, WG: wg, PER: per, TREE: tree, SLOTS: slots, CW: Math.max(1, (slots - 1) * wg), AFFINE: affine, BACKWARD: backward, SUBGROUPS: sg, SGROW: sgRows, FASTPACK: !!v.fastPack, LEAN: !!v.lean };
   return { kernel: gpu.kernel(SHADER, backward ? 'backward' : 'forward', defines), units: lay.units, slots };
+}
+
+// ---- the packed f16 kernel ---------------------------------------------------------------------------
+
+/** Words of halves the packed kernel holds a row in: 8 halves (16 bytes) when C % 8 == 0, else 4 or 2. */
+export function packedLayout(C: number): { nh: number; words: number } {
+  const nh = C % 8 === 0 ? 8 : C % 4 === 0 ? 4 : 2;
+  return { nh, words: C / nh };
+}
+
+/** Most words a packed thread holds (registers: 8 f32 of w, Σdy·x̂, Σdy and 2 packed rows per 8-half word). */
+const PACKED_MAX_PER = 4;
+
+/**
+ * Threads per row slot (a multiple of 16, ≤ 256) and words per thread for rows of `words` words: the fewest
+ * idle word slots, ties to more words a thread (more bytes in flight a thread, fewer partial sums a row).
+ * 1152 halves = 144 words: 48 threads × 3.
+ */
+export function packedPlan(words: number): Plan | null {
+  let best: (Plan & { waste: number }) | null = null;
+  for (let per = 1; per <= PACKED_MAX_PER; per++) {
+    const wg = Math.max(16, 16 * Math.ceil(words / per / 16));
+    if (wg > 256 || wg * per < words) continue;
+    const waste = wg * per - words;
+    if (!best || waste <= best.waste) best = { wg, per, waste };
+  }
+  return best && { wg: best.wg, per: best.per };
+}
+
+/** Whether this call takes the packed kernel (see NormVariant.packed). */
+function usePacked(op: string, dtype: DType, C: number, v: NormVariant & { lean?: boolean }): boolean {
+  const can = dtype === 'f16' && C % 2 === 0 && packedPlan(packedLayout(C).words) !== null;
+  if (v.packed === true && !can) {
+    throw new ShapeError(`${op}: {packed: true} needs f16 rows of even length ≤ ${256 * PACKED_MAX_PER * 8} (got ${dtype} rows of ${C}); leave the option unset`);
+  }
+  return v.packed ?? (can && !v.wideF16 && !v.lean && !v.subgroupRows);
+}
+
+/** Backward with weight gradients: workgroups in all the packed kernel's block plan aims for. */
+const PACKED_BLOCK_TARGET = 256;
+
+/** Default row slots of the packed kernel: 4 (192 threads for 1152-half rows), fewer where 4 do not fit. */
+const PACKED_SLOTS = 4;
+
+function packedKernelFor(gpu: Gpu, C: number, backward: boolean, affine: boolean, subgroups: boolean, v: NormBackwardVariant) {
+  const { nh, words } = packedLayout(C);
+  const { wg, per } = packedPlan(words)!;
+  const nw = nh / 2;
+  const { maxComputeInvocationsPerWorkgroup: inv, maxComputeWorkgroupStorageSize: mem } = gpu.info.limits;
+  // shared memory: two buffers of per-slot sums (8 bytes each, ≤ WG a slot), slots 1..'s weight-gradient sums of one word
+  let slots = v.slots ?? PACKED_SLOTS;
+  while (slots > 1 && (wg * slots > inv || 16 * wg * slots + (backward && affine ? 16 * nw * wg * (slots - 1) : 0) > mem)) slots--;
+  // Subgroup sums need whole subgroups of one known size: lanes f = subgroup · size + lane number the threads.
+  const { min, max } = gpu.info.subgroupSize;
+  const sg = subgroups && min > 0 && min === max && (wg * slots) % max === 0;
+  const pow2 = wg & -wg; // the largest power of two dividing WG
+  const cl = sg ? Math.min(pow2, max, 32) : 1;
+  const defines = {
+    W: nw === 4 ? 'vec4<u32>' : nw === 2 ? 'vec2<u32>' : 'u32', NW: nw, NW1: nw === 1, NW2: nw === 2,
+    WG: wg, SLOTS: slots, PER: per, CL: cl, NP: sg ? wg / cl : wg, TREE: 2 ** Math.ceil(Math.log2(wg)) / 2,
+    CW: Math.max(1, (slots - 1) * wg * 2 * nw), AFFINE: affine, BACKWARD: backward, SUBGROUPS: sg, FASTPACK: v.fastPack ?? true,
+  };
+  return { kernel: gpu.kernel(PACKED, backward ? 'backward' : 'forward', defines), units: words, slots };
 }
 
 /** Workgroups colsum aims for (a few per SM on current GPUs). */
@@ -208,6 +286,18 @@ export function normForward(gpu: Gpu, s: NormForwardSpec): { y: Tensor; mean: Te
   const rstd = gpu.tensor([rows], 'f32', `${op}.rstd`);
   if (rows === 0) return { y, mean, rstd };
   const affine = !!s.weight;
+  const v = s.variant ?? {};
+  if (usePacked(op, x.dtype, C, v)) {
+    // blocks of rows inside one weight group, the weights held in registers over the block
+    const { kernel, units, slots } = packedKernelFor(gpu, C, false, affine, subgroups, v);
+    const groups = rows / s.groupRows;
+    const blockRows = Math.min(v.forwardRowsPerBlock ?? 4 * slots, s.groupRows);
+    const blocks = Math.ceil(s.groupRows / blockRows);
+    const { workgroups, groupsX } = grid(gpu, groups * blocks, 1);
+    const params = [rows, C, units, groupsX, { f32: s.eps }, { f32: s.wOffset }, s.groupRows, blockRows, blocks, x.size];
+    gpu.dispatch(kernel, affine ? [x, s.weight!, s.bias!, mean, rstd, y] : [x, mean, rstd, y], params, workgroups);
+    return { y, mean, rstd };
+  }
   const { kernel, units, slots } = kernelFor(gpu, op, x.dtype, C, false, affine, subgroups, s.variant);
   const { workgroups, groupsX } = grid(gpu, rows, slots);
   const params = [rows, C, units, groupsX, { f32: s.eps }, { f32: s.wOffset }, s.groupRows, 1, 1, x.size];
@@ -269,9 +359,14 @@ export function normBackward(gpu: Gpu, s: NormBackwardSpec): { dx: Tensor; dw?: 
     if (db) gpu.fill(db, 0);
     return { dx, dw, db };
   }
-  const { kernel, units, slots } = kernelFor(gpu, op, x.dtype, C, true, affine, subgroups, v);
-  // Without weight gradients every workgroup can take `slots` rows (one per slot).
-  const { blockRows, blocks } = affine ? blockPlan(groups, s.groupRows, s.rowsPerBlock, slots, s.blockTarget) : { blockRows: slots, blocks: Math.ceil(s.groupRows / slots) };
+  const packed = usePacked(op, x.dtype, C, v);
+  const { kernel, units, slots } = packed ? packedKernelFor(gpu, C, true, affine, subgroups, v) : kernelFor(gpu, op, x.dtype, C, true, affine, subgroups, v);
+  // Without weight gradients every workgroup can take `slots` rows (one per slot; packed: 4 per slot). The
+  // packed kernel's blocks: about PACKED_BLOCK_TARGET in all (one wave at 2 workgroups an SM on an H200).
+  const plainRows = Math.min(s.groupRows, s.rowsPerBlock ?? (packed ? 4 * slots : slots));
+  const { blockRows, blocks } = affine
+    ? packed ? blockPlan(groups, s.groupRows, s.rowsPerBlock, 1, s.blockTarget ?? PACKED_BLOCK_TARGET) : blockPlan(groups, s.groupRows, s.rowsPerBlock, slots, s.blockTarget)
+    : packed ? { blockRows: plainRows, blocks: Math.ceil(s.groupRows / plainRows) } : { blockRows: slots, blocks: Math.ceil(s.groupRows / slots) };
   const { workgroups, groupsX } = grid(gpu, groups * blocks, 1);
   const params = [rows, C, units, groupsX, { f32: 0 }, { f32: s.wOffset }, s.groupRows, blockRows, blocks, x.size];
   if (!affine) {
@@ -373,6 +468,7 @@ export function layernormBackward(
   // but its row kernel took 103 µs: an option only.
   // f32: about 512 workgroups (32-row blocks at 16384 rows), as adaLN's sweep found best for the same row
   // kernel and shape (62 → 74 %); not yet swept for LayerNorm itself (bench/layernorm.ts --sweep has rows per block).
+  // f16 of even C: the packed kernel (NormVariant.packed; {packed: false} for the unit kernel with these defaults).
   const variant = withDefaults(x.dtype === 'f16' ? { fastPack: true, finalSum: 'colsum' } : { finalSum: 'colsum' }, opts);
   const blockTarget = x.dtype === 'f32' ? 512 : undefined;
   const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: opts.weight, wOffset: 0, groupRows: Math.max(1, rows), gradShape: [C], out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock, blockTarget, variant });
