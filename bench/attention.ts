@@ -4,11 +4,9 @@
 // PyTorch SDPA (f32 and f16) on the same GPU in the same run. FLOPs: 4·B·H·Nq·Nk·D forward, 2.5× that backward
 // (FlashAttention's count).
 //   node dist/bench/attention.mjs [--quick] [--sweep] [--no-torch] [--safe]
-// Each case also prints the two tiled forward kernels side by side ('dot' vs 'outer', f32 and f16 storage,
-// "forward kernels" lines) and which one the op picks by default.
 // --sweep first times the tiled forward's variants (prefetch, wideLoads, stageOutput, mixed dtypes) and tiles
-// (each with and without prefetch), the outer kernel's tiles, and the backward's tiles on the first case.
-import { attention, attentionBackward, attentionFlops, chooseAttentionTile, chooseForwardKernel, type AttentionOptions, type AttentionTile, type AttentionVariant } from '../engine/ops/attention.js';
+// (each with and without prefetch) and the backward's tiles on the first case.
+import { attention, attentionBackward, attentionFlops, chooseAttentionTile, type AttentionOptions, type AttentionTile, type AttentionVariant } from '../engine/ops/attention.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { attentionForwardTc } from '../engine/ops/attention_tc.js';
 import type { Gpu } from '../engine/gpu.js';
@@ -86,7 +84,7 @@ async function backward(gpu: Gpu, c: Case, tiles?: { dkdv?: AttentionTile; dq?: 
 const gpu = await openBenchGpu();
 const ceiling = await copyCeiling(gpu, quick ? 64 : 1024);
 const D = cases[0]![5];
-for (const [kernel, rows, cols] of [['forward', cases[0]![3], cases[0]![4]], ['outer', cases[0]![3], cases[0]![4]], ['dkdv', cases[0]![4], cases[0]![3]], ['dq', cases[0]![3], cases[0]![4]]] as const) {
+for (const [kernel, rows, cols] of [['forward', cases[0]![3], cases[0]![4]], ['dkdv', cases[0]![4], cases[0]![3]], ['dq', cases[0]![3], cases[0]![4]]] as const) {
   console.log(`# ${kernel} tile for ${cases[0]![0]}: ${JSON.stringify(chooseAttentionTile(gpu, kernel, D, rows, cols))}`);
 }
 
@@ -113,41 +111,23 @@ if (process.argv.includes('--sweep')) {
     ['f32 q/k/v, f16 o, all on', 'f32', { outDtype: 'f16' }],
     ['f32 q/k/v, f16 o, previous kernel', 'f32', { ...old, outDtype: 'f16' }],
   ];
-  // (all of the dot kernel: these options are its)
-  for (const [name, dtype, opts] of variants) console.log(`sweep forward variant ${name}: ${await tflops(forward(gpu, c, dtype, { forwardKernel: 'dot', ...opts }))}`);
+  for (const [name, dtype, opts] of variants) console.log(`sweep forward variant ${name}: ${await tflops(forward(gpu, c, dtype, opts))}`);
   // Tiles, with and without prefetch (prefetch holds the next tile in registers, so the best tile may move)
   const fwd: AttentionTile[] = [
     { TR: 4, TY: 16, TC: 4 }, { TR: 4, TY: 16, TC: 5 }, { TR: 4, TY: 16, TC: 3 }, { TR: 4, TY: 16, TC: 2 }, { TR: 4, TY: 8, TC: 4 }, { TR: 4, TY: 8, TC: 8 },
     { TR: 2, TY: 16, TC: 4 }, { TR: 2, TY: 32, TC: 4 }, { TR: 2, TY: 32, TC: 2 }, { TR: 4, TY: 16, TC: 4, TX: 3 }, { TR: 4, TY: 16, TC: 4, TX: 9 },
   ];
   for (const t of fwd.filter(fits)) {
-    for (const prefetch of [true, false]) console.log(`sweep forward f32 ${JSON.stringify(t)} prefetch ${prefetch}: ${await tflops(forward(gpu, c, 'f32', { forwardKernel: 'dot', tile: t, prefetch }))}`);
+    for (const prefetch of [true, false]) console.log(`sweep forward f32 ${JSON.stringify(t)} prefetch ${prefetch}: ${await tflops(forward(gpu, c, 'f32', { tile: t, prefetch }))}`);
   }
   for (const t of [{ TR: 4, TY: 16, TC: 4 }, { TR: 4, TY: 16, TC: 5 }, { TR: 2, TY: 32, TC: 4 }] as AttentionTile[]) {
-    console.log(`sweep forward f16 storage ${JSON.stringify(t)}: ${await tflops(forward(gpu, c, 'f16', { forwardKernel: 'dot', tile: t }))}`);
-  }
-  // The outer-product kernel's tiles (TR 4 or 8 rows × TC keys per thread; 48 KiB holds 64 rows × 48 keys at D 72)
-  const outer: AttentionTile[] = [{ TR: 4, TY: 16, TC: 8 }, { TR: 4, TY: 16, TC: 4 }, { TR: 4, TY: 8, TC: 8 }, { TR: 4, TY: 8, TC: 12 }, { TR: 8, TY: 8, TC: 4 }, { TR: 8, TY: 4, TC: 8 }, { TR: 4, TY: 16, TC: 4, TX: 9 }, { TR: 4, TY: 8, TC: 8, TX: 9 }, { TR: 4, TY: 16, TC: 8, TX: 3 }];
-  for (const t of outer.filter(fits)) {
-    for (const prefetch of [false, true]) console.log(`sweep forward outer f32 ${JSON.stringify(t)} prefetch ${prefetch}: ${await tflops(forward(gpu, c, 'f32', { forwardKernel: 'outer', tile: t, prefetch }))}`);
+    console.log(`sweep forward f16 storage ${JSON.stringify(t)}: ${await tflops(forward(gpu, c, 'f16', { tile: t }))}`);
   }
   const bwd: AttentionTile[] = [{ TR: 2, TY: 16, TC: 4 }, { TR: 2, TY: 16, TC: 2 }, { TR: 4, TY: 8, TC: 4 }, { TR: 4, TY: 16, TC: 2 }, { TR: 2, TY: 32, TC: 2 }, { TR: 4, TY: 8, TC: 2 }];
   for (const t of bwd.filter(fits)) {
     const r = await backward(gpu, c, { dkdv: t, dq: t }).then((x) => `${x.toFixed(2)} TFLOP/s`, (e: Error) => `skipped: ${e.message.split('\n')[0]}`);
     console.log(`sweep backward (dkdv = dq tile) ${JSON.stringify(t)}: ${r}`);
   }
-}
-
-// The two tiled forward kernels side by side at their default tiles: 'dot' (the previous kernel) and 'outer'.
-for (const c of cases) {
-  const [dot, outer, dot16, outer16] = [
-    await forward(gpu, c, 'f32', { forwardKernel: 'dot' }),
-    await forward(gpu, c, 'f32', { forwardKernel: 'outer' }),
-    await forward(gpu, c, 'f16', { forwardKernel: 'dot' }),
-    await forward(gpu, c, 'f16', { forwardKernel: 'outer' }),
-  ];
-  const tiles = `dot ${JSON.stringify(chooseAttentionTile(gpu, 'forward', c[5], c[3], c[4]))}, outer ${JSON.stringify(chooseAttentionTile(gpu, 'outer', c[5], c[3], c[4]))}`;
-  console.log(`forward kernels ${c[0]}: f32 dot ${dot.toFixed(2)} → outer ${outer.toFixed(2)} TFLOP/s (×${(outer / dot).toFixed(2)}); f16 storage dot ${dot16.toFixed(2)} → outer ${outer16.toFixed(2)} (×${(outer16 / dot16).toFixed(2)}); default ${chooseForwardKernel(gpu, c[5], c[3], c[4])}; tiles ${tiles}`);
 }
 
 const tc = !tensorcoreUnavailable(gpu);

@@ -5,9 +5,7 @@
 //
 // A workgroup owns BR = TR·TY query rows of one sequence and streams the keys through workgroup memory
 // in tiles of BC = TC·TX keys, with an online softmax (running max m and sum l per row, f32). The N×N
-// scores never leave registers. Two kernels: OUTER (forward 'outer', below the shared helpers: register-
-// blocked outer products on transposed Q and K tiles) and the dot-product kernel (forward 'dot'), here:
-// thread (ty, tx) owns rows ty + r·TY (r < TR) and, per key tile, keys
+// scores never leave registers. Thread (ty, tx) owns rows ty + r·TY (r < TR) and, per key tile, keys
 // tx + c·TX (c < TC) of the score block, and output columns (c·TX + tx)·4.. (c < TD4 vec4s) of o.
 //   1. stage K, V tile (PREFETCH: loaded into registers a tile ahead, 3 barriers per tile, see the loop);
 //   2. S = Q·Kᵀ (dot products over d, rows of Q and K padded to an odd vec4 stride RS so lanes hit
@@ -67,12 +65,31 @@ alias W = f32;
 #endif
 @group(0) @binding(6) var<uniform> p: Params;
 
+alias RV = vec${TR}<f32>;  // one thread's TR rows of a P column
+const TR = ${TR}u;
+const TY = ${TY}u;
+const TX = ${TX}u;
+const TC = ${TC}u;
+const BR = TR * TY;
+const BC = TC * TX;
+const THREADS = TX * TY;
 const D = ${D}u;
 const D4 = ${D4}u;   // vec4s per row
+const TD4 = ${TD4}u; // output vec4s per thread
+const D4P = TD4 * TX; // D4 padded to the thread layout
+const RS = ${RS}u;   // odd row stride (vec4s) of the staged Q and K tiles
 const UV = ${UV}u;   // vec4s per load unit
 const U = D4 / UV;   // load units per row
+const NL = (BC * U + THREADS - 1u) / THREADS; // K (and V) tile units per thread
 const NEG = -1.0e30;
 const LN2 = 0.6931471805599453;
+
+var<workgroup> qs: array<vec4<f32>, BR * RS>;
+var<workgroup> ks: array<vec4<f32>, BC * RS>;
+var<workgroup> vs: array<vec4<f32>, BC * D4P>;
+var<workgroup> ps: array<RV, BC * TY>;
+var<workgroup> red: array<f32, BR * TX>;
+var<workgroup> kend_sh: u32;
 
 // Unit u of row `row` of q, k or v, and vec4 h of a unit as f32.
 #if ${VEC}
@@ -133,306 +150,6 @@ fn ld_v(row: u32, d4: u32) -> WR {
 #endif
 #endif
 
-#if ${STAGE_O}
-// Writes output unit u of row r of the tile (vec4 x of staged row r is staged(r, x)) to o's row `row`: OVEC f16 8 halves, OVEC f32
-// a vec4, else f16 word u (halves 2u, 2u + 1; D is even) or f32 element u. UO units per row.
-const UO = ${UO}u;
-fn st_o(row: u32, r: u32, u: u32) {
-#if ${OVEC}
-#if ${O_F16}
-  let a = staged(r, 2u * u);
-  let b = staged(r, 2u * u + 1u);
-  o[row * UO + u] = vec4<u32>(pack_f16(a.x, a.y), pack_f16(a.z, a.w), pack_f16(b.x, b.y), pack_f16(b.z, b.w));
-#else
-  o[row * UO + u] = staged(r, u);
-#endif
-#else
-#if ${O_F16}
-  let x = staged(r, u / 2u);
-  o[row * UO + u] = select(pack_f16(x.x, x.y), pack_f16(x.z, x.w), (u & 1u) == 1u);
-#else
-  o[row * UO + u] = staged(r, u / 4u)[u % 4u];
-#endif
-#endif
-}
-#else
-// Writes elements d4·4 .. of o's row `row` (those below D; f16 in whole words: D is even).
-fn st_o(row: u32, d4: u32, x: vec4<f32>) {
-  let i = row * D + d4 * 4u;
-#if ${O_F16}
-  if (d4 * 4u < D) { o[i >> 1u] = pack_f16(x.x, x.y); }
-  if (d4 * 4u + 2u < D) { o[(i >> 1u) + 1u] = pack_f16(x.z, x.w); }
-#else
-  for (var j = 0u; j < 4u; j++) { if (d4 * 4u + j < D) { o[i + j] = x[j]; } }
-#endif
-}
-#endif
-
-#if ${OUTER}
-// ---- the outer-product kernel (forward: 'outer') ----
-// Both products are register-blocked outer products, as in the tiled matmul: thread (ty, tx) owns TR query
-// rows (TR4 groups of 4 consecutive rows: group g·TY + ty) and, per key tile, TC keys of S in TC4 groups of
-// 4 consecutive keys (group c4·TX + tx: a warp's lanes read consecutive vec4s of Kᵀ), and the same rows × output vec4 columns j·TX + tx (j < TD4) of o. Workgroup memory holds Q and K
-// transposed ([d][row], [d][key]; Q pre-multiplied by scale·log2 e), so one d step of S = Q·Kᵀ is TR4 + TC4
-// vec4 loads for 4·TR·TC FMAs, and one key of o += P·V is TR4 + TD4 vec4 loads for 4·TR·TD4 FMAs (P staged
-// as Pᵀ [key][row] over the dead K tile). Per key tile: 4 barriers (tile staged, row maxima, P staged, P·V
-// done), one exp2 per score plus TR for the rescale.
-const TR = ${TR}u;       // query rows per thread (4 or 8)
-const TR4 = TR / 4u;
-const TY = ${TY}u;
-const TX = ${TX}u;
-const TC = ${TC}u;       // keys per thread and tile (a multiple of 4)
-const TC4 = TC / 4u;
-const TD4 = ${TD4}u;     // output vec4s per thread
-const BR = TR * TY;
-const BR4 = TR4 * TY;    // row groups of the tile
-const BC = TC * TX;
-const BC4 = BC / 4u;
-const THREADS = TX * TY;
-const DP = D4 * 4u;      // head dim padded to vec4s (zeros past D)
-const D4P = TD4 * TX;    // D4 padded to the thread layout
-const NL = (BC * U + THREADS - 1u) / THREADS; // K (and V) tile units per thread
-
-var<workgroup> qt: array<vec4<f32>, DP * BR4>; // Qᵀ·scale2 [d][row group]; at the end the o tile [row][D4]
-var<workgroup> kt: array<vec4<f32>, ${KTS}>;   // Kᵀ [d][key group], then Pᵀ [key][row group]
-var<workgroup> vt: array<vec4<f32>, BC * D4P>; // V [key][d4], zero columns D4 .. D4P
-var<workgroup> red: array<vec4<f32>, TX * BR4>; // per-thread row maxima (then row sums) [tx][row group]
-var<workgroup> kend_sh: u32;
-
-fn staged(r: u32, x: u32) -> vec4<f32> { return qt[r * D4 + x]; }
-
-// The thread's share of a K or V tile in registers (zeros past kend: masked values must not reach the sums).
-// K: unit i is unit i / BC of key i % BC (consecutive threads store consecutive keys of Kᵀ: no bank
-// conflicts); V: unit i % U of key i / U (coalesced loads and stores).
-alias Regs = array<WR, NL>;
-
-fn load_k(lid: u32, kb: u32, k0: u32, kend: u32) -> Regs {
-  var a: Regs;
-  for (var j = 0u; j < NL; j++) {
-    let i = lid + j * THREADS;
-    let c = i % BC;
-    var w = WR();
-    if (i < BC * U && k0 + c < kend) { w = ld_k(kb + k0 + c, i / BC); }
-    a[j] = w;
-  }
-  return a;
-}
-
-fn load_v(lid: u32, kb: u32, k0: u32, kend: u32) -> Regs {
-  var a: Regs;
-  for (var j = 0u; j < NL; j++) {
-    let i = lid + j * THREADS;
-    let c = i / U;
-    var w = WR();
-    if (c < BC && k0 + c < kend) { w = ld_v(kb + k0 + c, i % U); }
-    a[j] = w;
-  }
-  return a;
-}
-
-fn store_k(lid: u32, a: Regs) {
-  for (var j = 0u; j < NL; j++) {
-    let i = lid + j * THREADS;
-    let c = i % BC;
-    if (i < BC * U) {
-      for (var h = 0u; h < UV; h++) {
-        let x = unit(h, a[j]);
-        let d = ((i / BC) * UV + h) * 4u;
-        for (var e = 0u; e < 4u; e++) { kt[(d + e) * BC4 + c / 4u][c % 4u] = x[e]; }
-      }
-    }
-  }
-}
-
-fn store_v(lid: u32, a: Regs) {
-  for (var j = 0u; j < NL; j++) {
-    let i = lid + j * THREADS;
-    let c = i / U;
-    if (c < BC) {
-      for (var h = 0u; h < UV; h++) { vt[c * D4P + (i % U) * UV + h] = unit(h, a[j]); }
-    }
-  }
-}
-
-@compute @workgroup_size(THREADS)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let flat = wid.x + wid.y * p.gx;
-  if (flat >= p.total) { return; }
-  let bh = flat / p.row_tiles;
-  let r0 = (flat % p.row_tiles) * BR;
-  let qb = bh * p.nq + r0; // first global query row of the tile
-  let kb = bh * p.nk;
-  let tx = lid % TX;
-  let ty = lid / TX;
-
-  if (lid == 0u) {
-#if ${MASK}
-    kend_sh = min(p.nk, u32(max(i32(kv_len[bh / p.heads]), 0)));
-#else
-    kend_sh = p.nk;
-#endif
-  }
-  // Qᵀ, scaled to log2 units (rows past nq are zeros)
-  for (var i = lid; i < BR * U; i += THREADS) {
-    let r = i % BR;
-    var w = WR();
-    if (r0 + r < p.nq) { w = ld_q(qb + r, i / BR); }
-    for (var h = 0u; h < UV; h++) {
-      let x = unit(h, w) * p.scale2;
-      let d = ((i / BR) * UV + h) * 4u;
-      for (var e = 0u; e < 4u; e++) { qt[(d + e) * BR4 + r / 4u][r % 4u] = x[e]; }
-    }
-  }
-  for (var i = lid; i < BC * D4P; i += THREADS) { if (i % D4P >= D4) { vt[i] = vec4<f32>(0.0); } }
-  let kend = workgroupUniformLoad(&kend_sh); // also the barrier after staging Q
-
-  var m: array<vec4<f32>, TR4>;  // running row maxima (log2 units)
-  var l: array<vec4<f32>, TR4>;  // running row sums over this thread's keys
-  var acc: array<vec4<f32>, TR * TD4>; // o rows (g·4 + e) × vec4 columns j at [(g·4 + e)·TD4 + j]
-  for (var g = 0u; g < TR4; g++) { m[g] = vec4<f32>(NEG); l[g] = vec4<f32>(0.0); }
-  for (var i = 0u; i < TR * TD4; i++) { acc[i] = vec4<f32>(0.0); }
-
-#if ${PREFETCH}
-  var rk = load_k(lid, kb, 0u, kend);
-  var rv = load_v(lid, kb, 0u, kend);
-#endif
-  for (var k0 = 0u; k0 < kend; k0 += BC) {
-    // 1. stage the key tile (PREFETCH: from registers loaded a tile ahead; the next loads are issued after the
-    // barrier, so their latency hides behind this tile's math)
-#if ${PREFETCH}
-    store_k(lid, rk);
-    store_v(lid, rv);
-    workgroupBarrier();
-    if (k0 + BC < kend) {
-      rk = load_k(lid, kb, k0 + BC, kend);
-      rv = load_v(lid, kb, k0 + BC, kend);
-    }
-#else
-    store_k(lid, load_k(lid, kb, k0, kend));
-    store_v(lid, load_v(lid, kb, k0, kend));
-    workgroupBarrier();
-#endif
-
-    // 2. S = Q·Kᵀ for the thread's TR × TC block: s[r·TC4 + c4] holds keys (c4·TX + tx)·4 .. of row r
-    var s = array<vec4<f32>, TR * TC4>(); // explicit zeros: a bare declaration in a loop is not re-zeroed on every driver
-    for (var d = 0u; d < DP; d++) {
-      var kr: array<vec4<f32>, TC4>;
-      for (var c4 = 0u; c4 < TC4; c4++) { kr[c4] = kt[d * BC4 + c4 * TX + tx]; }
-      for (var g = 0u; g < TR4; g++) {
-        let q4 = qt[d * BR4 + g * TY + ty];
-        for (var e = 0u; e < 4u; e++) {
-          for (var c4 = 0u; c4 < TC4; c4++) { s[(g * 4u + e) * TC4 + c4] = fma(vec4<f32>(q4[e]), kr[c4], s[(g * 4u + e) * TC4 + c4]); }
-        }
-      }
-    }
-    if (k0 + BC > kend) { // the last tile: keys past kend → NEG
-      for (var c4 = 0u; c4 < TC4; c4++) {
-        let key = vec4<u32>(k0 + (c4 * TX + tx) * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
-        let out = key >= vec4<u32>(kend);
-        for (var r = 0u; r < TR; r++) { s[r * TC4 + c4] = select(s[r * TC4 + c4], vec4<f32>(NEG), out); }
-      }
-    }
-    for (var g = 0u; g < TR4; g++) {
-      var mx: vec4<f32>;
-      for (var e = 0u; e < 4u; e++) {
-        var x = vec4<f32>(NEG);
-        for (var c4 = 0u; c4 < TC4; c4++) { x = max(x, s[(g * 4u + e) * TC4 + c4]); }
-        mx[e] = max(max(x.x, x.y), max(x.z, x.w));
-      }
-      red[tx * BR4 + g * TY + ty] = mx;
-    }
-    workgroupBarrier(); // row maxima staged; every thread is past its scores, so kt is free for Pᵀ
-
-    // 3. new row maxima (every key tile holds a valid key, so they are finite), P = exp2(S − m), rescale o, l
-    for (var g = 0u; g < TR4; g++) {
-      var mn = m[g];
-      for (var t = 0u; t < TX; t++) { mn = max(mn, red[t * BR4 + g * TY + ty]); }
-      let alpha = exp2(m[g] - mn);
-      m[g] = mn;
-      var sum = vec4<f32>(0.0);
-      for (var e = 0u; e < 4u; e++) {
-        var se = vec4<f32>(0.0);
-        for (var c4 = 0u; c4 < TC4; c4++) {
-          let pe = exp2(s[(g * 4u + e) * TC4 + c4] - vec4<f32>(mn[e]));
-          s[(g * 4u + e) * TC4 + c4] = pe;
-          se += pe;
-        }
-        sum[e] = (se.x + se.y) + (se.z + se.w);
-        for (var j = 0u; j < TD4; j++) { acc[(g * 4u + e) * TD4 + j] *= alpha[e]; }
-      }
-      l[g] = l[g] * alpha + sum;
-      for (var c4 = 0u; c4 < TC4; c4++) {
-        for (var e = 0u; e < 4u; e++) {
-          let c = (c4 * TX + tx) * 4u + e;
-          let r = g * 4u * TC4 + c4;
-          kt[c * BR4 + g * TY + ty] = vec4<f32>(s[r][e], s[r + TC4][e], s[r + 2u * TC4][e], s[r + 3u * TC4][e]);
-        }
-      }
-    }
-    workgroupBarrier();
-
-    // 4. o += P·V
-    for (var c = 0u; c < BC; c++) {
-      var pr: array<vec4<f32>, TR4>;
-      for (var g = 0u; g < TR4; g++) { pr[g] = kt[c * BR4 + g * TY + ty]; }
-      for (var j = 0u; j < TD4; j++) {
-        let vx = vt[c * D4P + j * TX + tx];
-        for (var g = 0u; g < TR4; g++) {
-          for (var e = 0u; e < 4u; e++) { acc[(g * 4u + e) * TD4 + j] = fma(vec4<f32>(pr[g][e]), vx, acc[(g * 4u + e) * TD4 + j]); }
-        }
-      }
-    }
-    workgroupBarrier(); // before the next tile overwrites kt, vt
-  }
-
-  // Row sums over the tx threads, then o = acc / l (staged in qt, no longer read) and lse = ln(2^m · l).
-  for (var g = 0u; g < TR4; g++) { red[tx * BR4 + g * TY + ty] = l[g]; }
-  workgroupBarrier();
-  for (var g = 0u; g < TR4; g++) {
-    var lt = vec4<f32>(0.0);
-    for (var t = 0u; t < TX; t++) { lt += red[t * BR4 + g * TY + ty]; }
-    let inv = select(vec4<f32>(0.0), 1.0 / lt, lt > vec4<f32>(0.0)); // lt == 0 only when kvLen is 0: o = 0
-    for (var e = 0u; e < 4u; e++) {
-      let row = (g * TY + ty) * 4u + e;
-      for (var j = 0u; j < TD4; j++) {
-        let x4 = j * TX + tx;
-        if (x4 < D4) { qt[row * D4 + x4] = acc[(g * 4u + e) * TD4 + j] * inv[e]; }
-      }
-      if (tx == 0u && r0 + row < p.nq) { lse[qb + row] = select(NEG, (m[g][e] + log2(lt[e])) * LN2, lt[e] > 0.0); }
-    }
-  }
-  workgroupBarrier();
-  for (var i = lid; i < BR * UO; i += THREADS) {
-    let r = i / UO;
-    if (r0 + r < p.nq) { st_o(qb + r, r, i % UO); }
-  }
-}
-#else
-// ---- the dot-product kernel (forward: 'dot') ----
-
-alias RV = vec${TR}<f32>;  // one thread's TR rows of a P column
-const TR = ${TR}u;
-const TY = ${TY}u;
-const TX = ${TX}u;
-const TC = ${TC}u;
-const BR = TR * TY;
-const BC = TC * TX;
-const THREADS = TX * TY;
-const TD4 = ${TD4}u; // output vec4s per thread
-const D4P = TD4 * TX; // D4 padded to the thread layout
-const RS = ${RS}u;   // odd row stride (vec4s) of the staged Q and K tiles
-const NL = (BC * U + THREADS - 1u) / THREADS; // K (and V) tile units per thread
-
-var<workgroup> qs: array<vec4<f32>, BR * RS>;
-var<workgroup> ks: array<vec4<f32>, BC * RS>;
-var<workgroup> vs: array<vec4<f32>, BC * D4P>;
-var<workgroup> ps: array<RV, BC * TY>;
-var<workgroup> red: array<f32, BR * TX>;
-var<workgroup> kend_sh: u32;
-
-// vec4 x of row r of the o tile staged in qs
-fn staged(r: u32, x: u32) -> vec4<f32> { return qs[r * RS + x]; }
-
 // The thread's share of a K or V tile in registers: units lid + j·THREADS (j < NL) of the tile's BC·U,
 // unit i being unit i % U of key i / U; zeros past kend (masked values must not reach the sums).
 alias Regs = array<WR, NL>;
@@ -480,6 +197,41 @@ fn store_v(lid: u32, a: Regs) {
     }
   }
 }
+
+#if ${STAGE_O}
+// Writes output unit u of row r of the tile (staged in qs) to o's row `row`: OVEC f16 8 halves, OVEC f32
+// a vec4, else f16 word u (halves 2u, 2u + 1; D is even) or f32 element u. UO units per row.
+const UO = ${UO}u;
+fn st_o(row: u32, r: u32, u: u32) {
+#if ${OVEC}
+#if ${O_F16}
+  let a = qs[r * RS + 2u * u];
+  let b = qs[r * RS + 2u * u + 1u];
+  o[row * UO + u] = vec4<u32>(pack_f16(a.x, a.y), pack_f16(a.z, a.w), pack_f16(b.x, b.y), pack_f16(b.z, b.w));
+#else
+  o[row * UO + u] = qs[r * RS + u];
+#endif
+#else
+#if ${O_F16}
+  let x = qs[r * RS + u / 2u];
+  o[row * UO + u] = select(pack_f16(x.x, x.y), pack_f16(x.z, x.w), (u & 1u) == 1u);
+#else
+  o[row * UO + u] = qs[r * RS + u / 4u][u % 4u];
+#endif
+#endif
+}
+#else
+// Writes elements d4·4 .. of o's row `row` (those below D; f16 in whole words: D is even).
+fn st_o(row: u32, d4: u32, x: vec4<f32>) {
+  let i = row * D + d4 * 4u;
+#if ${O_F16}
+  if (d4 * 4u < D) { o[i >> 1u] = pack_f16(x.x, x.y); }
+  if (d4 * 4u + 2u < D) { o[(i >> 1u) + 1u] = pack_f16(x.z, x.w); }
+#else
+  for (var j = 0u; j < 4u; j++) { if (d4 * 4u + j < D) { o[i + j] = x[j]; } }
+#endif
+}
+#endif
 
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -623,4 +375,3 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
 #endif
 }
-#endif

@@ -1,7 +1,7 @@
 // attention: tiled flash attention forward and backward against an f64 CPU reference (plain softmax attention
 // and its analytic gradients), a finite-difference check of the GPU backward, masking, f16 storage, bad inputs.
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
-import { attention, attentionBackward, attentionSharedBytes, chooseAttentionTile, chooseForwardKernel, headSplit, type AttentionTile, type ForwardKernel } from '../engine/ops/attention.js';
+import { attention, attentionBackward, attentionSharedBytes, chooseAttentionTile, headSplit, type AttentionTile } from '../engine/ops/attention.js';
 import { roundToF16 } from '../engine/dtype.js';
 import { refBackward, refForward, type Shape } from './ref/attention.js';
 
@@ -23,7 +23,6 @@ interface Case extends Shape {
   wideLoads?: boolean;
   stageOutput?: boolean;
   outDtype?: 'f32' | 'f16';
-  forwardKernel?: ForwardKernel;
 }
 
 const SMALL: AttentionTile = { TR: 2, TY: 4, TC: 2 };
@@ -52,7 +51,7 @@ async function check({ gpu, rng }: Ctx, c: Case): Promise<void> {
   const tile = c.tile ?? (c.defaults || c.forwardDefaults ? undefined : SMALL);
   const tiles = c.tiles ?? (c.defaults ? undefined : { dkdv: SMALL, dq: SMALL });
   // variant 'tiled': this file tests the tiled kernels ('auto' would take tensor cores for f16 on a GPU)
-  const { o, lse } = attention(gpu, q, k, v, { kvLen, scale: c.scale, tile, prefetch: c.prefetch, wideLoads: c.wideLoads, stageOutput: c.stageOutput, outDtype: c.outDtype, variant: 'tiled', forwardKernel: c.forwardKernel });
+  const { o, lse } = attention(gpu, q, k, v, { kvLen, scale: c.scale, tile, prefetch: c.prefetch, wideLoads: c.wideLoads, stageOutput: c.stageOutput, outDtype: c.outDtype, variant: 'tiled' });
   const name = `${dtype} ${JSON.stringify({ ...c, dtype: undefined })}`;
   const want = refForward(round(qd), round(kd), round(vd), c, scale, c.kvLen);
   assertClose(await o.read(), want.o, { rtol: RTOL[c.outDtype ?? dtype], what: `o ${name}` });
@@ -134,62 +133,6 @@ s.test('forward variants give the same bits (prefetch and staging only move data
     }
     for (const t of [q, k, v]) t.release();
   }
-});
-
-// The outer-product forward kernel ('outer'): tiles of TR 4 (or 8) rows × TC (multiple of 4) keys per thread.
-const OUTER_SMALL: AttentionTile = { TR: 4, TY: 2, TC: 4 };
-
-s.test('outer forward: self-attention D 72 and 64, ragged N over several key tiles, N 16', async (ctx) => {
-  const o = { forwardKernel: 'outer' as const, backward: false };
-  // D 72: TX 6 × 3 vec4s, BC 24; 77 queries (ragged row tiles), 77 and 101 keys (ragged last key tile)
-  await check(ctx, { B: 2, H: 2, Nq: 77, Nk: 77, D: 72, tile: OUTER_SMALL, ...o });
-  await check(ctx, { B: 1, H: 3, Nq: 45, Nk: 101, D: 72, tile: { TR: 4, TY: 4, TC: 8 }, ...o });
-  // D 64: TX 8 × 2 vec4s, BC 32 / 64
-  await check(ctx, { B: 2, H: 1, Nq: 70, Nk: 99, D: 64, tile: OUTER_SMALL, ...o });
-  await check(ctx, { B: 1, H: 2, Nq: 33, Nk: 130, D: 64, tile: { TR: 8, TY: 2, TC: 4 }, ...o });
-  // N 16 (temporal-like) with the tile the op chooses for the device, and N 16 on an explicit tile
-  await check(ctx, { B: 8, H: 2, Nq: 16, Nk: 16, D: 72, forwardDefaults: true, ...o });
-  await check(ctx, { B: 3, H: 2, Nq: 16, Nk: 16, D: 64, tile: { TR: 4, TY: 4, TC: 4 }, ...o });
-  // one key, one query
-  await check(ctx, { B: 2, H: 1, Nq: 1, Nk: 1, D: 72, tile: OUTER_SMALL, ...o });
-});
-
-s.test('outer forward: cross-attention with per-sample kvLen (1, partial, full), NaN past kvLen, custom scale', async (ctx) => {
-  const o = { forwardKernel: 'outer' as const, backward: false };
-  await check(ctx, { B: 3, H: 2, Nq: 50, Nk: 60, D: 72, kvLen: [1, 60, 29], nanMasked: true, tile: OUTER_SMALL, ...o });
-  await check(ctx, { B: 4, H: 1, Nq: 21, Nk: 77, D: 64, kvLen: [77, 1, 32, 33], kvType: 'u32', nanMasked: true, scale: 0.3, tile: { TR: 8, TY: 1, TC: 4, TX: 4 }, ...o });
-  await check(ctx, { B: 2, H: 2, Nq: 16, Nk: 16, D: 72, kvLen: [16, 1], nanMasked: true, forwardDefaults: true, ...o });
-});
-
-s.test('outer forward: prefetch, f16 storage (16- and 8-byte loads), f16 out, D not a multiple of 4, explicit TX', async (ctx) => {
-  const o = { forwardKernel: 'outer' as const, backward: false };
-  await check(ctx, { B: 1, H: 2, Nq: 41, Nk: 53, D: 72, outDtype: 'f16', prefetch: true, tile: OUTER_SMALL, ...o });
-  await check(ctx, { B: 2, H: 1, Nq: 19, Nk: 50, D: 20, kvLen: [50, 13], nanMasked: true, prefetch: true, tile: { TR: 4, TY: 2, TC: 4, TX: 4 }, ...o });
-  await check(ctx, { B: 1, H: 3, Nq: 9, Nk: 30, D: 7, tile: OUTER_SMALL, ...o });
-  await check(ctx, { B: 2, H: 2, Nq: 23, Nk: 45, D: 40, dtype: 'f16', kvLen: [45, 17], nanMasked: true, tile: OUTER_SMALL, ...o });
-  await check(ctx, { B: 1, H: 1, Nq: 23, Nk: 30, D: 40, dtype: 'f16', outDtype: 'f32', wideLoads: false, prefetch: true, tile: OUTER_SMALL, ...o });
-  await check(ctx, { B: 1, H: 2, Nq: 30, Nk: 29, D: 12, dtype: 'f16', tile: OUTER_SMALL, ...o });
-  await check(ctx, { B: 1, H: 1, Nq: 10, Nk: 27, D: 6, dtype: 'f16', tile: OUTER_SMALL, ...o });
-});
-
-s.test('outer forward: kernel choice, tile checks, and its lse drives the backward', async (ctx) => {
-  const { gpu } = ctx;
-  const limit = gpu.info.limits.maxComputeWorkgroupStorageSize;
-  for (const D of [8, 64, 72, 128]) {
-    const t = chooseAttentionTile(gpu, 'outer', D, 4096, 4096);
-    const fits = attentionSharedBytes('outer', D, t) <= limit;
-    // D 128 (BC ≥ 32 keys of 128) does not fit 32 KiB devices: the choice falls back to the dot kernel there
-    if ((!fits && D < 128) || t.TC % 4 !== 0) throw new Error(`outer D ${D}: ${JSON.stringify(t)} over ${limit} bytes or TC not a multiple of 4`);
-    if (!fits && chooseForwardKernel(gpu, D, 4096, 4096) !== 'dot') throw new Error(`D ${D}: the outer tile does not fit but was chosen`);
-  }
-  // 64 rows × 48 keys for D 72 in 48 KiB (H100 / H200)
-  if (attentionSharedBytes('outer', 72, { TR: 4, TY: 16, TC: 8 }) > 49152) throw new Error('outer D 72 tile exceeds 48 KiB');
-  if (chooseForwardKernel(gpu, 72, 16, 16) !== 'dot') throw new Error('16-token sequences should take the dot kernel');
-  const q = gpu.tensor([1, 1, 8, 16]);
-  await assertThrows(() => attention(gpu, q, q, q, { forwardKernel: 'outer', tile: { TR: 2, TY: 2, TC: 4 } }), /TR 4 or 8 and TC a multiple of 4/, 'outer TR 2');
-  await assertThrows(() => attention(gpu, q, q, q, { forwardKernel: 'outer', tile: { TR: 4, TY: 2, TC: 3 } }), /TR 4 or 8 and TC a multiple of 4/, 'outer TC 3');
-  // forward and backward through the outer kernel's o and lse (default tile choice)
-  await check(ctx, { B: 1, H: 2, Nq: 40, Nk: 40, D: 24, forwardKernel: 'outer', forwardDefaults: true });
 });
 
 s.test('backward matches central finite differences of the f64 forward', async ({ gpu, rng }) => {

@@ -6,12 +6,9 @@
 //   (cross-attention to padded captions); kvLen[b] must be ≥ 1 (0 gives o = 0).
 // Variants: 'tiled' (portable, f32 math, q/k/v/o stored f32 or packed f16: shaders/attention.wgsl and
 // shaders/attention_backward.wgsl); 'tensorcore' (f16 q/k/v on subgroup matrices, engine/ops/attention_tc.ts,
-// only when asked for); 'auto' picks tensor cores for f16 with more than 16 keys. The tiled forward has two
-// kernels (option forwardKernel): 'dot' (each score a dot product over d, threads owning strided keys) and
-// 'outer' (both products as register-blocked outer products on transposed Q and K tiles, 2× the FMAs per
-// workgroup-memory load and half the barriers per key; the default for long sequences, chooseForwardKernel).
-// The 'dot' kernel's options wideLoads (16-byte f16 loads) and stageOutput (o stored in whole units) default
-// on, prefetch (K/V a tile ahead in registers) off; benchmarks turn them on and off to compare.
+// only when asked for); 'auto' picks tensor cores for f16 with more than 16 keys. The tiled forward's options prefetch (K/V a tile ahead in
+// registers), wideLoads (16-byte f16 loads) and stageOutput (o stored in whole units) default on; benchmarks
+// turn them off to compare.
 // The backward is FlashAttention-2: Dr = rowsum(dO∘O), then one kernel per key tile (dK, dV) and one per
 // query tile (dQ), each recomputing the scores from q, k and lse; deterministic (no atomics).
 import type { DType } from '../dtype.js';
@@ -30,18 +27,15 @@ const FORWARD = { name: 'attention', template: attentionWgsl + f16Wgsl };
 const BACKWARD = { name: 'attention_backward', template: attentionBackwardWgsl + f16Wgsl };
 
 export type AttentionVariant = 'auto' | 'tiled' | 'tensorcore';
-/** 'forward' is the 'dot' forward kernel's tile, 'outer' the outer-product forward kernel's. */
-export type AttentionKernel = 'forward' | 'outer' | 'dkdv' | 'dq';
-export type ForwardKernel = 'dot' | 'outer';
+export type AttentionKernel = 'forward' | 'dkdv' | 'dq';
 
 /**
  * Thread layout of a tiled kernel: a workgroup of TX·TY threads owns BR = TR·TY tile rows (queries; keys for
  * dkdv) and streams BC = TC·TX columns (keys; queries for dkdv) per step. TX also splits the head dim
- * (each thread owns ⌈D/4/TX⌉ vec4 columns); by default it is chosen from D. The 'outer' forward kernel takes TR
- * 4 or 8 (rows in groups of 4 consecutive) and TC a multiple of 4 (consecutive keys); the others TR 2 or 4.
+ * (each thread owns ⌈D/4/TX⌉ vec4 columns); by default it is chosen from D.
  */
 export interface AttentionTile {
-  TR: 2 | 4 | 8;
+  TR: 2 | 4;
   TY: number;
   TC: number;
   TX?: number;
@@ -51,8 +45,6 @@ export const MAX_HEAD_DIM = 128;
 
 /** Preferred tiles per kernel, tried in order until one fits the device's workgroup memory. */
 const PREFERRED: Record<AttentionKernel, AttentionTile[]> = {
-  // D 72: 64 rows × 48 keys, 96 threads of 4 rows × 8 keys (S) and 4 rows × 12 columns (o), 46.5 KiB
-  outer: [{ TR: 4, TY: 16, TC: 8 }, { TR: 4, TY: 16, TC: 4 }, { TR: 4, TY: 8, TC: 8 }, { TR: 4, TY: 8, TC: 4 }, { TR: 4, TY: 4, TC: 4 }, { TR: 4, TY: 2, TC: 4 }, { TR: 4, TY: 1, TC: 4 }],
   forward: [{ TR: 2, TY: 32, TC: 4 }, { TR: 4, TY: 16, TC: 4 }, { TR: 2, TY: 16, TC: 4 }, { TR: 2, TY: 16, TC: 2 }, { TR: 2, TY: 8, TC: 2 }, { TR: 2, TY: 8, TC: 1 }],
   dkdv: [{ TR: 2, TY: 16, TC: 4 }, { TR: 2, TY: 16, TC: 2 }, { TR: 2, TY: 8, TC: 2 }, { TR: 2, TY: 8, TC: 1 }],
   dq: [{ TR: 2, TY: 16, TC: 4 }, { TR: 2, TY: 16, TC: 2 }, { TR: 2, TY: 8, TC: 2 }, { TR: 2, TY: 8, TC: 1 }],
@@ -101,55 +93,29 @@ export function attentionSharedBytes(kernel: AttentionKernel, D: number, tile: A
   const BR = TR * TY;
   const BC = TC * TX;
   const rv = 4 * TR * BC * TY; // one [column][ty] array of vec<TR>
-  if (kernel === 'outer') {
-    const D4 = Math.ceil(D / 4);
-    return 16 * (D4 * BR + outerKts(D4, BR, BC) + BC * TX * TD4 + (TX * BR) / 4) + 4; // Qᵀ, Kᵀ/Pᵀ, V, red, kend
-  }
   if (kernel === 'forward') return 16 * (BR * RS + BC * RS + BC * TX * TD4) + rv + 4 * BR * TX + 4;
   if (kernel === 'dkdv') return 16 * 2 * (BR + BC) * RS + 2 * rv + 8 * BC + 4;
   return 16 * 2 * (BR + BC) * RS + rv + 4;
-}
-
-/** vec4s of the outer kernel's kt array: Kᵀ [D4·4][BC/4], later Pᵀ [BC][BR/4]. */
-function outerKts(D4: number, BR: number, BC: number): number {
-  return Math.max(D4 * BC, (BC * BR) / 4);
 }
 
 /** The tile a kernel uses for `rows` tile rows and `cols` streamed columns per sequence on this device. */
 export function chooseAttentionTile(gpu: Gpu, kernel: AttentionKernel, D: number, rows: number, cols: number): AttentionTile {
   const { TX } = headSplit(D);
   const limit = gpu.info.limits.maxComputeWorkgroupStorageSize;
-  const threads = gpu.info.limits.maxComputeInvocationsPerWorkgroup;
-  const candidates = PREFERRED[kernel].filter((t) => kernel === 'outer' || rows > 32 || t.TR === 2);
+  const candidates = PREFERRED[kernel].filter((t) => rows > 32 || t.TR === 2);
   for (const c of candidates) {
     // Shrink to short sequences: no more rows or columns than the sequence has (many tiny sequences stay cheap).
-    const TY = Math.min(c.TY, Math.max(1, Math.ceil(rows / c.TR)));
-    const keys = Math.max(1, Math.ceil(cols / TX));
-    const TC = Math.min(c.TC, kernel === 'outer' ? 4 * Math.ceil(keys / 4) : keys);
-    const t: AttentionTile = { TR: c.TR, TY, TC };
-    if (attentionSharedBytes(kernel, D, t) <= limit && TY * TX <= threads) return t;
+    const t: AttentionTile = { TR: c.TR, TY: Math.min(c.TY, Math.max(1, Math.ceil(rows / c.TR))), TC: Math.min(c.TC, Math.max(1, Math.ceil(cols / TX))) };
+    if (attentionSharedBytes(kernel, D, t) <= limit) return t;
   }
-  return kernel === 'outer' ? { TR: 4, TY: 1, TC: 4 } : { TR: 2, TY: 4, TC: 1 };
-}
-
-/**
- * The forward kernel for Nq queries and Nk keys: 'outer' for sequences long enough for its 64-row,
- * 48-key (D 72) tiles, when a tile with at least 8 row threads fits the device, else 'dot'.
- */
-export function chooseForwardKernel(gpu: Gpu, D: number, Nq: number, Nk: number): ForwardKernel {
-  if (Nq < 64 || Nk < 128) return 'dot';
-  const t = chooseAttentionTile(gpu, 'outer', D, Nq, Nk);
-  return t.TY >= 8 && attentionSharedBytes('outer', D, t) <= gpu.info.limits.maxComputeWorkgroupStorageSize ? 'outer' : 'dot';
+  return { TR: 2, TY: 4, TC: 1 };
 }
 
 function checkTile(gpu: Gpu, op: string, kernel: AttentionKernel, D: number, t: AttentionTile): Layout {
   const l = layout(D, t);
   const threads = l.TX * l.TY;
-  if (kernel === 'outer' ? (t.TR !== 4 && t.TR !== 8) || t.TC % 4 !== 0 : t.TR !== 2 && t.TR !== 4) {
-    throw new ShapeError(`${op}: ${kernel} tile ${JSON.stringify(t)} is invalid; ${kernel === 'outer' ? 'the outer kernel takes TR 4 or 8 and TC a multiple of 4' : 'TR must be 2 or 4'}`);
-  }
-  if (!Number.isInteger(t.TY) || t.TY < 1 || !Number.isInteger(t.TC) || t.TC < 1 || !Number.isInteger(l.TX) || l.TX < 1) {
-    throw new ShapeError(`${op}: ${kernel} tile ${JSON.stringify(t)} is invalid; TY, TC, TX must be positive integers`);
+  if ((t.TR !== 2 && t.TR !== 4) || !Number.isInteger(t.TY) || t.TY < 1 || !Number.isInteger(t.TC) || t.TC < 1 || !Number.isInteger(l.TX) || l.TX < 1) {
+    throw new ShapeError(`${op}: ${kernel} tile ${JSON.stringify(t)} is invalid; TR must be 2 or 4 and TY, TC, TX positive integers`);
   }
   if (threads > gpu.info.limits.maxComputeInvocationsPerWorkgroup) {
     throw new ShapeError(`${op}: ${kernel} tile ${JSON.stringify(t)} needs ${threads} threads (TX ${l.TX} × TY ${l.TY}), over this device's ${gpu.info.limits.maxComputeInvocationsPerWorkgroup}; use a smaller TY`);
@@ -177,11 +143,6 @@ export interface AttentionOptions {
   lse?: Tensor;
   /** Tile of the forward kernel (benchmarks sweep these); default chosen by shape and device. */
   tile?: AttentionTile;
-  /**
-   * Tiled forward kernel: 'dot' (dot-product scores) or 'outer' (register-blocked outer products); default
-   * chooseForwardKernel (outer for long sequences), or 'dot' when only `tile` is given. `tile` is this kernel's.
-   */
-  forwardKernel?: ForwardKernel;
   /**
    * Tiled forward: load the next K/V tile into registers while the current one is used from workgroup
    * memory (register prefetch); default false: on the H100 it did not speed up f32 (f16 storage: 12 → 15
@@ -274,13 +235,10 @@ export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: Atten
     attentionForwardTc(gpu, { q, k, v, o, lse, kvLen: opts.kvLen, scale });
     return { o, lse };
   }
-  const fk = opts.forwardKernel ?? (opts.tile ? 'dot' : chooseForwardKernel(gpu, D, Nq, Nk)); // a tile without a kernel is a dot tile
-  if (fk !== 'dot' && fk !== 'outer') throw new ShapeError(`${op}: unknown forwardKernel "${fk}"; use 'dot' or 'outer'`);
-  const kernel: AttentionKernel = fk === 'outer' ? 'outer' : 'forward';
-  const tile = opts.tile ?? chooseAttentionTile(gpu, kernel, D, Nq, Nk);
-  const l = checkTile(gpu, op, kernel, D, tile);
+  const tile = opts.tile ?? chooseAttentionTile(gpu, 'forward', D, Nq, Nk);
+  const l = checkTile(gpu, op, 'forward', D, tile);
   const vec8 = q.dtype === 'f16' && D % 8 === 0 && opts.wideLoads !== false;
-  const stage = fk === 'outer' || opts.stageOutput !== false; // the outer kernel always stages o
+  const stage = opts.stageOutput !== false;
   const ovec = stage && D % (outDtype === 'f16' ? 8 : 4) === 0;
   const defines: Defines = {
     ...tileDefines(D, l),
@@ -295,8 +253,6 @@ export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: Atten
     UO: ovec ? D / (outDtype === 'f16' ? 8 : 4) : outDtype === 'f16' ? D / 2 : D,
     MASK: !!opts.kvLen,
     KVT: opts.kvLen?.dtype ?? 'u32',
-    OUTER: fk === 'outer',
-    KTS: fk === 'outer' ? outerKts(l.D4, l.TR * l.TY, l.TC * l.TX) : 0,
   };
   const rowTiles = Math.ceil(Nq / (l.TR * l.TY));
   const total = rowTiles * B * H;
