@@ -2,8 +2,9 @@
 // residual, forward and backward, f32 and f16 storage, against the copy ceiling measured in the same run.
 // Bytes counted are those each call must move: modulate x + y / x + dy + dx (+ mean/rstd); gated residual
 // x + y + out / dout + y + dy (dx is dout itself). Per-sample vectors and gradient partials are overhead.
-// f16 runs the modulate twice in the default run: the packed-row kernel (the f16 default,
-// shaders/layernorm-packed.wgsl) and the unit kernel it replaced ({packed: false}), plus a few block/slot
+// f16 runs the modulate twice in the default run: the packed-row kernel (the f16 forward's default,
+// shaders/layernorm-packed.wgsl) and the unit kernel (the f16 backward's default: packed measured slower
+// there on the H200, 35.0 vs 39.3 % of copy), plus a few block/slot
 // settings of the packed kernel; the lines after the table compare the two in % of copy16.
 // --sweep adds the modulate's kernel variants (ops/layernorm.ts NormBackwardVariant: row slots, 16-byte f16
 // units, hardware f16 packing, the fused column sum) and tokens per block of the per-sample gradients.
@@ -78,7 +79,7 @@ const gpu = await openBenchGpu();
 const ceiling = await copyCeiling(gpu, quick ? 64 : 1024);
 const results: Row[] = [];
 results.push(...(await bench(gpu, 'f32')));
-// f16: the packed kernel (default) beside the unit kernel it replaced, then packed block/slot settings
+// f16: the packed kernel beside the unit kernel, then packed block/slot settings
 results.push(...(await bench(gpu, 'f16', { packed: true })));
 results.push(...(await bench(gpu, 'f16', { packed: false })).filter((r) => r.name.startsWith('modulate')));
 const packedSettings: Variant[] = [
@@ -162,6 +163,6 @@ const pct = (name: string) => {
   const r = results.find((q) => q.dtype === 'f16' && q.name === name);
   return r ? `${((100 * r.gbs) / ceiling.copy16).toFixed(1)}% (${r.ms.toFixed(4)} ms)` : '-';
 };
-console.log(`\nf16 modulate [${B}, ${N}, ${C}], % of copy16 — packed kernel (new default) vs unit kernel ({packed: false}, the previous default):`);
+console.log(`\nf16 modulate [${B}, ${N}, ${C}], % of copy16 — packed kernel ({packed: true}; the forward default) vs unit kernel ({packed: false}; the backward default):`);
 for (const c of ['backward', 'forward']) console.log(`  modulate ${c.padEnd(9)} packed ${pct(`modulate ${c} packed`)}  |  unit ${pct(`modulate ${c} unit`)}`);
 finish();
