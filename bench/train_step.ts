@@ -355,8 +355,8 @@ async function runCase(gpu: Gpu, name: CaseName): Promise<Result> {
       console.log(`${label}: profile of one step: ${total.toFixed(1)} ms of kernel time in ${rows.reduce((a, r) => a + r.count, 0)} dispatches; top kernels:`);
       for (const r of rows.slice(0, profileTop)) console.log(`  ${r.totalMs.toFixed(2).padStart(9)} ms ${String(r.count).padStart(6)}× ${(r.meanUs).toFixed(1).padStart(9)} µs  ${r.kernel}`);
     }
-    const [f16x3, exact] = [gpu.f32MatmulStats.f16x3 - routed.f16x3, gpu.f32MatmulStats.exact - routed.exact];
-    if (precision === 'high') console.log(`${label}: f32 matmuls: ${f16x3} from three f16 products, ${exact} exact, in all the steps of this case`);
+    const [f16x3, exact, attn] = [gpu.f32MatmulStats.f16x3 - routed.f16x3, gpu.f32MatmulStats.exact - routed.exact, gpu.f32MatmulStats.attention - routed.attention];
+    if (precision === 'high') console.log(`${label}: f32 matmuls: ${f16x3} from three f16 products, ${exact} exact; ${attn} attentions as f16x3 products; in all the steps of this case`);
     const stepMs = median(times);
     const samplesS = (runner.batch * 1000) / stepMs;
     const r: Result = { name, label, stepMs, meanMs, encodeMs: median(encodes), pipelinedMs, samplesS, tokensS: samplesS * runner.tokens, peakGiB: (stats.peakInUseBytes - base) / GiB, reservedGiB: stats.reservedBytes / GiB };

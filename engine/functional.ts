@@ -7,6 +7,7 @@ import { ShapeError, shapeStr } from './errors.js';
 import { adalnModulate as adalnOp, adalnModulateBackward, gatedResidual as gatedOp, gatedResidualBackward } from './ops/adaln.js';
 import { activationBackward, activation as activationOp } from './ops/activation.js';
 import { attention as attentionOp, attentionBackward } from './ops/attention.js';
+import { attentionMatmul, attentionMatmulBackward, matmulAttentionApplies } from './ops/attention_matmul.js';
 import { cast } from './ops/cast.js';
 import { add as addOp } from './ops/elementwise.js';
 import { layernorm as layernormOp, layernormBackward } from './ops/layernorm.js';
@@ -195,9 +196,22 @@ export function gatedResidual(tape: Tape, x: Var, gate: Var, y: Var): Var {
   return out;
 }
 
-/** Multi-head attention on q, k, v [B, H, N, D]; kvLen [B] (i32) masks keys per sample. */
+/**
+ * Multi-head attention on q, k, v [B, H, N, D]; kvLen [B] (i32) masks keys per sample. f32 self-attention at
+ * matmul precision 'high' on long enough sequences runs as tensor-core products (ops/attention_matmul.ts).
+ */
 export function attention(tape: Tape, q: Var, k: Var, v: Var, kvLen?: Tensor): Var {
   const gpu = tape.gpu;
+  if (matmulAttentionApplies(gpu, q.value, k.value, !!kvLen)) {
+    gpu.f32MatmulStats.attention++;
+    const scale = 1 / Math.sqrt(q.shape[3]!);
+    const o = tape.result(attentionMatmul(gpu, q.value, k.value, v.value, scale), 'attention', true);
+    tape.record('attention', [q, k, v], [o], [q, k, v], ([g]) => {
+      const d = attentionMatmulBackward(gpu, q.value, k.value, v.value, g!, scale);
+      return [d.dq, d.dk, d.dv];
+    });
+    return o;
+  }
   const r = attentionOp(gpu, q.value, k.value, v.value, { kvLen });
   const o = tape.result(r.o, 'attention', true);
   const lse = tape.result(r.lse, 'attention.lse', false);

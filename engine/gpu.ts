@@ -84,8 +84,11 @@ export class Gpu {
    * f16 storage: slower than the exact f32 kernel, but the same split, products and combine).
    */
   matmulF16x3Everywhere = false;
-  /** f32 products of engine/functional.ts by path (tests and benchmarks read these to see which one ran). */
-  readonly f32MatmulStats = { f16x3: 0, exact: 0 };
+  /**
+   * f32 products of engine/functional.ts by path, and its f32 attentions that ran as matmulF16x3 products
+   * (ops/attention_matmul.ts) — tests and benchmarks read these to see which path ran.
+   */
+  readonly f32MatmulStats = { f16x3: 0, exact: 0, attention: 0 };
   private readonly objectIds = new WeakMap<object, number>();
   private nextObjectId = 1;
   private encoder: GPUCommandEncoder | null = null;
