@@ -8,7 +8,6 @@
 // (each with and without prefetch) and the backward's tiles on the first case.
 import { attention, attentionBackward, attentionFlops, chooseAttentionTile, type AttentionOptions, type AttentionTile, type AttentionVariant } from '../engine/ops/attention.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
-import { attentionForwardTc } from '../engine/ops/attention_tc.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { best, copyCeiling, finish, openBenchGpu, table, time, torch } from './_harness.js';
@@ -59,16 +58,6 @@ async function forward(gpu: Gpu, c: Case, dtype: 'f32' | 'f16', opts: AttentionO
   const flops = attentionFlops(c[1], c[2], c[3], c[4], c[5]);
   const ms = best(await time(gpu, () => attention(gpu, x.q, x.k, x.v, { variant: 'tiled', ...opts, out, lse: x.lse }), iters(flops)));
   if (out !== x.o) out.release();
-  release(x);
-  return flops / ms / 1e9;
-}
-
-/** Tensor-core forward TFLOP/s of the lazy-rescale kernel (attention_tc lazyRescale; the packed entry when Nq, Nk ≤ 16). */
-async function forwardTcLazy(gpu: Gpu, c: Case): Promise<number> {
-  const x = inputs(gpu, c, 'f16');
-  const flops = attentionFlops(c[1], c[2], c[3], c[4], c[5]);
-  const run = () => attentionForwardTc(gpu, { q: x.q, k: x.k, v: x.v, o: x.o, lse: x.lse, scale: 1 / Math.sqrt(c[5]), lazyRescale: true });
-  const ms = best(await time(gpu, run, iters(flops)));
   release(x);
   return flops / ms / 1e9;
 }
@@ -131,18 +120,17 @@ if (process.argv.includes('--sweep')) {
 }
 
 const tc = !tensorcoreUnavailable(gpu);
-const ours: { fwd: number; fwd16: number; bwd: number; tcFwd: number; tcLazy: number; tcBwd: number }[] = [];
+const ours: { fwd: number; fwd16: number; bwd: number; tcFwd: number; tcBwd: number }[] = [];
 for (const c of cases) {
   const r = {
     fwd: await forward(gpu, c, 'f32'),
     fwd16: await forward(gpu, c, 'f16'),
     bwd: await backward(gpu, c),
     tcFwd: tc ? await forward(gpu, c, 'f16', { variant: 'tensorcore' }) : NaN,
-    tcLazy: tc ? await forwardTcLazy(gpu, c) : NaN,
     tcBwd: tc ? await backward(gpu, c, undefined, 'f16', 'tensorcore') : NaN,
   };
   ours.push(r);
-  console.log(`${c[0]}: tiled forward ${r.fwd.toFixed(3)} (f16 storage ${r.fwd16.toFixed(3)}), backward ${r.bwd.toFixed(3)}; tensor cores forward ${r.tcFwd.toFixed(3)} (lazy rescale ${r.tcLazy.toFixed(3)}), backward ${r.tcBwd.toFixed(3)} TFLOP/s`);
+  console.log(`${c[0]}: tiled forward ${r.fwd.toFixed(3)} (f16 storage ${r.fwd16.toFixed(3)}), backward ${r.bwd.toFixed(3)}; tensor cores forward ${r.tcFwd.toFixed(3)}, backward ${r.tcBwd.toFixed(3)} TFLOP/s`);
 }
 const ref = torch('torch_attention.py', [JSON.stringify(cases)]);
 const tf = (name: string, key: string, dtype = 'float32') => Number(ref?.find((r) => r.name === name && r.dtype === dtype)?.[key] ?? NaN);
@@ -162,11 +150,11 @@ console.log(
 console.log('tensor-core kernels (f16) vs SDPA f16 / bf16:');
 console.log(
   table(
-    ['case', 'fwd TF/s', 'lazy fwd', 'torch f16', 'torch bf16', 'ratio f16', 'bwd TF/s', 'torch f16', 'ratio f16', 'bwd/fwd'],
+    ['case', 'fwd TF/s', 'torch f16', 'torch bf16', 'ratio f16', 'bwd TF/s', 'torch f16', 'ratio f16', 'bwd/fwd'],
     cases.map((c, i) => {
       const o = ours[i]!;
       const [f16f, bf16f, f16b] = [tf(c[0], 'fwd_tflops', 'float16'), tf(c[0], 'fwd_tflops', 'bfloat16'), tf(c[0], 'bwd_tflops', 'float16')];
-      return [c[0], o.tcFwd, o.tcLazy, f16f, bf16f, o.tcFwd / f16f, o.tcBwd, f16b, o.tcBwd / f16b, o.tcBwd / o.tcFwd];
+      return [c[0], o.tcFwd, f16f, bf16f, o.tcFwd / f16f, o.tcBwd, f16b, o.tcBwd / f16b, o.tcBwd / o.tcFwd];
     }),
   ),
 );

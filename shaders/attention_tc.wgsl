@@ -1,18 +1,27 @@
 // Flash attention forward on tensor cores (subgroup matrices): f16 q/k/v, f32 softmax and accumulation.
-// q [B, H, Nq, D], k/v [B, H, Nk, D] (head-major), o [B, H, Nq, D], lse [B, H, Nq] = log Σ_j exp(scale·q·k_j).
-// A workgroup of 4 subgroups takes 64 query rows of one (b, h); each subgroup owns 16 rows. Per tile of 64
-// keys: S = Q·Kᵀ with fragments (the Q fragments stay in registers), S goes to workgroup memory where lanes
-// do the online softmax (two lanes per row), P (f16) is written over that subgroup's rows of the K tile, and P·V
-// fragments are folded into per-lane f32 accumulators rescaled by the running max. The N×N score matrix never
-// exists. D is zero-padded to DP (a multiple of 16, at most 128) in workgroup memory.
+// q [B, H, Nq, D], k/v [B, H, Nk, D] (head-major), o [B, H, Nq, D] (f16 or f32), lse [B, H, Nq] =
+// log Σ_j exp(scale·q·k_j) (natural log, scale included). The N×N score matrix never exists; D is zero-padded to
+// DP (a multiple of 16, at most 128) in workgroup memory. Two entries, one per render (PACK says which):
+//   main, the general kernel: a workgroup of 4 subgroups takes 64 query rows of one (b, h), 16 per subgroup,
+//     its Q fragments in registers. Per tile of 64 keys: S = Q·Kᵀ with fragments, S to workgroup memory where
+//     lanes do the softmax (two lanes per row), P (f16) over the subgroup's rows of the K tile, and O += P·V into
+//     subgroup-matrix accumulators kept for the whole key loop. P = exp2(s − m) against a per-row reference max
+//     m raised only when a tile's row max exceeds it by more than 8 (log2), so P ≤ 256 in f16; a raise rescales
+//     O through workgroup memory for the whole workgroup (details in main's section below).
+//   packed (PACK; the op sends Nq ≤ 16 and Nk ≤ 16 here, e.g. STDiT's temporal attention over 16 frames): each
+//     subgroup takes its own (b, h) sequence, four per workgroup, in one 64-row tile (block-diagonal keys).
+// Code only main uses sits in the else branch of a PACK conditional with an empty if branch (the preprocessor
+// has no negation).
 // MASK: keys at positions ≥ kv_len[b] (caption lengths of cross-attention) get zero weight.
-// PACK (Nq ≤ 16 and Nk ≤ 16, e.g. STDiT's temporal attention over 16 frames): entry `packed` gives each
-// subgroup its own (b, h) sequence, four per workgroup, in one 64-row tile (block-diagonal keys).
-// VEC (D a multiple of 8): K/V tiles move as 16-byte chunks, and the next tile is prefetched into registers
-// while the current one is used.
-// Dawn/NVIDIA pitfalls measured on the H100 (keep them): subgroup-matrix variables declared inside loops are
-// not reliably zeroed, so every accumulation starts with subgroupMatrixMultiply; and the scalar workgroup
-// variable wg_nk must be declared before the tiles — declared after them, every result was wrong.
+// VEC (main; D a multiple of 8): K/V tiles move as 16-byte chunks, and the next tile is prefetched into
+// registers while the current one is used.
+// Dawn/NVIDIA pitfalls, measured on the H100 and with the removed two-pass forward (keep them): subgroup-matrix
+// variables declared inside loops are not reliably zeroed, so every accumulation starts with
+// subgroupMatrixMultiply (main declares its O accumulators once at function scope and still starts them so);
+// the scalar workgroup variables (wg_nk, wg_raise) are declared before the tiles — with wg_nk declared after
+// them, every result was wrong; main keeps named fragments/accumulators rather than arrays indexed in loops
+// (F2..F8 say which exist) and subgroup-uniform load/store offsets; subgroup-matrix loads/stores must be in
+// uniform control flow (Tint rejects them under a branch on subgroupAny).
 enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -47,20 +56,129 @@ struct Params {
 @group(0) @binding(6) var<uniform> p: Params;
 
 const DP = ${DP}u;            // head dim padded to a multiple of 16
-const DF = DP / 16u;          // 16-wide fragments along D
+const DF = DP / 16u;          // 16-wide fragments along D (1..8; main's F2..F8 say which exist)
 const BQ = 64u;               // query rows per workgroup (16 per subgroup)
 const BKV = 64u;              // keys per tile
 const KS = max(DP, BKV) + 8u; // padded row stride (halves) of the Q/K/V tiles and of P
 const THREADS = 128u;
+#if ${PACK}
+#else
+const TAU = 8.0;              // main: log2 headroom of the reference max, P ≤ 2^TAU
+#endif
 
 var<workgroup> wg_nk: u32;                     // keys in use, read back as a uniform value
+#if ${PACK}
+#else
+var<workgroup> wg_raise: array<u32, 4>;        // main, per subgroup: 1 when it rescales after this tile's P
+#endif
 var<workgroup> Ks: array<f16, BKV * KS>;       // K tile (first the Q tile, later each subgroup's P rows)
 var<workgroup> Vs: array<f16, BKV * KS>;
 const SW = ${SW}u;             // row stride of Ss: (BKV or DP) + 4, the pad spreading rows over the banks
+#if ${PACK}
 const PV_STEP = (SW - 4u) / 16u; // P·V fragments staged per pass
-var<workgroup> Ss: array<f32, 4u * 16u * SW>;  // per subgroup: scores, then P·V fragments
+#else
+const O_STEP = (SW - 4u) / 16u; // O fragments staged per rescale / epilogue pass
+#endif
+var<workgroup> Ss: array<f32, 4u * 16u * SW>;  // per subgroup: scores, then P·V (packed) or O (main) fragments
 
 // K/V tile staging (fetch/put with VEC, else stage): shaders/attention_tc_staging.wgsl, appended by the TS op.
+
+#if ${PACK}
+#else
+// ---- main: O in subgroup-matrix accumulators, reference max raised lazily.
+// Each subgroup keeps O = Σ_tiles P·V in DF subgroup_matrix_result accumulators (one per 16-wide D fragment) for
+// the whole key loop: no per-tile P·V store / re-read / rescale through workgroup memory.
+// Lazy rescale. Per row (log2 domain, s = scale·log2(e)·q·k) the lanes keep a REFERENCE max m (not the running
+// max) and l = Σ exp2(s − m) over the keys so far; P = exp2(s − m) goes to f16 and into the accumulators.
+//   First tile: m = the tile's row max (accumulators are zero: nothing to rescale).
+//   Later tiles, with t = the tile's row max: a row needs a raise when t > m + TAU. If any row of the subgroup
+//   needs one (subgroupAny), every row of that subgroup with t > m takes m' = t (it rescales anyway).
+//   Rows not raised keep m, so their P ≤ exp2(t − m) ≤ 2^TAU = 256: f16 P (max 65504) cannot overflow, and
+//   P·V sums in f32 stay far from its range. m never exceeds the true running max, so P is never smaller
+//   than exp2(s − running max) of a per-tile rescaling kernel: no extra f16 underflow either.
+//   A raise multiplies that row's l and accumulator row by alpha = exp2(m − m') (≤ 2^−TAU except for the
+//   opportunistic rows). The accumulators are opaque, so the rescale goes through workgroup memory: the DF
+//   fragments are stored to the subgroup's rows of Ss, the lanes scale their row, and they are loaded back.
+//   Subgroup-matrix loads/stores must be in uniform control flow (Tint rejects a branch on subgroupAny), so
+//   each subgroup publishes its decision in wg_raise and the branch is taken by the whole workgroup on
+//   workgroupUniformLoad (which is also the barrier after P); subgroups that did not raise have alpha = 1
+//   (exact) and store/load their fragments unchanged. Raises are rare (a row's scores must climb by more than
+//   TAU above its first tile's max), so the common tile pays no rescale at all.
+// Barriers per tile: after staging K/V; after S (scores visible to the lanes, every subgroup done with K so P
+// may overwrite its rows); after P (workgroupUniformLoad of the raise flags: a barrier, the load, a barrier);
+// after P·V (every subgroup done with this tile's Ks / Vs before the next tile is staged). The rare rescale
+// adds two (more with narrow Ss staging).
+
+fn kfrag(j: u32, f: u32) -> subgroup_matrix_right<f16, 16, 16> {
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS + f * 16u, KS);
+}
+
+fn vfrag(kk: u32, f: u32) -> subgroup_matrix_right<f16, 16, 16> {
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, kk * 16u * KS + f * 16u, KS);
+}
+
+fn qfrag(sg: u32, f: u32) -> subgroup_matrix_left<f16, 16, 16> {
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + f * 16u, KS);
+}
+
+fn pfrag(sg: u32, kk: u32) -> subgroup_matrix_left<f16, 16, 16> {
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + kk * 16u, KS);
+}
+
+// a·b, plus acc unless first (the first product of the key loop starts the accumulator).
+fn mma(first: bool, a: subgroup_matrix_left<f16, 16, 16>, b: subgroup_matrix_right<f16, 16, 16>,
+       acc: subgroup_matrix_result<f32, 16, 16>) -> subgroup_matrix_result<f32, 16, 16> {
+  if (first) { return subgroupMatrixMultiply<f32>(a, b); }
+  return subgroupMatrixMultiplyAccumulate(a, b, acc);
+}
+
+// S = Q·Kᵀ for this subgroup's 16 rows × the 64 keys of the staged tile, stored to its rows of Ss.
+fn scores(sg: u32,
+          q0: subgroup_matrix_left<f16, 16, 16>, q1: subgroup_matrix_left<f16, 16, 16>,
+          q2: subgroup_matrix_left<f16, 16, 16>, q3: subgroup_matrix_left<f16, 16, 16>,
+          q4: subgroup_matrix_left<f16, 16, 16>, q5: subgroup_matrix_left<f16, 16, 16>,
+          q6: subgroup_matrix_left<f16, 16, 16>, q7: subgroup_matrix_left<f16, 16, 16>) {
+  for (var j = 0u; j < BKV / 16u; j++) {
+    var s = subgroupMatrixMultiply<f32>(q0, kfrag(j, 0u));
+#if ${F2}
+    s = subgroupMatrixMultiplyAccumulate(q1, kfrag(j, 1u), s);
+#endif
+#if ${F3}
+    s = subgroupMatrixMultiplyAccumulate(q2, kfrag(j, 2u), s);
+#endif
+#if ${F4}
+    s = subgroupMatrixMultiplyAccumulate(q3, kfrag(j, 3u), s);
+#endif
+#if ${F5}
+    s = subgroupMatrixMultiplyAccumulate(q4, kfrag(j, 4u), s);
+#endif
+#if ${F6}
+    s = subgroupMatrixMultiplyAccumulate(q5, kfrag(j, 5u), s);
+#endif
+#if ${F7}
+    s = subgroupMatrixMultiplyAccumulate(q6, kfrag(j, 6u), s);
+#endif
+#if ${F8}
+    s = subgroupMatrixMultiplyAccumulate(q7, kfrag(j, 7u), s);
+#endif
+    subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + j * 16u, s, SW);
+  }
+}
+
+// O fragment i goes to column (i − f0)·16 of this subgroup's Ss rows when it is in the pass starting at f0.
+fn stage_o(sg: u32, f0: u32, i: u32, acc: subgroup_matrix_result<f32, 16, 16>) {
+  if (i >= f0 && i < f0 + O_STEP) {
+    subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + (i - f0) * 16u, acc, SW);
+  }
+}
+
+// O fragment i back from Ss when it is in the pass starting at f0 (else unchanged).
+fn unstage_o(sg: u32, f0: u32, i: u32, acc: subgroup_matrix_result<f32, 16, 16>) -> subgroup_matrix_result<f32, 16, 16> {
+  if (i >= f0 && i < f0 + O_STEP) {
+    return subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&Ss, sg * 16u * SW + (i - f0) * 16u, SW);
+  }
+  return acc;
+}
 
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wid: vec3u,
@@ -90,19 +208,54 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     Ks[r * KS + c] = x;
   }
   workgroupBarrier();
-  var qf: array<subgroup_matrix_left<f16, 16, 16>, DF>;
-  for (var f = 0u; f < DF; f++) {
-    qf[f] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + f * 16u, KS);
-  }
+  var qf0: subgroup_matrix_left<f16, 16, 16>;
+  var qf1: subgroup_matrix_left<f16, 16, 16>;
+  var qf2: subgroup_matrix_left<f16, 16, 16>;
+  var qf3: subgroup_matrix_left<f16, 16, 16>;
+  var qf4: subgroup_matrix_left<f16, 16, 16>;
+  var qf5: subgroup_matrix_left<f16, 16, 16>;
+  var qf6: subgroup_matrix_left<f16, 16, 16>;
+  var qf7: subgroup_matrix_left<f16, 16, 16>;
+  qf0 = qfrag(sg, 0u);
+#if ${F2}
+  qf1 = qfrag(sg, 1u);
+#endif
+#if ${F3}
+  qf2 = qfrag(sg, 2u);
+#endif
+#if ${F4}
+  qf3 = qfrag(sg, 3u);
+#endif
+#if ${F5}
+  qf4 = qfrag(sg, 4u);
+#endif
+#if ${F6}
+  qf5 = qfrag(sg, 5u);
+#endif
+#if ${F7}
+  qf6 = qfrag(sg, 6u);
+#endif
+#if ${F8}
+  qf7 = qfrag(sg, 7u);
+#endif
+  // O accumulators: function scope, outside every loop, one per D fragment; relative to each row's m.
+  var o0: subgroup_matrix_result<f32, 16, 16>;
+  var o1: subgroup_matrix_result<f32, 16, 16>;
+  var o2: subgroup_matrix_result<f32, 16, 16>;
+  var o3: subgroup_matrix_result<f32, 16, 16>;
+  var o4: subgroup_matrix_result<f32, 16, 16>;
+  var o5: subgroup_matrix_result<f32, 16, 16>;
+  var o6: subgroup_matrix_result<f32, 16, 16>;
+  var o7: subgroup_matrix_result<f32, 16, 16>;
   workgroupBarrier();   // Q fragments loaded: the K tile may overwrite the staging area
 
-  // Lanes: row r of this subgroup's 16, half h of the keys and of each 16-wide D fragment.
+  // Lanes: row r of this subgroup's 16, half h of the keys (and of each 16-wide D fragment when O is staged).
   let r = lane / 2u;
   let h = lane % 2u;
-  var m = -1.0e30;      // running max (log2 domain)
-  var l = 0.0;          // running sum of exp2(s − m)
-  var acc: array<f32, DF * 8u>;
+  var m = -1.0e30;      // reference max (log2 domain): ≤ the running max, ≥ it − TAU
+  var l = 0.0;          // Σ exp2(s − m) over the keys so far
   let srow = sg * 16u * SW + r * SW;
+  let prow = (sg * 16u + r) * KS;
 
 #if ${VEC}
   var rk: array<vec4<u32>, PER>;
@@ -112,9 +265,6 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     rv[i] = fetch(true, lid + i * THREADS, kbase, 0u, nk);
   }
 #endif
-  // Barriers per tile: after staging, after S, after P, after each P·V staging pass. The previous tile's
-  // readers of Ks / Vs (P·V fragments) and of Ss (accumulation) are all before one of these, so the next
-  // tile may stage at once.
   for (var k0 = 0u; k0 < nk; k0 += BKV) {
 #if ${VEC}
     for (var i = 0u; i < PER; i++) {
@@ -133,89 +283,198 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     stage(true, lid, kbase, k0, nk);
     workgroupBarrier();
 #endif
+    scores(sg, qf0, qf1, qf2, qf3, qf4, qf5, qf6, qf7);
+    workgroupBarrier();   // scores visible; every subgroup is done with K: P may overwrite its rows
 
-    // S = Q·Kᵀ for 16 rows × 64 keys.
-    for (var j = 0u; j < BKV / 16u; j++) {
-      let kt0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS, KS);
-      var s = subgroupMatrixMultiply<f32>(qf[0], kt0);
-      for (var f = 1u; f < DF; f++) {
-        let kt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS + f * 16u, KS);
-        s = subgroupMatrixMultiplyAccumulate(qf[f], kt, s);
-      }
-      subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + j * 16u, s, SW);
-    }
-    workgroupBarrier();
-
-    // Online softmax: each lane takes 32 keys of its row (interleaved with its partner lane, so the pair
-    // reads neighbouring words); the row's two lanes combine by shuffle.
+    // Row max of the tile: each lane takes 32 keys of its row (interleaved with its partner lane).
     var tmax = -1.0e30;
     for (var c = 0u; c < 32u; c++) {
       let key = 2u * ((c + r) % 32u) + h; // skewed by row: conflict-free Ss reads and P writes
       if (k0 + key < nk) { tmax = max(tmax, Ss[srow + key] * p.scale_log2); }
     }
     tmax = max(tmax, subgroupShuffleXor(tmax, 1u));
-    let m_new = max(m, tmax);
-    let alpha = exp2(m - m_new);
+    // Raise the reference only past TAU (first tile: m = −1e30, every row takes its tile max); once this
+    // subgroup rescales, every row of it that grew takes its new max too.
+    var raise = tmax > m + TAU;
+    let sg_raise = subgroupAny(raise);
+    if (sg_raise) { raise = tmax > m; }
+    let m_new = select(m, tmax, raise);
+    let alpha = exp2(m - m_new);  // 1 for rows not raised; 0 in the first tile (l and O are still 0)
     var psum = 0.0;
-    let prow = (sg * 16u + r) * KS;
     for (var c = 0u; c < 32u; c++) {
-      let key = 2u * ((c + r) % 32u) + h; // skewed by row: conflict-free Ss reads and P writes
+      let key = 2u * ((c + r) % 32u) + h;
       var pv = 0.0;
-      if (k0 + key < nk) { pv = exp2(Ss[srow + key] * p.scale_log2 - m_new); }
+      if (k0 + key < nk) { pv = exp2(Ss[srow + key] * p.scale_log2 - m_new); } // ≤ 2^TAU
       psum += pv;
       Ks[prow + key] = f16(pv);
     }
     psum += subgroupShuffleXor(psum, 1u);
     l = l * alpha + psum;
     m = m_new;
-    for (var i = 0u; i < DF * 8u; i++) { acc[i] *= alpha; }
-    workgroupBarrier();
+    if (lane == 0u) { wg_raise[sg] = select(0u, 1u, sg_raise && k0 > 0u); }
+    let raised = workgroupUniformLoad(&wg_raise); // also the barrier after P (and after the lanes' Ss reads)
 
-    // O += P·V, PV_STEP D fragments at a time through this subgroup's part of Ss.
-    for (var f0 = 0u; f0 < DF; f0 += PV_STEP) {
-      for (var f = f0; f < min(f0 + PV_STEP, DF); f++) {
-        let pf0 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS, KS);
-        let vf0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, f * 16u, KS);
-        var pv = subgroupMatrixMultiply<f32>(pf0, vf0);
-        for (var kk = 1u; kk < BKV / 16u; kk++) {
-          let pf = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + kk * 16u, KS);
-          let vf = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, kk * 16u * KS + f * 16u, KS);
-          pv = subgroupMatrixMultiplyAccumulate(pf, vf, pv);
-        }
-        subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + (f - f0) * 16u, pv, SW);
-      }
-      workgroupBarrier();
-      for (var f = f0; f < min(f0 + PV_STEP, DF); f++) {
-        for (var c = 0u; c < 8u; c++) {
-          acc[f * 8u + c] += Ss[srow + (f - f0) * 16u + 2u * c + h];
-        }
-      }
-      if (f0 + PV_STEP < DF) { workgroupBarrier(); } // the next pass overwrites Ss
-    }
-  }
-
-  let row = q0 + sg * 16u + r;
-  if (row < p.nq) {
-    let inv = 1.0 / l;
-    for (var f = 0u; f < DF; f++) {
-      for (var c = 0u; c < 8u; c++) {
-        let d = f * 16u + 2u * c + h;
-        if (d < p.d) {
-#if ${OUT_F16}
-          o[qbase + row * p.d + d] = f16(acc[f * 8u + c] * inv);
-#else
-          o[qbase + row * p.d + d] = acc[f * 8u + c] * inv;
+    // Rare: some subgroup raised its reference: O rows ×= alpha through Ss (whole workgroup, uniform).
+    if (raised[0] + raised[1] + raised[2] + raised[3] != 0u) {
+      for (var f0 = 0u; f0 < DF; f0 += O_STEP) {
+        stage_o(sg, f0, 0u, o0);
+#if ${F2}
+        stage_o(sg, f0, 1u, o1);
 #endif
+#if ${F3}
+        stage_o(sg, f0, 2u, o2);
+#endif
+#if ${F4}
+        stage_o(sg, f0, 3u, o3);
+#endif
+#if ${F5}
+        stage_o(sg, f0, 4u, o4);
+#endif
+#if ${F6}
+        stage_o(sg, f0, 5u, o5);
+#endif
+#if ${F7}
+        stage_o(sg, f0, 6u, o6);
+#endif
+#if ${F8}
+        stage_o(sg, f0, 7u, o7);
+#endif
+        workgroupBarrier();
+        for (var f = f0; f < min(f0 + O_STEP, DF); f++) {
+          for (var c = 0u; c < 8u; c++) { Ss[srow + (f - f0) * 16u + 2u * c + h] *= alpha; }
+        }
+        workgroupBarrier();
+        o0 = unstage_o(sg, f0, 0u, o0);
+#if ${F2}
+        o1 = unstage_o(sg, f0, 1u, o1);
+#endif
+#if ${F3}
+        o2 = unstage_o(sg, f0, 2u, o2);
+#endif
+#if ${F4}
+        o3 = unstage_o(sg, f0, 3u, o3);
+#endif
+#if ${F5}
+        o4 = unstage_o(sg, f0, 4u, o4);
+#endif
+#if ${F6}
+        o5 = unstage_o(sg, f0, 5u, o5);
+#endif
+#if ${F7}
+        o6 = unstage_o(sg, f0, 6u, o6);
+#endif
+#if ${F8}
+        o7 = unstage_o(sg, f0, 7u, o7);
+#endif
+        if (f0 + O_STEP < DF) { workgroupBarrier(); } // the next pass overwrites Ss
+      }
+    }
+
+    // O += P·V: each P fragment is loaded once and multiplies every V fragment of its 16 keys; the key
+    // loop's very first product starts the accumulators.
+    let first = k0 == 0u;
+    let pf0 = pfrag(sg, 0u);
+    o0 = mma(first, pf0, vfrag(0u, 0u), o0);
+#if ${F2}
+    o1 = mma(first, pf0, vfrag(0u, 1u), o1);
+#endif
+#if ${F3}
+    o2 = mma(first, pf0, vfrag(0u, 2u), o2);
+#endif
+#if ${F4}
+    o3 = mma(first, pf0, vfrag(0u, 3u), o3);
+#endif
+#if ${F5}
+    o4 = mma(first, pf0, vfrag(0u, 4u), o4);
+#endif
+#if ${F6}
+    o5 = mma(first, pf0, vfrag(0u, 5u), o5);
+#endif
+#if ${F7}
+    o6 = mma(first, pf0, vfrag(0u, 6u), o6);
+#endif
+#if ${F8}
+    o7 = mma(first, pf0, vfrag(0u, 7u), o7);
+#endif
+    for (var kk = 1u; kk < BKV / 16u; kk++) {
+      let pf = pfrag(sg, kk);
+      o0 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 0u), o0);
+#if ${F2}
+      o1 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 1u), o1);
+#endif
+#if ${F3}
+      o2 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 2u), o2);
+#endif
+#if ${F4}
+      o3 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 3u), o3);
+#endif
+#if ${F5}
+      o4 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 4u), o4);
+#endif
+#if ${F6}
+      o5 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 5u), o5);
+#endif
+#if ${F7}
+      o6 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 6u), o6);
+#endif
+#if ${F8}
+      o7 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 7u), o7);
+#endif
+    }
+    workgroupBarrier();   // every subgroup is done with this tile's Ks / Vs: the next one may be staged
+  }
+
+  // Epilogue: O through this subgroup's Ss rows (O_STEP fragments per pass), divided by l, bounds-checked.
+  let row = q0 + sg * 16u + r;
+  let inv = 1.0 / l;
+  for (var f0 = 0u; f0 < DF; f0 += O_STEP) {
+    stage_o(sg, f0, 0u, o0);
+#if ${F2}
+    stage_o(sg, f0, 1u, o1);
+#endif
+#if ${F3}
+    stage_o(sg, f0, 2u, o2);
+#endif
+#if ${F4}
+    stage_o(sg, f0, 3u, o3);
+#endif
+#if ${F5}
+    stage_o(sg, f0, 4u, o4);
+#endif
+#if ${F6}
+    stage_o(sg, f0, 5u, o5);
+#endif
+#if ${F7}
+    stage_o(sg, f0, 6u, o6);
+#endif
+#if ${F8}
+    stage_o(sg, f0, 7u, o7);
+#endif
+    workgroupBarrier();
+    if (row < p.nq) {
+      for (var f = f0; f < min(f0 + O_STEP, DF); f++) {
+        for (var c = 0u; c < 8u; c++) {
+          let d = f * 16u + 2u * c + h;
+          if (d < p.d) {
+#if ${OUT_F16}
+            o[qbase + row * p.d + d] = f16(Ss[srow + (f - f0) * 16u + 2u * c + h] * inv);
+#else
+            o[qbase + row * p.d + d] = Ss[srow + (f - f0) * 16u + 2u * c + h] * inv;
+#endif
+          }
         }
       }
     }
-    if (h == 0u) { lse[bh * p.nq + row] = (m + log2(l)) * 0.6931471805599453; }
+    if (f0 + O_STEP < DF) { workgroupBarrier(); } // the next pass overwrites Ss
   }
+  if (row < p.nq && h == 0u) { lse[bh * p.nq + row] = (m + log2(l)) * 0.6931471805599453; }
 }
+#endif
 
 #if ${PACK}
-// Four short sequences per workgroup: subgroup sg owns sequence bh0 + sg; tile rows 16·sg .. 16·sg + 15 hold
-// its queries (then its keys / values). Scores against the other subgroups' keys are computed and masked.
+// ---- packed (PACK): four short sequences per workgroup. Subgroup sg owns sequence bh0 + sg; tile rows
+// 16·sg .. 16·sg + 15 hold its queries (then its keys / values). Scores against the other subgroups' keys are
+// computed and masked.
 fn seq_rows(lid: u32, bh0: u32, which: u32) {
   for (var i = lid; i < BKV * DP; i += THREADS) {
     let r = i / DP;

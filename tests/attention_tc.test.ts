@@ -1,5 +1,5 @@
-// Tensor-core flash attention forward (default and lazy-rescale kernels) and backward: against an f64
-// softmax-attention reference on the GPU; compiled on Dawn's null backend everywhere.
+// Tensor-core flash attention forward (general and packed kernels) and backward: against an f64 softmax-attention
+// reference on the GPU; compiled on Dawn's null backend everywhere.
 import * as assert from 'uvu/assert';
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
 import { attentionForwardTc, attentionBackwardTc, attentionTcForwardKernel } from '../engine/ops/attention_tc.js';
@@ -10,11 +10,11 @@ import { GpuError } from '../engine/errors.js';
 import { refBackward, refForward } from './ref/attention.js';
 
 /**
- * grow: scores that climb along the keys (log2 units, i.e. of scale·log2(e)·q·k) so that the lazy kernel's
+ * grow: scores that climb along the keys (log2 units, i.e. of scale·log2(e)·q·k) so that the general kernel's
  * reference max must be raised (by more than its TAU = 8 several times): 'ramp' adds `log2` over the whole
  * sequence, 'spike' one key `log2` above the rest in the middle. See growScores.
  */
-interface Case { B: number; H: number; Nq: number; Nk: number; D: number; kvLen?: number[]; outF16?: boolean; noVec?: boolean; noPack?: boolean; narrow?: boolean; lazy?: boolean; grow?: { kind: 'ramp' | 'spike'; log2: number } }
+interface Case { B: number; H: number; Nq: number; Nk: number; D: number; kvLen?: number[]; outF16?: boolean; noVec?: boolean; noPack?: boolean; narrow?: boolean; grow?: { kind: 'ramp' | 'spike'; log2: number } }
 
 const cases: Case[] = [
 
@@ -39,7 +39,7 @@ const cases: Case[] = [
 // Scores that grow along the keys (case.grow): dimension 0 of every query is one of ±4, 2, 0.5 (cycling over
 // the rows), dimension 0 of key j carries the growth, so rows with +4 climb by `log2` (log2 units), rows with
 // 2 by half that, 0.5 by an eighth (below TAU for the ramps here: P up to 2^(log2/8) without a raise), −4 fall
-// (their first tile holds the max). Returns how many reference raises the lazy rule (raise when a tile's row
+// (their first tile holds the max). Returns how many reference raises the kernel's rule (raise when a tile's row
 // max exceeds the reference by more than 8) makes over all rows, from the f64 scores: the case must exercise it.
 const TAU = 8;
 function growScores(c: Case, qd: Float32Array, kd: Float32Array, scale: number): number {
@@ -89,7 +89,7 @@ async function check({ gpu, rng }: Ctx, c: Case): Promise<void> {
   gpu.fill(lse, NaN);
   const kvLen = c.kvLen ? gpu.upload(c.kvLen, [B], 'u32') : undefined;
   const scale = 1 / Math.sqrt(D);
-  attentionForwardTc(gpu, { q, k, v, o, lse, kvLen, scale, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow, lazyRescale: c.lazy });
+  attentionForwardTc(gpu, { q, k, v, o, lse, kvLen, scale, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow });
   const ref = refForward(roundToF16(qd), roundToF16(kd), roundToF16(vd), c, scale, c.kvLen);
   // P is rounded to f16 before P·V (as FlashAttention does on tensor cores): 1e-2 covers it.
   assertClose(await o.read(), ref.o, { rtol: 1e-2, what: `o ${JSON.stringify(c)}` });
@@ -97,22 +97,23 @@ async function check({ gpu, rng }: Ctx, c: Case): Promise<void> {
   for (const t of [q, k, v, o, lse, kvLen]) t?.release();
 }
 
-const s = suite('attention_tc');
-
-s.gpuTest('tensor-core forward: D 64/72/24, ragged, many tiny sequences, masked cross-attention', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
+/** Runs every case, then fails with all the cases' messages (one failing case does not hide the others). */
+async function checkAll(list: Case[], run: (c: Case) => Promise<void>): Promise<void> {
   const failures: string[] = [];
-  for (const c of cases) {
+  for (const c of list) {
     try {
-      await check(ctx, c);
+      await run(c);
     } catch (e) {
       failures.push((e as Error).message);
     }
   }
-  if (failures.length) throw new Error(`${failures.length} of ${cases.length} cases failed:\n${failures.join('\n')}`);
-});
+  if (failures.length) throw new Error(`${failures.length} of ${list.length} cases failed:\n${failures.join('\n')}`);
+}
 
-// Scores climbing along the keys (or one spike): the default kernel's running max and the lazy kernel's
-// reference raises (its rescale path) — ragged Nq / Nk, masked, narrow (multi-pass) staging, D 112, no VEC.
+const s = suite('attention_tc');
+
+// Scores climbing along the keys (or one spike): the general kernel's reference raises (its rescale path) —
+// ragged Nq / Nk, masked, narrow (multi-pass) staging, D 112, no VEC.
 const growing: Case[] = [
   { B: 1, H: 2, Nq: 100, Nk: 700, D: 72, grow: { kind: 'ramp', log2: 60 } },
   { B: 1, H: 1, Nq: 64, Nk: 300, D: 64, grow: { kind: 'ramp', log2: 40 } },
@@ -123,19 +124,8 @@ const growing: Case[] = [
   { B: 1, H: 2, Nq: 40, Nk: 330, D: 40, noVec: true, outF16: true, grow: { kind: 'ramp', log2: 40 } },
 ];
 
-// The lazy-rescale kernel (lazyRescale): every case of the default kernel, plus the growing scores, against
-// the same f64 reference and tolerances; the default kernel on the growing scores too.
-s.gpuTest('tensor-core forward, lazy rescale: the default cases and climbing scores (rescale path)', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
-  const all = [...cases.map((c) => ({ ...c, lazy: true })), ...growing.map((c) => ({ ...c, lazy: true })), ...growing];
-  const failures: string[] = [];
-  for (const c of all) {
-    try {
-      await check(ctx, c);
-    } catch (e) {
-      failures.push((e as Error).message);
-    }
-  }
-  if (failures.length) throw new Error(`${failures.length} of ${all.length} cases failed:\n${failures.join('\n')}`);
+s.gpuTest('tensor-core forward: D 64/72/24, ragged, many tiny sequences, masked cross-attention, climbing scores (rescale path)', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
+  await checkAll([...cases, ...growing], (c) => check(ctx, c));
 });
 
 async function checkBackward({ gpu, rng }: Ctx, c: Case): Promise<void> {
@@ -167,17 +157,8 @@ async function checkBackward({ gpu, rng }: Ctx, c: Case): Promise<void> {
 }
 
 s.gpuTest('tensor-core backward: dq, dk, dv against the f64 reference', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
-  const failures: string[] = [];
-  const fits = cases.filter((c) => c.D <= 80); // the backward's tiles fit 48 KiB up to head dim 80
   await assertThrows(() => checkBackward(ctx, { B: 1, H: 1, Nq: 20, Nk: 20, D: 112 }), /needs \d+ bytes of workgroup memory for head dim 112.*use variant 'tiled'/, 'D 112');
-  for (const c of fits) {
-    try {
-      await checkBackward(ctx, c);
-    } catch (e) {
-      failures.push((e as Error).message);
-    }
-  }
-  if (failures.length) throw new Error(`${failures.length} of ${fits.length} cases failed:\n${failures.join('\n')}`);
+  await checkAll(cases.filter((c) => c.D <= 80), (c) => checkBackward(ctx, c)); // the backward's tiles fit 48 KiB up to head dim 80
 });
 
 s.test('tensor-core forward and backward compile on Dawn null backend', async () => {
@@ -203,8 +184,7 @@ s.test('tensor-core forward and backward compile on Dawn null backend', async ()
     const v = g.tensor([B, H, Nk, D], 'f16');
     const lse = g.tensor([B, H, Nq]);
     const kvLen = c.kvLen ? g.tensor([B], 'u32') : undefined;
-    await compiles(() => attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1 }));
-    await compiles(() => attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1, lazyRescale: true, noVec: c.noVec, noPack: c.noPack }));
+    await compiles(() => attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow }));
     const dt = c.outF16 ? 'f16' : 'f32';
     const dout = g.tensor([B, H, Nq, D], o.dtype);
     await compiles(() => attentionBackwardTc(g, { q, k, v, o, dout, lse, kvLen, scale: 0.1, dq: g.tensor([B, H, Nq, D], dt), dk: g.tensor([B, H, Nk, D], dt), dv: g.tensor([B, H, Nk, D], dt) }));
@@ -212,20 +192,21 @@ s.test('tensor-core forward and backward compile on Dawn null backend', async ()
   await g.destroy();
 });
 
-// Every variant of the general forward kernel the op can produce, default and lazy rescale: DP 16..128, f16/f32
-// o, masked or not, 16-byte staging or not, Ss rows 64 or D wide (the null device's 16 KiB limit makes the op
-// itself pick 64, so the wide ones are requested here directly). Only the workgroup-memory limit may fail.
-s.test('tensor-core forward kernels (default and lazy rescale) compile on Dawn null backend for every define set', async () => {
+// Every variant of the forward kernels the op can produce: general (main) with DP 16..128, f16/f32 o, masked or
+// not, 16-byte staging or not, Ss rows 64 or D wide (the null device's 16 KiB limit makes the op itself pick 64,
+// so the wide ones are requested here directly); packed with DP 16..128, f16/f32 o, masked or not (SW 68, no
+// VEC). Only the workgroup-memory limit may fail.
+s.test('tensor-core forward kernels compile on Dawn null backend for every define set', async () => {
   const g = await Gpu.open({ device: 'null' });
   const limitOnly = /total use of workgroup storage \(\d+ bytes\) is larger than the maximum allowed \(16384 bytes\)/;
   let n = 0;
-  for (const lazy of [false, true])
+  for (const pack of [false, true])
     for (let DP = 16; DP <= 128; DP += 16)
-      for (const SW of new Set([68, Math.max(64, DP) + 4]))
+      for (const SW of pack ? [68] : new Set([68, Math.max(64, DP) + 4]))
         for (const outF16 of [false, true])
           for (const mask of [false, true])
-            for (const vec of [false, true]) {
-              attentionTcForwardKernel(g, { DP, outF16, mask, vec, SW, lazy });
+            for (const vec of pack ? [false] : [false, true]) {
+              attentionTcForwardKernel(g, { DP, outF16, mask, vec, SW, pack });
               try {
                 await g.sync();
               } catch (e) {
@@ -233,7 +214,7 @@ s.test('tensor-core forward kernels (default and lazy rescale) compile on Dawn n
               }
               n++;
             }
-  assert.is(n, 2 * (4 * 8 + 4 * 16)); // DP ≤ 64: one SW; wider: two
+  assert.is(n, 4 * 8 + 4 * 16 + 4 * 8); // main: DP ≤ 64 one SW, wider two; packed: 8 DP × o × mask
   await g.destroy();
 });
 

@@ -1,5 +1,5 @@
-// Flash attention on tensor cores: forward (shaders/attention_tc.wgsl; opt-in lazy-rescale variant
-// shaders/attention_tc_lazy.wgsl) and backward
+// Flash attention on tensor cores: forward (shaders/attention_tc.wgsl: entry main, O in subgroup-matrix
+// accumulators with a lazily raised reference max; entry packed for sequences of ≤ 16) and backward
 // (shaders/attention_tc_backward.wgsl, Δ from shaders/attention_delta.wgsl); f16 q/k/v, f32 softmax/accumulation.
 // Called by the attention op for variant 'tensorcore'; shapes are checked there.
 import type { Gpu } from '../gpu.js';
@@ -7,13 +7,11 @@ import type { Tensor } from '../tensor.js';
 import type { Defines, Kernel } from '../shader.js';
 import { ShapeError } from '../errors.js';
 import attentionTcWgsl from '../../shaders/attention_tc.wgsl';
-import attentionTcLazyWgsl from '../../shaders/attention_tc_lazy.wgsl';
 import attentionTcBackwardWgsl from '../../shaders/attention_tc_backward.wgsl';
 import attentionDeltaWgsl from '../../shaders/attention_delta.wgsl';
 import stagingWgsl from '../../shaders/attention_tc_staging.wgsl';
 
 const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl };
-const LAZY = { name: 'attention_tc_lazy', template: attentionTcLazyWgsl + stagingWgsl };
 const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl };
 const DELTA = { name: 'attention_delta', template: attentionDeltaWgsl };
 
@@ -29,60 +27,55 @@ export interface AttentionTcArgs {
   noVec?: boolean;
   /** Use the general kernel even for sequences short enough to pack four per workgroup. */
   noPack?: boolean;
-  /** Stage P·V through a 64-wide area in several passes even when a D-wide one fits (benchmarks compare). */
+  /** Stage O (rescales, epilogue) through a 64-wide area in several passes even when a D-wide one fits (tests). */
   narrowStaging?: boolean;
-  /**
-   * Lazy-rescale forward (shaders/attention_tc_lazy.wgsl): O stays in subgroup-matrix accumulators for the whole
-   * key loop and P = exp2(s − m_ref) against a per-row reference max raised only when a tile's row max exceeds it
-   * by more than 8 (log2 domain; P ≤ 256 in f16), so there is no per-tile P·V store / re-read / rescale. Opt-in;
-   * sequences that take the packed kernel (Nq ≤ 16 and Nk ≤ 16, unless noPack) still do.
-   */
-  lazyRescale?: boolean;
-}
-
-/** Workgroup memory the kernel needs for head dim D and score-staging row stride SW (f16 K/V/P tiles, f32 staging). */
-export function attentionTcSharedBytes(D: number, SW = 68, lazy = false): number {
-  const DP = Math.ceil(D / 16) * 16;
-  return 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * SW * 4 + 4 + (lazy ? 16 : 0); // lazy: wg_raise flags
 }
 
 /**
- * Ss row stride: wide enough for all P·V fragments in one pass when that fits the device, else 64; plus 4
+ * Workgroup memory the general kernel needs for head dim D and score-staging row stride SW (f16 K/V/P tiles, f32
+ * staging, wg_nk and the wg_raise flags); the packed one needs 16 bytes less.
+ */
+export function attentionTcSharedBytes(D: number, SW = 68): number {
+  const DP = Math.ceil(D / 16) * 16;
+  return 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * SW * 4 + 4 + 16;
+}
+
+/**
+ * Ss row stride: wide enough for all O fragments in one pass when that fits the device, else 64; plus 4
  * floats so that the 16 rows a subgroup's lanes read at once fall in different banks.
  */
-function stagingWidth(gpu: Gpu, D: number, narrow?: boolean, lazy = false): number {
+function stagingWidth(gpu: Gpu, D: number, narrow?: boolean): number {
   const DP = Math.ceil(D / 16) * 16;
   const wide = Math.max(64, DP) + 4;
-  return !narrow && attentionTcSharedBytes(D, wide, lazy) <= gpu.info.limits.maxComputeWorkgroupStorageSize ? wide : 68;
+  return !narrow && attentionTcSharedBytes(D, wide) <= gpu.info.limits.maxComputeWorkgroupStorageSize ? wide : 68;
 }
 
-/** F2..F8 of the lazy-rescale shader: which of the (named, unrolled) 16-wide D fragments exist. */
-function fragmentFlags(DF: number): Defines {
-  const flags: Defines = {};
-  for (let i = 2; i <= 8; i++) flags[`F${i}`] = DF >= i;
-  return flags;
-}
-
-/** Variant of the general forward kernel (entry main): DP = D padded to 16, SW the Ss row stride (stagingWidth). */
+/** Variant of a forward kernel: DP = D padded to 16, SW the Ss row stride (stagingWidth; 68 when packed). */
 export interface AttentionTcForwardVariant {
   DP: number;
   outF16: boolean;
   mask: boolean;
   vec: boolean;
   SW: number;
-  lazy: boolean;
+  /** Entry packed (four sequences of ≤ 16 per workgroup, VEC off) instead of the general entry main. */
+  pack?: boolean;
 }
 
-/** The general forward kernel for one variant (exported so that the null-backend test compiles every variant). */
+/**
+ * The forward kernel for one variant (exported so that the null-backend test compiles every variant). F2..F8 say
+ * which of main's (named, unrolled) 16-wide D fragments exist; the packed render leaves them out but the
+ * template names them.
+ */
 export function attentionTcForwardKernel(gpu: Gpu, v: AttentionTcForwardVariant): Kernel {
   const { DP, SW } = v;
-  if (v.lazy) return gpu.kernel(LAZY, 'main', { DP, OUT_F16: v.outF16, MASK: v.mask, VEC: v.vec, SW, ...fragmentFlags(DP / 16) });
-  return gpu.kernel(SHADER, 'main', { DP, OUT_F16: v.outF16, MASK: v.mask, VEC: v.vec, PACK: false, SW });
+  const defines: Defines = { DP, OUT_F16: v.outF16, MASK: v.mask, VEC: v.vec, PACK: !!v.pack, SW };
+  for (let i = 2; i <= 8; i++) defines[`F${i}`] = DP / 16 >= i;
+  return gpu.kernel(SHADER, v.pack ? 'packed' : 'main', defines);
 }
 
 export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
   const [B, H, Nq, D] = a.q.shape as [number, number, number, number];
-  const need = attentionTcSharedBytes(D, 68, !!a.lazyRescale); // the narrowest staging (wider is chosen only when it fits)
+  const need = attentionTcSharedBytes(D, 68); // the narrowest staging (wider is chosen only when it fits)
   if (need > gpu.info.limits.maxComputeWorkgroupStorageSize && gpu.info.backend !== 'null') {
     throw new ShapeError(`attention: the tensor-core kernel needs ${need} bytes of workgroup memory for head dim ${D}, over this device's ${gpu.info.limits.maxComputeWorkgroupStorageSize}; use variant 'tiled' (head dims up to 112 fit in 48 KiB)`);
   }
@@ -90,16 +83,17 @@ export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
   const DP = Math.ceil(D / 16) * 16;
   const tensors = [a.q, a.k, a.v, a.o, a.lse, ...(a.kvLen ? [a.kvLen] : [])];
   const pack = Nq <= 16 && Nk <= 16 && !a.noPack;
-  const SW = pack ? 68 : stagingWidth(gpu, D, a.narrowStaging, !!a.lazyRescale);
+  const outF16 = a.o.dtype === 'f16';
+  const mask = !!a.kvLen;
   if (pack) {
     // short sequences (temporal attention): four (b, h) per workgroup, one per subgroup
     const grid = gpu.grid1d(Math.ceil((B * H) / 4));
-    const kernel = gpu.kernel(SHADER, 'packed', { DP, OUT_F16: a.o.dtype === 'f16', MASK: !!a.kvLen, VEC: false, PACK: true, SW });
+    const kernel = attentionTcForwardKernel(gpu, { DP, outF16, mask, vec: false, SW: 68, pack: true });
     gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }, B * H, grid[0]], grid);
     return;
   }
   const vec = D % 8 === 0 && !a.noVec;
-  const kernel = attentionTcForwardKernel(gpu, { DP, outF16: a.o.dtype === 'f16', mask: !!a.kvLen, vec, SW, lazy: !!a.lazyRescale });
+  const kernel = attentionTcForwardKernel(gpu, { DP, outF16, mask, vec, SW: stagingWidth(gpu, D, a.narrowStaging) });
   gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }, B * H, 0], [Math.ceil(Nq / 64), B * H, 1]);
 }
 
