@@ -197,17 +197,17 @@ export function gatedResidual(tape: Tape, x: Var, gate: Var, y: Var): Var {
 }
 
 /**
- * Multi-head attention on q, k, v [B, H, N, D]; kvLen [B] (i32) masks keys per sample. f32 self-attention at
- * matmul precision 'high' on long enough sequences runs as tensor-core products (ops/attention_matmul.ts).
+ * Multi-head attention on q, k, v [B, H, N, D]; kvLen [B] (i32) masks keys per sample. f32 attention at matmul
+ * precision 'high' with enough scores per head runs as tensor-core products (ops/attention_matmul.ts).
  */
 export function attention(tape: Tape, q: Var, k: Var, v: Var, kvLen?: Tensor): Var {
   const gpu = tape.gpu;
-  if (matmulAttentionApplies(gpu, q.value, k.value, !!kvLen)) {
+  if (matmulAttentionApplies(gpu, q.value, k.value)) {
     gpu.f32MatmulStats.attention++;
     const scale = 1 / Math.sqrt(q.shape[3]!);
-    const o = tape.result(attentionMatmul(gpu, q.value, k.value, v.value, scale), 'attention', true);
+    const o = tape.result(attentionMatmul(gpu, q.value, k.value, v.value, scale, kvLen), 'attention', true);
     tape.record('attention', [q, k, v], [o], [q, k, v], ([g]) => {
-      const d = attentionMatmulBackward(gpu, q.value, k.value, v.value, g!, scale);
+      const d = attentionMatmulBackward(gpu, q.value, k.value, v.value, g!, scale, kvLen);
       return [d.dq, d.dk, d.dv];
     });
     return o;

@@ -7,6 +7,8 @@
 // A unit is one f32, or one u32 word of two halves when F16. With F16 and an odd row length (ODD) rows do
 // not start on word boundaries: neighbouring rows share a word, and the halves of shared words are merged
 // with atomicAnd/atomicOr (each row's workgroup touches only its own half), so the output is atomic.
+// KEYLEN (forward): row r belongs to item b = r / rows_per_item and only its first key_len[b] elements take
+// part (attention's per-sample key lengths); the others get probability 0, and a row with no keys is all 0.
 #if ${SUBGROUPS}
 enable subgroups;
 #endif
@@ -16,6 +18,7 @@ struct Params {
   len: u32,      // row length L
   groups_x: u32, // workgroups along x of the folded 2-D grid
   total: u32,    // rows · L (an f16 output's last word has a padding half beyond it)
+  rows_per_item: u32, // KEYLEN: rows sharing one key_len entry
 }
 
 alias V = ${V};
@@ -31,6 +34,9 @@ const MASKED = -3.0e38; // value of a slot outside the row (exp(MASKED − max) 
 @group(0) @binding(2) var<storage, read_write> o: array<atomic<u32>>;
 #else
 @group(0) @binding(2) var<storage, read_write> o: array<${WORD}>;
+#endif
+#if ${KEYLEN}
+@group(0) @binding(4) var<storage, read> key_len: array<${KLT}>;
 #endif
 @group(0) @binding(3) var<uniform> p: Params;
 
@@ -213,12 +219,19 @@ fn main(
     }
   }
 #else
+#if ${KEYLEN}
+  let keys = u32(clamp(i32(key_len[row / p.rows_per_item]), 0, i32(p.len)));
+#else
+  let keys = p.len;
+#endif
+  let el = e0 + keys; // elements [e0, el) take part
+  let ul = select(u0, unit_of(el - 1u) + 1u, keys > 0u);
   var m = MASKED;
   for (var k = 0u; k < PER; k++) {
     let u = u0 + lid + k * WG;
     v[k] = V(MASKED);
-    if (u < u1) {
-      v[k] = load(false, u, e0, e1, MASKED);
+    if (u < ul) {
+      v[k] = load(false, u, e0, el, MASKED);
     }
     m = max(m, hmax(v[k]));
   }
@@ -228,7 +241,7 @@ fn main(
     v[k] = exp(v[k] - row_max);
     s += hsum(v[k]);
   }
-  let inv = 1.0 / wg_sum(s, lid, nsg);
+  let inv = select(0.0, 1.0 / wg_sum(s, lid, nsg), keys > 0u); // no keys: all MASKED, exp gave 1s
   for (var k = 0u; k < PER; k++) {
     let u = u0 + lid + k * WG;
     if (u < u1) {

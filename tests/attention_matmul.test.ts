@@ -6,7 +6,7 @@ import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
 import { Tape } from '../engine/autograd.js';
 import * as F from '../engine/functional.js';
 import type { Gpu } from '../engine/gpu.js';
-import { attentionMatmul, matmulAttentionApplies, MATMUL_ATTENTION_MIN_KEYS } from '../engine/ops/attention_matmul.js';
+import { attentionMatmul, matmulAttentionApplies } from '../engine/ops/attention_matmul.js';
 import { highPrecisionUnavailable } from '../engine/ops/matmul_f16x3.js';
 import { refBackward, refForward, type Shape } from './ref/attention.js';
 
@@ -50,44 +50,48 @@ async function check({ gpu, rng }: Ctx, sh: Shape, kvLen?: number[]): Promise<nu
   return gpu.f32MatmulStats.attention - before;
 }
 
-const N = MATMUL_ATTENTION_MIN_KEYS;
+const N = 128; // 128·128 scores per head: the smallest the matmul path takes
 
 s.test("F.attention at 'high' (f16x3 forced on the tiled kernel): materialised-score path, forward and gradients at 1e-4", async (ctx) => {
   const ran = await withHigh(ctx.gpu, true, async () => {
     let n = await check(ctx, { B: 2, H: 2, Nq: N, Nk: N, D: 72 });
-    n += await check(ctx, { B: 1, H: 3, Nq: 37, Nk: N + 19, D: 16 }); // ragged Nq, cross lengths
+    n += await check(ctx, { B: 1, H: 3, Nq: 137, Nk: N + 19, D: 16 }); // ragged, cross lengths
+    n += await check(ctx, { B: 3, H: 2, Nq: 2 * N, Nk: 70, D: 24 }, [70, 1, 0]); // caption masks: full, 1 key, none
+    n += await check(ctx, { B: 2, H: 1, Nq: N, Nk: N, D: 8 }, [37, N]);
     return n;
   });
-  if (ran !== 2) throw new Error(`the matmul path ran ${ran} of 2 times`);
+  if (ran !== 4) throw new Error(`the matmul path ran ${ran} of 4 times`);
 });
 
-s.test("F.attention at 'high' keeps the flash kernels for short keys and for masked keys (same results)", async (ctx) => {
+s.test("F.attention at 'high' keeps the flash kernels for few scores per head (same results)", async (ctx) => {
   const ran = await withHigh(ctx.gpu, true, async () => (await check(ctx, { B: 2, H: 2, Nq: 16, Nk: 16, D: 24 })) + (await check(ctx, { B: 2, H: 1, Nq: 20, Nk: N, D: 8 }, [N, 5])));
   if (ran !== 0) throw new Error(`the matmul path ran ${ran} times where the flash kernels should`);
 });
 
-s.test('matmulAttentionApplies: only f32, unmasked, long enough, at high precision with tensor cores (or forced)', async ({ gpu }) => {
+s.test('matmulAttentionApplies: only f32, enough scores per head, at high precision with tensor cores (or forced)', async ({ gpu }) => {
   const q = gpu.tensor([1, 2, N, 8], 'f32', 'q');
   const kShort = gpu.tensor([1, 2, N - 1, 8], 'f32', 'k');
+  const qLong = gpu.tensor([1, 2, 4 * N, 8], 'f32', 'q');
+  const kCaption = gpu.tensor([1, 2, 40, 8], 'f32', 'k');
   const q16 = gpu.tensor([1, 2, N, 8], 'f16', 'q16');
   const got = await withHigh(gpu, true, async () => [
-    matmulAttentionApplies(gpu, q, q, false),
-    matmulAttentionApplies(gpu, q, q, true),
-    matmulAttentionApplies(gpu, q, kShort, false),
-    matmulAttentionApplies(gpu, q16, q16, false),
+    matmulAttentionApplies(gpu, q, q),
+    matmulAttentionApplies(gpu, qLong, kCaption),
+    matmulAttentionApplies(gpu, q, kShort),
+    matmulAttentionApplies(gpu, q16, q16),
   ]);
   const saved = gpu.matmulPrecision;
   gpu.matmulPrecision = 'highest';
-  got.push(matmulAttentionApplies(gpu, q, q, false));
+  got.push(matmulAttentionApplies(gpu, q, q));
   gpu.matmulPrecision = saved;
-  const want = [true, false, false, false, false];
-  if (got.join() !== want.join()) throw new Error(`applies: ${got}, expected ${want} (unmasked, masked, short keys, f16, 'highest')`);
-  for (const t of [q, kShort, q16]) t.release();
+  const want = [true, true, false, false, false];
+  if (got.join() !== want.join()) throw new Error(`applies: ${got}, expected ${want} (128², 512×40, 128×127, f16, 'highest')`);
+  for (const t of [q, kShort, qLong, kCaption, q16]) t.release();
 });
 
-s.gpuTest("on tensor cores: the STDiT spatial shape's heads (N 256, D 72) at 1e-4", (gpu) => highPrecisionUnavailable(gpu), async (ctx) => {
-  const ran = await withHigh(ctx.gpu, false, () => check(ctx, { B: 2, H: 4, Nq: 256, Nk: 256, D: 72 }));
-  if (ran !== 1) throw new Error('the matmul path did not run');
+s.gpuTest("on tensor cores: STDiT's spatial heads (N 256, D 72) and caption cross-attention (masked) at 1e-4", (gpu) => highPrecisionUnavailable(gpu), async (ctx) => {
+  const ran = await withHigh(ctx.gpu, false, async () => (await check(ctx, { B: 2, H: 4, Nq: 256, Nk: 256, D: 72 })) + (await check(ctx, { B: 2, H: 2, Nq: 512, Nk: 120, D: 72 }, [120, 17])));
+  if (ran !== 2) throw new Error(`the matmul path ran ${ran} of 2 times`);
 });
 
 s.test('attentionMatmul refuses f16 inputs with a clear error', async ({ gpu }) => {

@@ -82,6 +82,35 @@ for (const subgroups of [false, true]) {
   });
 }
 
+s.test('keyLen: rows use only their item\'s first keys (0 elsewhere; no keys: all 0), f32 and f16 (odd rows)', async ({ gpu, rng }) => {
+  for (const [dtype, items, per, len, ltype] of [['f32', 3, 4, 37, 'i32'], ['f16', 4, 3, 9, 'u32'], ['f32', 2, 2, 300, 'u32']] as const) {
+    const lens = Array.from({ length: items }, (_, b) => [0, 1, len, 2 + Math.floor(rng.next() * (len - 2))][b % 4]!);
+    const x0 = rng.normal(items * per * len, 3);
+    const x = gpu.upload(x0, [items, per, len], dtype, 'x');
+    const kl = gpu.upload(ltype === 'i32' ? Int32Array.from(lens) : Uint32Array.from(lens), [items], ltype, 'key_len');
+    for (const subgroups of gpu.info.subgroups ? [false, true] : [false]) {
+      const y = await softmax(gpu, x, undefined, { subgroups, keyLen: { len: kl, rowsPerItem: per } }).read();
+      const xs = seen(x0, dtype);
+      const want = new Float64Array(xs.length);
+      for (let r = 0; r < items * per; r++) {
+        const n = lens[Math.floor(r / per)]!;
+        if (n > 0) refSoftmax(xs.subarray(r * len, r * len + n), n).forEach((v, j) => (want[r * len + j] = v));
+      }
+      assertClose(y, want, { rtol: RTOL[dtype]!, what: `softmax keyLen ${dtype} lens ${lens} subgroups ${subgroups}` });
+      for (let i = 0; i < want.length; i++) if (want[i] === 0 && y[i] !== 0) throw new Error(`${dtype}: masked element ${i} is ${y[i]}, expected exactly 0`);
+    }
+    x.release();
+    kl.release();
+  }
+  const x = gpu.upload(rng.normal(12), [2, 2, 3], 'f32', 'x');
+  const kl = gpu.upload(Int32Array.from([1, 2]), [2], 'i32', 'kl');
+  await assertThrows(() => softmax(gpu, x, undefined, { keyLen: { len: kl, rowsPerItem: 3 } }), /must cover the 4 rows/, 'rowsPerItem');
+  await assertThrows(() => softmaxBackward(gpu, x, x, undefined, { keyLen: { len: kl, rowsPerItem: 2 } }), /forward only/, 'backward');
+  await assertThrows(() => softmax(gpu, x, undefined, { keyLen: { len: x, rowsPerItem: 1 } }), /i32|u32/, 'f32 lengths');
+  x.release();
+  kl.release();
+});
+
 s.test('large logits do not overflow; rows are stable', async (ctx) => {
   await check(ctx, [6, 300], 'f32', {}, 200);
   const { gpu } = ctx;

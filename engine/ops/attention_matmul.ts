@@ -5,7 +5,8 @@
 // ds = P ⊙ (dp − Σ dp⊙P), dq = scale·ds·k, dk = dsᵀ·(scale·q). The same FLOPs as ops/attention.ts's flash
 // kernels, but on tensor cores: for the f32 models' moderate sequences (STDiT's 256-token spatial attention)
 // the portable f32 flash kernels run at 8–15 TFLOP/s while these products run at ~50 f32-equivalent.
-// Self-attention without key masks only; the N×N scores of all heads live for the length of one call.
+// Key masks (per-sample key lengths, cross-attention's captions) go to the softmax: masked keys get
+// probability 0, so their gradients are 0 too. The Nq×Nk scores of all heads live for the length of one call.
 import type { Gpu } from '../gpu.js';
 import type { Tensor } from '../tensor.js';
 import { expectDType, expectLive } from './common.js';
@@ -15,20 +16,19 @@ import { softmax, softmaxBackward } from './softmax.js';
 
 /** Largest N×N score tensor (all batches and heads, f32 bytes) the matmul path materialises. */
 export const MATMUL_ATTENTION_MAX_SCORE_BYTES = 1 << 30;
-/** Shortest key sequence it takes (shorter ones: many tiny products, where the flash kernels are better). */
-export const MATMUL_ATTENTION_MIN_KEYS = 128;
+/** Fewest scores per head (Nq·Nk) it takes: below, many tiny products, where the flash kernels are better. */
+export const MATMUL_ATTENTION_MIN_SCORES = 128 * 128;
 
 /**
- * Whether ops/attention's f32 inputs q [.., Nq, D], k/v [.., Nk, D] (no key mask) go through the matmul path:
- * the Gpu's matmul precision is 'high' and runs on tensor cores, and the scores are long enough and fit.
+ * Whether attention's f32 inputs q [B, H, Nq, D], k/v [B, H, Nk, D] go through the matmul path: the Gpu's
+ * matmul precision is 'high' and runs on tensor cores, and each head has enough scores, which all fit.
  */
-export function matmulAttentionApplies(gpu: Gpu, q: Tensor, k: Tensor, masked: boolean): boolean {
-  if (gpu.matmulPrecision !== 'high' || highPrecisionUnavailable(gpu) || masked) return false;
-  if (q.dtype !== 'f32' || k.dtype !== 'f32') return false;
-  const nq = q.shape[q.rank - 2]!;
-  const nk = k.shape[k.rank - 2]!;
-  const heads = q.size / (nq * q.shape[q.rank - 1]!);
-  return nk >= MATMUL_ATTENTION_MIN_KEYS && heads * nq * nk * 4 <= MATMUL_ATTENTION_MAX_SCORE_BYTES;
+export function matmulAttentionApplies(gpu: Gpu, q: Tensor, k: Tensor): boolean {
+  if (gpu.matmulPrecision !== 'high' || highPrecisionUnavailable(gpu)) return false;
+  if (q.dtype !== 'f32' || k.dtype !== 'f32' || q.rank !== 4) return false;
+  const [B, H, nq] = q.shape as [number, number, number, number];
+  const nk = k.shape[2]!;
+  return nq * nk >= MATMUL_ATTENTION_MIN_SCORES && B * H * nq * nk * 4 <= MATMUL_ATTENTION_MAX_SCORE_BYTES;
 }
 
 function check(op: string, ...ts: Tensor[]): void {
@@ -36,19 +36,19 @@ function check(op: string, ...ts: Tensor[]): void {
   for (const t of ts) expectDType(op, t, ['f32']);
 }
 
-/** P = softmax((scale·q)·kᵀ) [.., Nq, Nk], and the scaled q it used (the caller releases both). */
-function probabilities(gpu: Gpu, q: Tensor, k: Tensor, scale: number): { p: Tensor; qs: Tensor } {
+/** P = softmax((scale·q)·kᵀ) [B, H, Nq, Nk] over each sample's first kvLen[b] keys, and the scaled q (the caller releases both). */
+function probabilities(gpu: Gpu, q: Tensor, k: Tensor, scale: number, kvLen?: Tensor): { p: Tensor; qs: Tensor } {
   const qs = scaleOp(gpu, q, scale);
   const s = matmulF16x3(gpu, qs, k, { transB: true });
-  const p = softmax(gpu, s);
+  const p = softmax(gpu, s, undefined, kvLen ? { keyLen: { len: kvLen, rowsPerItem: q.shape[1]! * q.shape[2]! } } : {});
   s.release();
   return { p, qs };
 }
 
-/** o = softmax(scale·q·kᵀ)·v for f32 q [.., Nq, D], k and v [.., Nk, D] (same leading dims). */
-export function attentionMatmul(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, scale: number, out?: Tensor): Tensor {
+/** o = softmax(scale·q·kᵀ)·v for f32 q [B, H, Nq, D], k and v [B, H, Nk, D]; kvLen [B] (i32/u32) masks keys. */
+export function attentionMatmul(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, scale: number, kvLen?: Tensor, out?: Tensor): Tensor {
   check('attentionMatmul', q, k, v);
-  const { p, qs } = probabilities(gpu, q, k, scale);
+  const { p, qs } = probabilities(gpu, q, k, scale, kvLen);
   const o = matmulF16x3(gpu, p, v, { out });
   p.release();
   qs.release();
@@ -56,9 +56,9 @@ export function attentionMatmul(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, scale
 }
 
 /** dq, dk, dv of attentionMatmul from do (the forward's inputs, recomputing the scores). */
-export function attentionMatmulBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, dout: Tensor, scale: number): { dq: Tensor; dk: Tensor; dv: Tensor } {
+export function attentionMatmulBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, dout: Tensor, scale: number, kvLen?: Tensor): { dq: Tensor; dk: Tensor; dv: Tensor } {
   check('attentionMatmulBackward', q, k, v, dout);
-  const { p, qs } = probabilities(gpu, q, k, scale);
+  const { p, qs } = probabilities(gpu, q, k, scale, kvLen);
   const dv = matmulF16x3(gpu, p, dout, { transA: true });
   const dp = matmulF16x3(gpu, dout, v, { transB: true });
   const ds = softmaxBackward(gpu, p, dp);

@@ -16,6 +16,11 @@ export const SOFTMAX_MAX_LEN = 8192;
 export interface SoftmaxOptions {
   /** Row reductions through subgroupMax/subgroupAdd (default: when the device has subgroups). */
   subgroups?: boolean;
+  /**
+   * Forward only: per-item key lengths (i32 or u32 [items]); row r uses only its first keyLen[r / rowsPerItem]
+   * elements (clamped to 0..L), the rest get probability 0 and a row with none is all 0 (attention's masks).
+   */
+  keyLen?: { len: Tensor; rowsPerItem: number };
 }
 
 /** Workgroup size and register slots per thread for rows of `units` units (f32 elements or f16 words). */
@@ -37,6 +42,16 @@ function run(gpu: Gpu, op: string, a: Tensor, dy: Tensor | null, out: Tensor | u
     throw new ShapeError(`${op}: rows of ${a} have ${len} elements, over the ${SOFTMAX_MAX_LEN} this kernel holds in registers; split the last dim`);
   }
   const subgroups = opts.subgroups ?? gpu.info.subgroups;
+  const kl = opts.keyLen;
+  if (kl) {
+    if (dy) throw new ShapeError(`${op}: keyLen applies to the forward only (the backward of masked probabilities is already 0 there)`);
+    expectLive(op, kl.len);
+    expectDType(op, kl.len, ['i32', 'u32']);
+    const rows = len === 0 ? 0 : a.size / len;
+    if (!Number.isInteger(kl.rowsPerItem) || kl.rowsPerItem < 1 || kl.rowsPerItem * kl.len.size !== rows) {
+      throw new ShapeError(`${op}: keyLen ${kl.len} × rowsPerItem ${kl.rowsPerItem} must cover the ${rows} rows of ${a}`);
+    }
+  }
   if (subgroups && !gpu.info.subgroups) {
     throw new ShapeError(`${op}: {subgroups: true} needs the subgroups feature, which ${gpu.info.adapter} lacks; leave the option unset`);
   }
@@ -54,9 +69,11 @@ function run(gpu: Gpu, op: string, a: Tensor, dy: Tensor | null, out: Tensor | u
     SUBGROUPS: subgroups,
     WG: wg,
     PER: per,
+    KEYLEN: !!kl,
+    KLT: kl?.len.dtype ?? 'u32',
   });
   const { workgroups, groupsX } = grid(gpu, rows, 1);
-  gpu.dispatch(kernel, dy ? [a, dy, y] : [a, y], [rows, len, groupsX, a.size], workgroups);
+  gpu.dispatch(kernel, dy ? [a, dy, y] : kl ? [a, y, kl.len] : [a, y], [rows, len, groupsX, a.size, kl?.rowsPerItem ?? 1], workgroups);
   return y;
 }
 
