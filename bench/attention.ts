@@ -2,12 +2,15 @@
 // forward) and the tensor-core kernels (f16), forward and backward at B4 H16 N4096 D72 and the STDiT-XL/2
 // 16×256 shapes (spatial: 64 sequences of 256 tokens; temporal: 1024 sequences of 16 tokens; H16, D72), beside
 // PyTorch SDPA (f32 and f16) on the same GPU in the same run. FLOPs: 4·B·H·Nq·Nk·D forward, 2.5× that backward
-// (FlashAttention's count).
-//   node dist/bench/attention.mjs [--quick] [--sweep] [--no-torch] [--safe]
+// (FlashAttention's count). Where the f32 models' matmul precision 'high' would take the materialised-score path
+// (ops/attention_matmul.ts: f16x3 tensor-core products), that path is timed too ('high' columns).
+// --force-f16x3 times that path on a device without tensor cores too (tiled f16x3 products: for trying it).
+//   node dist/bench/attention.mjs [--quick] [--sweep] [--no-torch] [--safe] [--force-f16x3]
 // --sweep first times the tiled forward's variants (prefetch, wideLoads, stageOutput, mixed dtypes) and tiles
 // (each with and without prefetch) and the backward's tiles on the first case.
 import { attention, attentionBackward, attentionFlops, chooseAttentionTile, type AttentionOptions, type AttentionTile, type AttentionVariant } from '../engine/ops/attention.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
+import { attentionMatmul, attentionMatmulBackward, matmulAttentionApplies } from '../engine/ops/attention_matmul.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { best, copyCeiling, finish, openBenchGpu, table, time, torch } from './_harness.js';
@@ -70,7 +73,28 @@ async function backward(gpu: Gpu, c: Case, tiles?: { dkdv?: AttentionTile; dq?: 
   return flops / ms / 1e9;
 }
 
+/** The f32 'high' matmul path's forward and backward TFLOP/s, NaN where the models would not take it. */
+async function matmulPath(gpu: Gpu, c: Case): Promise<{ fwd: number; bwd: number }> {
+  const x = inputs(gpu, c, 'f32');
+  gpu.matmulPrecision = 'high';
+  const applies = matmulAttentionApplies(gpu, x.q, x.k);
+  gpu.matmulPrecision = 'highest';
+  let r = { fwd: NaN, bwd: NaN };
+  if (applies) {
+    const scale = 1 / Math.sqrt(c[5]);
+    const f = attentionFlops(c[1], c[2], c[3], c[4], c[5]);
+    const fwdMs = best(await time(gpu, () => attentionMatmul(gpu, x.q, x.k, x.v, scale, undefined, x.o), iters(f)));
+    const b = attentionFlops(c[1], c[2], c[3], c[4], c[5], true);
+    const bwdMs = best(await time(gpu, () => { const g = attentionMatmulBackward(gpu, x.q, x.k, x.v, x.dO, scale); for (const t of [g.dq, g.dk, g.dv]) t.release(); }, iters(b)));
+    r = { fwd: f / fwdMs / 1e9, bwd: b / bwdMs / 1e9 };
+  }
+  release(x);
+  return r;
+}
+
 const gpu = await openBenchGpu();
+const forceF16x3 = process.argv.includes('--force-f16x3');
+gpu.matmulF16x3Everywhere = forceF16x3;
 const ceiling = await copyCeiling(gpu, quick ? 64 : 1024);
 const D = cases[0]![5];
 for (const [kernel, rows, cols] of [['forward', cases[0]![3], cases[0]![4]], ['dkdv', cases[0]![4], cases[0]![3]], ['dq', cases[0]![3], cases[0]![4]]] as const) {
@@ -120,30 +144,36 @@ if (process.argv.includes('--sweep')) {
 }
 
 const tc = !tensorcoreUnavailable(gpu);
-const ours: { fwd: number; fwd16: number; bwd: number; tcFwd: number; tcBwd: number }[] = [];
+const ours: { fwd: number; fwd16: number; bwd: number; tcFwd: number; tcBwd: number; highFwd: number; highBwd: number }[] = [];
 for (const c of cases) {
+  const high = tc || forceF16x3 ? await matmulPath(gpu, c) : { fwd: NaN, bwd: NaN };
   const r = {
     fwd: await forward(gpu, c, 'f32'),
     fwd16: await forward(gpu, c, 'f16'),
     bwd: await backward(gpu, c),
     tcFwd: tc ? await forward(gpu, c, 'f16', { variant: 'tensorcore' }) : NaN,
     tcBwd: tc ? await backward(gpu, c, undefined, 'f16', 'tensorcore') : NaN,
+    highFwd: high.fwd,
+    highBwd: high.bwd,
   };
   ours.push(r);
-  console.log(`${c[0]}: tiled forward ${r.fwd.toFixed(3)} (f16 storage ${r.fwd16.toFixed(3)}), backward ${r.bwd.toFixed(3)}; tensor cores forward ${r.tcFwd.toFixed(3)}, backward ${r.tcBwd.toFixed(3)} TFLOP/s`);
+  console.log(
+    `${c[0]}: tiled forward ${r.fwd.toFixed(3)} (f16 storage ${r.fwd16.toFixed(3)}), backward ${r.bwd.toFixed(3)}; f32 'high' matmul path forward ${r.highFwd.toFixed(3)}, ` +
+      `backward ${r.highBwd.toFixed(3)}; tensor cores forward ${r.tcFwd.toFixed(3)}, backward ${r.tcBwd.toFixed(3)} TFLOP/s`,
+  );
 }
 const ref = torch('torch_attention.py', [JSON.stringify(cases)]);
 const tf = (name: string, key: string, dtype = 'float32') => Number(ref?.find((r) => r.name === name && r.dtype === dtype)?.[key] ?? NaN);
 
 console.log(`\ncopy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);
-console.log('tiled kernels (f32) vs SDPA f32:');
+console.log("tiled kernels (f32) and the f32 'high' matmul path (where the models take it) vs SDPA f32:");
 console.log(
   table(
-    ['case', 'fwd TF/s', 'f16-storage fwd', 'torch fwd', 'ratio', 'bwd TF/s', 'torch bwd', 'ratio'],
+    ['case', 'fwd TF/s', 'f16-storage fwd', 'high fwd', 'torch fwd', 'ratio', 'bwd TF/s', 'high bwd', 'torch bwd', 'ratio'],
     cases.map((c, i) => {
       const o = ours[i]!;
       const [tfw, tbw] = [tf(c[0], 'fwd_tflops'), tf(c[0], 'bwd_tflops')];
-      return [c[0], o.fwd, o.fwd16, tfw, o.fwd / tfw, o.bwd, tbw, o.bwd / tbw];
+      return [c[0], o.fwd, o.fwd16, o.highFwd, tfw, o.fwd / tfw, o.bwd, o.highBwd, tbw, o.bwd / tbw];
     }),
   ),
 );
