@@ -85,6 +85,11 @@ export class Gpu {
    */
   matmulF16x3Everywhere = false;
   /**
+   * Fewest scores per head (Nq·Nk) for which f32 attention at 'high' takes ops/attention_matmul.ts's path
+   * (128·128: below, the flash kernels are faster); tests lower it to run small models through that path.
+   */
+  matmulAttentionMinScores = 128 * 128;
+  /**
    * f32 products of engine/functional.ts by path, and its f32 attentions that ran as matmulF16x3 products
    * (ops/attention_matmul.ts) — tests and benchmarks read these to see which path ran.
    */

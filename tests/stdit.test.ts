@@ -32,20 +32,26 @@ function build(gpu: Gpu, f: StFile, gradCheckpoint = false, temporalPos: 'first-
   });
 }
 
-/** Upstream parity; with high, at gpu.matmulPrecision 'high' (forced through f16x3 on any device with everywhere). */
-async function parity(gpu: Gpu, gradCheckpoint: boolean, high?: { everywhere: boolean }) {
+/**
+ * Upstream parity; with high, at gpu.matmulPrecision 'high' (forced through f16x3 on any device with
+ * everywhere; with allAttention every attention, however small, through ops/attention_matmul.ts's products).
+ */
+async function parity(gpu: Gpu, gradCheckpoint: boolean, high?: { everywhere: boolean; allAttention?: boolean }) {
   if (!high) return parityRun(gpu, gradCheckpoint);
-  const saved = [gpu.matmulPrecision, gpu.matmulF16x3Everywhere] as const;
+  const saved = [gpu.matmulPrecision, gpu.matmulF16x3Everywhere, gpu.matmulAttentionMinScores] as const;
   gpu.matmulPrecision = 'high';
   gpu.matmulF16x3Everywhere = high.everywhere;
+  if (high.allAttention) gpu.matmulAttentionMinScores = 1;
   const before = { ...gpu.f32MatmulStats };
   try {
     await parityRun(gpu, gradCheckpoint);
   } finally {
-    [gpu.matmulPrecision, gpu.matmulF16x3Everywhere] = saved;
+    [gpu.matmulPrecision, gpu.matmulF16x3Everywhere, gpu.matmulAttentionMinScores] = saved;
   }
-  const [f16x3, exact] = [gpu.f32MatmulStats.f16x3 - before.f16x3, gpu.f32MatmulStats.exact - before.exact];
+  const [f16x3, exact, attention] = [gpu.f32MatmulStats.f16x3 - before.f16x3, gpu.f32MatmulStats.exact - before.exact, gpu.f32MatmulStats.attention - before.attention];
   if (f16x3 === 0 || exact !== 0) throw new Error(`matmul precision 'high': ${f16x3} f32 products through f16x3, ${exact} exact; expected all through f16x3`);
+  const all = 3 * Number(fixture('stdit').metadata.depth); // spatial, temporal and cross-attention per block
+  if (high.allAttention && attention !== all) throw new Error(`${attention} attentions through the matmul path; expected all ${all}`);
 }
 
 async function parityRun(gpu: Gpu, gradCheckpoint: boolean) {
@@ -74,9 +80,12 @@ async function parityRun(gpu: Gpu, gradCheckpoint: boolean) {
 s.test('forward, parameter and input gradients match upstream (f32)', ({ gpu }) => parity(gpu, false));
 s.test('gradient checkpointing gives the same gradients', ({ gpu }) => parity(gpu, true));
 s.test("matmul precision 'high' forced through f16x3 on the tiled kernel: same parity (1e-4)", ({ gpu }) => parity(gpu, false, { everywhere: true }));
+s.test("matmul precision 'high' with every attention as f16x3 products (materialised scores, caption masks): same parity (1e-4)", ({ gpu }) =>
+  parity(gpu, false, { everywhere: true, allAttention: true }));
 s.gpuTest("matmul precision 'high' (f16x3 on tensor cores): same parity (1e-4)", (g) => highPrecisionUnavailable(g), async ({ gpu }) => {
   await parity(gpu, false, { everywhere: false });
   await parity(gpu, true, { everywhere: false });
+  await parity(gpu, false, { everywhere: false, allAttention: true });
 });
 
 s.gpuTest('mixed precision (f16 activations and weights, f32 master) stays within 3e-2 of upstream', (g) => (g.info.f16 ? null : 'needs shader-f16'), async ({ gpu }) => {

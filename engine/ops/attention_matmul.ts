@@ -16,8 +16,6 @@ import { softmax, softmaxBackward } from './softmax.js';
 
 /** Largest N×N score tensor (all batches and heads, f32 bytes) the matmul path materialises. */
 export const MATMUL_ATTENTION_MAX_SCORE_BYTES = 1 << 30;
-/** Fewest scores per head (Nq·Nk) it takes: below, many tiny products, where the flash kernels are better. */
-export const MATMUL_ATTENTION_MIN_SCORES = 128 * 128;
 
 /**
  * Whether attention's f32 inputs q [B, H, Nq, D], k/v [B, H, Nk, D] go through the matmul path: the Gpu's
@@ -28,7 +26,8 @@ export function matmulAttentionApplies(gpu: Gpu, q: Tensor, k: Tensor): boolean 
   if (q.dtype !== 'f32' || k.dtype !== 'f32' || q.rank !== 4) return false;
   const [B, H, nq] = q.shape as [number, number, number, number];
   const nk = k.shape[2]!;
-  return nq * nk >= MATMUL_ATTENTION_MIN_SCORES && B * H * nq * nk * 4 <= MATMUL_ATTENTION_MAX_SCORE_BYTES;
+  // fewer scores per head (gpu.matmulAttentionMinScores): many tiny products, where the flash kernels are better
+  return nq * nk >= gpu.matmulAttentionMinScores && B * H * nq * nk * 4 <= MATMUL_ATTENTION_MAX_SCORE_BYTES;
 }
 
 function check(op: string, ...ts: Tensor[]): void {
