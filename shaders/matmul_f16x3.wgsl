@@ -7,7 +7,8 @@
 // K-concatenation of f16 parts, A_cat = [A_hi | A_hi | A_r] and B_cat = [B_hi ; B_r ; B_hi] with the unscaled
 // residual X_r = f16(X·2^e − X_hi) (subnormal for the smallest elements: absolute error 2^-25 against a
 // largest element of 2^13…2^14), so A_cat·B_cat = A_hi·B_hi + A_hi·B_r + A_r·B_hi is one matmul over 3K.
-//   amax_partial / amax_final: max|x| of a tensor in two passes (order-free, so deterministic).
+//   amax_partial: max|x| of a tensor, each workgroup's maximum folded into amax[slot] by atomicMax on the
+//   float bits (non-negative floats order as their bits; max is order-free, so deterministic); amax starts at 0.
 //   split: a thread per output word (two elements): hi and lo words, halves rounded to nearest even.
 //   split with CAT: the same halves written to A_cat's or B_cat's three segments (p.role 0: hi hi r for A,
 //   1: hi r hi for B); element i of X goes to segment s at (i / inner)·3·inner + s·inner + i % inner, where
@@ -16,22 +17,19 @@
 //   combine: c = (p1 + (p2 + p3)·2^-11)·2^-(ea+eb) (+ bias[column] with BIAS: f32 bias [N], added after
 //   the un-scaling, so the sum is rounded once as in the exact kernel's epilogue).
 struct Params {
-  n: u32,        // elements (amax, split, combine); partial maxima (amax_final)
+  n: u32,        // elements
   groups_x: u32, // workgroups along x of the folded 2-D grid
-  slot_a: u32,   // amax_final: where to write in amax; split: which amax to read; combine: A's amax
+  slot_a: u32,   // amax_partial: which amax to fold into; split: which amax to read; combine: A's amax
   slot_b: u32,   // combine: B's amax
   cols: u32,     // combine with BIAS: N (the bias index is the element's column)
   inner: u32,    // split with CAT: elements of one K-run (see above)
   role: u32,     // split with CAT: 0 for A (hi hi r), 1 for B (hi r hi)
 }
 
-// One entry point per build (AMAX_PARTIAL, AMAX_FINAL, SPLIT or COMBINE), each declaring only its bindings.
+// One entry point per build (AMAX_PARTIAL, SPLIT or COMBINE), each declaring only its bindings.
 #if ${AMAX_PARTIAL}
 @group(0) @binding(0) var<storage, read> x: array<u32>;              // f32 bits
-@group(0) @binding(2) var<storage, read_write> partial: array<f32>;  // per-workgroup maxima
-#elif ${AMAX_FINAL}
-@group(0) @binding(1) var<storage, read_write> amax: array<f32>;     // [2]: max|A|, max|B|
-@group(0) @binding(2) var<storage, read> partial: array<f32>;
+@group(0) @binding(1) var<storage, read_write> amax_bits: array<atomic<u32>>; // [2]: max|A|, max|B| (f32 bits)
 #elif ${SPLIT}
 @group(0) @binding(0) var<storage, read> x: array<u32>;              // f32 bits
 @group(0) @binding(1) var<storage, read> amax: array<f32>;
@@ -92,22 +90,7 @@ fn amax_partial(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_ind
   }
   let r = wg_max(lid, m);
   if (lid == 0u) {
-    partial[g] = r;
-  }
-}
-
-#endif
-
-#if ${AMAX_FINAL}
-@compute @workgroup_size(WG)
-fn amax_final(@builtin(local_invocation_index) lid: u32) {
-  var m = 0.0;
-  for (var i = lid; i < p.n; i += WG) {
-    m = max(m, partial[i]);
-  }
-  let r = wg_max(lid, m);
-  if (lid == 0u) {
-    amax[p.slot_a] = r;
+    atomicMax(&amax_bits[p.slot_a], bitcast<u32>(r));
   }
 }
 

@@ -15,15 +15,19 @@ import { matmulRef } from './ref/matmul.js';
 
 const s = suite('matmul_f16x3');
 
-s.test('max|x| over a tensor (several partial workgroups, negative maximum, odd size)', async ({ gpu, rng }) => {
+s.test('max|x| over a tensor folded into its slot (several workgroups, negative maximum, odd size, a larger prior value)', async ({ gpu, rng }) => {
   for (const n of [1, 7, 2048 * 3 + 5]) {
     const x = rng.normal(n, 3);
     x[Math.floor(rng.next() * n)] = -50 - rng.next(); // the largest magnitude is negative
-    const amax = gpu.upload([Number.NaN, Number.NaN], [2], 'f32', 'amax');
+    const amax = gpu.upload([Number.NaN, 0], [2], 'f32', 'amax');
     maxAbsInto(gpu, gpu.upload(x, [n], 'f32', 'x'), amax, 1);
     const got = await amax.read();
     const want = Math.fround(x.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
-    if (got[1] !== want || !Number.isNaN(got[0]!)) throw new Error(`n ${n}: amax ${Array.from(got)}, expected [NaN, ${want}]`);
+    if (got[1] !== want || !Number.isNaN(got[0]!)) throw new Error(`n ${n}: amax ${Array.from(got)}, expected [NaN, ${want}] (slot 0 untouched)`);
+    const prior = gpu.upload([0, 1000], [2], 'f32', 'amax');
+    maxAbsInto(gpu, gpu.upload(x, [n], 'f32', 'x'), prior, 1);
+    const kept = await prior.read();
+    if (kept[1] !== 1000 || kept[0] !== 0) throw new Error(`n ${n}: a larger prior maximum must stay: ${Array.from(kept)}`);
   }
 });
 
@@ -33,6 +37,7 @@ s.test('split: hi + lo·2^-11 carries x·2^e to ~22 bits, the largest element la
     const x = rng.normal(n, scale);
     const xt = gpu.upload(x, [n], 'f32', 'x');
     const amax = gpu.tensor([2], 'f32', 'amax');
+    gpu.fill(amax, 0);
     maxAbsInto(gpu, xt, amax, 0);
     const [hi, lo] = splitF16(gpu, xt, amax, 0);
     const [h, l] = [await hi.read(), await lo.read()];

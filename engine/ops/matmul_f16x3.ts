@@ -19,26 +19,22 @@ const SHADER = { name: 'matmul_f16x3', template: wgslSrc + f16Wgsl };
 const WG = 256;
 const PER = 8; // elements a thread folds in amax_partial
 
-type Entry = 'amax_partial' | 'amax_final' | 'split' | 'combine';
+type Entry = 'amax_partial' | 'split' | 'combine';
 
 function kernel(gpu: Gpu, entry: Entry, bias = false, cat = false) {
-  const d = { AMAX_PARTIAL: entry === 'amax_partial', AMAX_FINAL: entry === 'amax_final', SPLIT: entry === 'split', COMBINE: entry === 'combine' };
-  return gpu.kernel(SHADER, entry, { ...d, AMAX: d.AMAX_PARTIAL || d.AMAX_FINAL, SCALE: d.SPLIT || d.COMBINE, BIAS: bias, CAT: cat });
+  const d = { AMAX_PARTIAL: entry === 'amax_partial', SPLIT: entry === 'split', COMBINE: entry === 'combine' };
+  return gpu.kernel(SHADER, entry, { ...d, AMAX: d.AMAX_PARTIAL, SCALE: d.SPLIT || d.COMBINE, BIAS: bias, CAT: cat });
 }
 
-/** amax[slot] = max|x| over all of x (f32), in two passes. */
+/**
+ * amax[slot] = max(amax[slot], max|x|) over all of x (f32), in one pass (each workgroup folds its maximum in
+ * with an atomic max on the float bits). amax[slot] must hold 0 (or a lower bound) before.
+ */
 export function maxAbsInto(gpu: Gpu, x: Tensor, amax: Tensor, slot: number): void {
   expectDType('maxAbsInto', x, ['f32']);
-  const groups = Math.max(1, Math.ceil(x.size / (WG * PER)));
-  const partial = gpu.tensor([groups], 'f32', 'amax.partial');
-  if (x.size === 0) {
-    gpu.fill(partial, 0);
-  } else {
-    const { workgroups, groupsX } = grid(gpu, x.size, WG * PER);
-    gpu.dispatch(kernel(gpu, 'amax_partial'), [x, partial], [x.size, groupsX, 0, 0, 0], workgroups);
-  }
-  gpu.dispatch(kernel(gpu, 'amax_final'), [amax, partial], [groups, 1, slot, 0, 0], [1, 1, 1]);
-  partial.release();
+  if (x.size === 0) return;
+  const { workgroups, groupsX } = grid(gpu, x.size, WG * PER);
+  gpu.dispatch(kernel(gpu, 'amax_partial'), [x, amax], [x.size, groupsX, slot, 0, 0], workgroups);
 }
 
 /** The scaled f16 halves (hi, lo) of x, with the scale exponent from amax[slot]. */
@@ -111,6 +107,7 @@ export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Opt
     return c;
   }
   const amax = gpu.tensor([2], 'f32', `${op}.amax`);
+  gpu.fill(amax, 0);
   maxAbsInto(gpu, a, amax, 0);
   maxAbsInto(gpu, b, amax, 1);
   const mo = { transA: opts.transA, transB: opts.transB, outDtype: 'f32' as const, variant: opts.variant };
