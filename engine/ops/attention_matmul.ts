@@ -4,7 +4,8 @@
 // between forward and backward, as in the flash kernels) and runs dv = Pᵀ·do, dp = do·vᵀ,
 // ds = P ⊙ (dp − Σ dp⊙P), dq = scale·ds·k, dk = dsᵀ·(scale·q). The same FLOPs as ops/attention.ts's flash
 // kernels, but on tensor cores: for the f32 models' moderate sequences (STDiT's 256-token spatial attention)
-// the portable f32 flash kernels run at 8–15 TFLOP/s while these products run at ~50 f32-equivalent.
+// the portable f32 flash kernels run at 8–15 TFLOP/s, while f16x3 products reach ~50 f32-equivalent on the
+// models' large linears (these batched 256-row products: not yet measured; bench/attention.ts times them).
 // Key masks (per-sample key lengths, cross-attention's captions) go to the softmax: masked keys get
 // probability 0, so their gradients are 0 too. The Nq×Nk scores of all heads live for the length of one call.
 import type { Gpu } from '../gpu.js';
