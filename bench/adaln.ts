@@ -12,35 +12,17 @@
 // modulate backward call (row kernel vs scale/shift gradient sum).
 //   node dist/bench/adaln.mjs [--quick] [--sweep] [--subgroup-rows] [--profile] [--safe]
 import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackward } from '../engine/ops/adaln.js';
-import { subgroupRowsUnavailable, unitLayout, type NormBackwardVariant } from '../engine/ops/layernorm.js';
+import { subgroupRowsUnavailable, unitLayout } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { best, copyCeiling, finish, openBenchGpu, printBreakdown, table, time } from './_harness.js';
+import { forwardVariant, PACKED_SETTINGS, printPackedVsUnit, variantTag, type NormBenchVariant, type NormRow } from './_norm.js';
 
 const quick = process.argv.includes('--quick');
 const [B, N, C] = quick ? [2, 512, 1152] : [4, 4096, 1152];
 
-interface Row {
-  name: string;
-  dtype: string;
-  ms: number;
-  gbs: number;
-}
-
-interface Variant extends NormBackwardVariant {
-  rowsPerBlock?: number;
-}
-
-const KEYS = ['packed', 'subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'forwardRowsPerBlock', 'finalSum'] as const;
-const SHORT: Partial<Record<(typeof KEYS)[number], string>> = { rowsPerBlock: 'rpb', forwardRowsPerBlock: 'frpb' };
-/** ' packed slots 4 rpb 64 finalSum colsum' for the fields set ({packed: false}: ' unit'). */
-const variantTag = (v: Variant) =>
-  KEYS.filter((k) => v[k] !== undefined && (v[k] !== false || k === 'packed'))
-    .map((k) => (k === 'packed' ? (v[k] ? ' packed' : ' unit') : ` ${SHORT[k] ?? k}${v[k] === true ? '' : ` ${v[k]}`}`))
-    .join('');
-
-async function bench(gpu: Gpu, dtype: 'f32' | 'f16', v: Variant = {}): Promise<Row[]> {
-  const fv = { slots: v.slots, wideF16: v.wideF16, fastPack: v.fastPack, subgroupRows: v.subgroupRows, packed: v.packed, forwardRowsPerBlock: v.forwardRowsPerBlock };
+async function bench(gpu: Gpu, dtype: 'f32' | 'f16', v: NormBenchVariant = {}): Promise<NormRow[]> {
+  const fv = forwardVariant(v);
   const { rowsPerBlock } = v;
   const eb = dtype === 'f32' ? 4 : 2;
   const shape = [B, N, C];
@@ -77,22 +59,16 @@ async function bench(gpu: Gpu, dtype: 'f32' | 'f16', v: Variant = {}): Promise<R
 
 const gpu = await openBenchGpu();
 const ceiling = await copyCeiling(gpu, quick ? 64 : 1024);
-const results: Row[] = [];
+const results: NormRow[] = [];
 results.push(...(await bench(gpu, 'f32')));
 // f16: the packed kernel beside the unit kernel, then packed block/slot settings
 results.push(...(await bench(gpu, 'f16', { packed: true })));
 results.push(...(await bench(gpu, 'f16', { packed: false })).filter((r) => r.name.startsWith('modulate')));
-const packedSettings: Variant[] = [
-  { packed: true, rowsPerBlock: 32, forwardRowsPerBlock: 8 },
-  { packed: true, rowsPerBlock: 128, forwardRowsPerBlock: 32 },
-  { packed: true, slots: 8, rowsPerBlock: 128, forwardRowsPerBlock: 32 },
-  { packed: true, slots: 2, rowsPerBlock: 32, forwardRowsPerBlock: 8 },
-];
-for (const v of packedSettings) results.push(...(await bench(gpu, 'f16', v)).filter((r) => r.name.startsWith('modulate')));
+for (const v of PACKED_SETTINGS) results.push(...(await bench(gpu, 'f16', v)).filter((r) => r.name.startsWith('modulate')));
 if (process.argv.includes('--sweep')) {
   for (const rowsPerBlock of [4, 8, 32, 64]) results.push(...(await bench(gpu, 'f32', { rowsPerBlock })).filter((r) => r.name.includes('backward')));
   // modulate variants
-  const mod: ['f32' | 'f16', Variant][] = [
+  const mod: ['f32' | 'f16', NormBenchVariant][] = [
     ['f32', { slots: 2, finalSum: 'colsum' }],
     ['f32', { slots: 4, finalSum: 'colsum' }],
     ['f32', { slots: 4, rowsPerBlock: 32, finalSum: 'colsum' }],
@@ -117,7 +93,7 @@ if (process.argv.includes('--sweep')) {
   // the unit kernel's variants (f16: {packed: false}; the packed kernel's settings are in the default run)
   for (const [dtype, v] of mod) results.push(...(await bench(gpu, dtype, dtype === 'f16' ? { packed: false, ...v } : v)).filter((r) => r.name.startsWith('modulate')));
   // gated residual backward: row slots and the fused column sum of dgate
-  const gat: ['f32' | 'f16', Variant][] = [
+  const gat: ['f32' | 'f16', NormBenchVariant][] = [
     ['f32', { slots: 4, finalSum: 'colsum' }],
     ['f32', { slots: 4, rowsPerBlock: 64, finalSum: 'colsum' }],
     ['f32', { slots: 8, finalSum: 'colsum' }],
@@ -159,10 +135,5 @@ if (process.argv.includes('--profile')) {
 
 console.log(`\nadaLN [${B}, ${N}, ${C}]; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);
 console.log(table(['case', 'dtype', 'ms', 'GB/s', '% copy16'], results.map((r) => [r.name, r.dtype, r.ms, r.gbs, (100 * r.gbs) / ceiling.copy16])));
-const pct = (name: string) => {
-  const r = results.find((q) => q.dtype === 'f16' && q.name === name);
-  return r ? `${((100 * r.gbs) / ceiling.copy16).toFixed(1)}% (${r.ms.toFixed(4)} ms)` : '-';
-};
-console.log(`\nf16 modulate [${B}, ${N}, ${C}], % of copy16 — packed kernel ({packed: true}; the forward default) vs unit kernel ({packed: false}; the backward default):`);
-for (const c of ['backward', 'forward']) console.log(`  modulate ${c.padEnd(9)} packed ${pct(`modulate ${c} packed`)}  |  unit ${pct(`modulate ${c} unit`)}`);
+printPackedVsUnit(`f16 modulate [${B}, ${N}, ${C}], % of copy16 — packed kernel ({packed: true}; the forward default) vs unit kernel ({packed: false}; the backward default):`, results, ceiling.copy16, ['modulate backward', 'modulate forward']);
 finish();

@@ -10,37 +10,19 @@
 // --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows); --profile prints the kernels of one
 // f32 backward call per variant and of the f16 packed and unit backward (row kernel vs weight-gradient sum).
 //   node dist/bench/layernorm.mjs [--quick] [--sweep] [--subgroup-rows] [--profile] [--safe]
-import { layernorm, layernormBackward, subgroupRowsUnavailable, unitLayout, type LayerNormBackwardOptions, type NormBackwardVariant } from '../engine/ops/layernorm.js';
+import { layernorm, layernormBackward, subgroupRowsUnavailable, unitLayout, type LayerNormBackwardOptions } from '../engine/ops/layernorm.js';
 import { cast } from '../engine/ops/cast.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { best, copyCeiling, finish, openBenchGpu, printBreakdown, table, time } from './_harness.js';
+import { forwardVariant, PACKED_SETTINGS, printPackedVsUnit, variantTag, type NormBenchVariant, type NormRow } from './_norm.js';
 
 const quick = process.argv.includes('--quick');
 const rows = quick ? 1024 : 16384;
 const C = 1152;
 
-interface Row {
-  name: string;
-  dtype: string;
-  ms: number;
-  gbs: number;
-}
-
-interface Variant extends NormBackwardVariant {
-  rowsPerBlock?: number;
-}
-
-const KEYS = ['packed', 'subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'forwardRowsPerBlock', 'finalSum'] as const;
-const SHORT: Partial<Record<(typeof KEYS)[number], string>> = { rowsPerBlock: 'rpb', forwardRowsPerBlock: 'frpb' };
-/** ' packed slots 4 rpb 64 finalSum colsum' for the fields set ({packed: false}: ' unit'). */
-const variantTag = (v: Variant) =>
-  KEYS.filter((k) => v[k] !== undefined && (v[k] !== false || k === 'packed'))
-    .map((k) => (k === 'packed' ? (v[k] ? ' packed' : ' unit') : ` ${SHORT[k] ?? k}${v[k] === true ? '' : ` ${v[k]}`}`))
-    .join('');
-
-async function bench(gpu: Gpu, dtype: 'f32' | 'f16', affine: boolean, subgroups: boolean, v: Variant = {}): Promise<Row[]> {
-  const fv = { slots: v.slots, wideF16: v.wideF16, fastPack: v.fastPack, subgroupRows: v.subgroupRows, packed: v.packed, forwardRowsPerBlock: v.forwardRowsPerBlock };
+async function bench(gpu: Gpu, dtype: 'f32' | 'f16', affine: boolean, subgroups: boolean, v: NormBenchVariant = {}): Promise<NormRow[]> {
+  const fv = forwardVariant(v);
   const eb = dtype === 'f32' ? 4 : 2;
   const x = gpu.tensor([rows, C], dtype, 'x');
   const dy = gpu.tensor([rows, C], dtype, 'dy');
@@ -76,28 +58,22 @@ const gpu = await openBenchGpu();
 const ceiling = await copyCeiling(gpu, quick ? 64 : 1024);
 const sg = gpu.info.subgroups;
 const noSgRows = subgroupRowsUnavailable(gpu, unitLayout('f32', C).units);
-const results: Row[] = [];
+const results: NormRow[] = [];
 results.push(...(await bench(gpu, 'f32', true, sg)));
 results.push(...(await bench(gpu, 'f32', false, sg)));
 if (sg) results.push(...(await bench(gpu, 'f32', true, false)));
 // f16: the packed kernel (default) beside the unit kernel it replaced, then packed block/slot settings
-const pk: Variant = { packed: true };
-const unit: Variant = { packed: false };
+const pk: NormBenchVariant = { packed: true };
+const unit: NormBenchVariant = { packed: false };
 for (const v of [pk, unit]) {
   results.push(...(await bench(gpu, 'f16', true, sg, v)));
   results.push(...(await bench(gpu, 'f16', false, sg, v)));
 }
 if (sg) for (const v of [pk, unit]) results.push(...(await bench(gpu, 'f16', true, false, v)));
-const packedSettings: Variant[] = [
-  { packed: true, rowsPerBlock: 32, forwardRowsPerBlock: 8 },
-  { packed: true, rowsPerBlock: 128, forwardRowsPerBlock: 32 },
-  { packed: true, slots: 8, rowsPerBlock: 128, forwardRowsPerBlock: 32 },
-  { packed: true, slots: 2, rowsPerBlock: 32, forwardRowsPerBlock: 8 },
-];
-for (const v of packedSettings) results.push(...(await bench(gpu, 'f16', true, sg, v)));
+for (const v of PACKED_SETTINGS) results.push(...(await bench(gpu, 'f16', true, sg, v)));
 if (process.argv.includes('--sweep')) {
   // forward (and backward) variants
-  const both: ['f32' | 'f16', Variant][] = [
+  const both: ['f32' | 'f16', NormBenchVariant][] = [
     ['f32', { slots: 2 }],
     ['f32', { slots: 4 }],
     ['f16', { wideF16: true }],
@@ -108,16 +84,16 @@ if (process.argv.includes('--sweep')) {
     ['f16', { fastPack: true, slots: 4 }],
   ];
   // the unit kernel's variants (f16: {packed: false}; the packed kernel's settings are in the default run)
-  const unitOf = (dtype: string, v: Variant): Variant => (dtype === 'f16' ? { packed: false, ...v } : v);
+  const unitOf = (dtype: string, v: NormBenchVariant): NormBenchVariant => (dtype === 'f16' ? { packed: false, ...v } : v);
   for (const [dtype, v] of both) results.push(...(await bench(gpu, dtype, true, sg, unitOf(dtype, v))));
   results.push(...(await bench(gpu, 'f16', false, sg, { packed: false, wideF16: true, fastPack: true, slots: 4 })));
   // weight-gradient pass: rows per block, final sum, row slots
-  const bwd: ['f32' | 'f16', Variant][] = [
-    ...[4, 8, 16, 32, 64].map((rowsPerBlock) => ['f32', { rowsPerBlock }] as ['f32', Variant]),
+  const bwd: ['f32' | 'f16', NormBenchVariant][] = [
+    ...[4, 8, 16, 32, 64].map((rowsPerBlock) => ['f32', { rowsPerBlock }] as ['f32', NormBenchVariant]),
     ['f32', { rowsPerBlock: 64, finalSum: 'colsum' }],
-    ...[2, 4, 8].flatMap((slots) => [undefined, 32, 64, 128].map((rowsPerBlock) => ['f32', { slots, rowsPerBlock, finalSum: 'colsum' }] as ['f32', Variant])),
+    ...[2, 4, 8].flatMap((slots) => [undefined, 32, 64, 128].map((rowsPerBlock) => ['f32', { slots, rowsPerBlock, finalSum: 'colsum' }] as ['f32', NormBenchVariant])),
     ['f32', { slots: 4, finalSum: 'reduce' }],
-    ...[2, 4, 8].flatMap((slots) => [undefined, 64].map((rowsPerBlock) => ['f32', { slots, lean: true, rowsPerBlock, finalSum: 'colsum' }] as ['f32', Variant])),
+    ...[2, 4, 8].flatMap((slots) => [undefined, 64].map((rowsPerBlock) => ['f32', { slots, lean: true, rowsPerBlock, finalSum: 'colsum' }] as ['f32', NormBenchVariant])),
     ['f16', { slots: 4, wideF16: true, fastPack: true, lean: true, finalSum: 'colsum' }],
     ['f16', { slots: 4, wideF16: true, fastPack: true, finalSum: 'colsum' }],
     ['f16', { slots: 4, wideF16: true, fastPack: true, rowsPerBlock: 128, finalSum: 'colsum' }],
@@ -148,7 +124,7 @@ if (process.argv.includes('--profile')) {
   const b = gpu.tensor([C], 'f32', 'bias');
   for (const [t, v] of [[x, 0.5], [dy, 0.25], [w, 1], [b, 0]] as const) gpu.fill(t, v);
   const st = layernorm(gpu, x, { weight: w, bias: b });
-  const variants: Variant[] = [{}, { finalSum: 'colsum' }, ...(noSgRows ? [] : [{ subgroupRows: true, slots: 8, rowsPerBlock: 128, finalSum: 'colsum' } as Variant])];
+  const variants: NormBenchVariant[] = [{}, { finalSum: 'colsum' }, ...(noSgRows ? [] : [{ subgroupRows: true, slots: 8, rowsPerBlock: 128, finalSum: 'colsum' } as NormBenchVariant])];
   const cases: [string, LayerNormBackwardOptions][] = [['plain', {}], ...variants.map((v): [string, LayerNormBackwardOptions] => [`affine${variantTag(v) || ' (default)'}`, { weight: w, ...v }])];
   for (const [label, opts] of cases) {
     await printBreakdown(gpu, `backward f32 ${label}: kernels of one call`, () => {
@@ -169,10 +145,5 @@ if (process.argv.includes('--profile')) {
 
 console.log(`\nlayernorm [${rows}, ${C}]; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);
 console.log(table(['case', 'dtype', 'ms', 'GB/s', '% copy16'], results.map((r) => [r.name, r.dtype, r.ms, r.gbs, (100 * r.gbs) / ceiling.copy16])));
-const pct = (name: string) => {
-  const r = results.find((q) => q.dtype === 'f16' && q.name === name);
-  return r ? `${((100 * r.gbs) / ceiling.copy16).toFixed(1)}% (${r.ms.toFixed(4)} ms)` : '-';
-};
-console.log(`\nf16 [${rows}, ${C}], % of copy16 — packed kernel (new default) vs unit kernel ({packed: false}, the previous default):`);
-for (const c of ['backward affine', 'backward plain', 'forward affine', 'forward plain']) console.log(`  ${c.padEnd(16)} packed ${pct(`${c} packed`)}  |  unit ${pct(`${c} unit`)}`);
+printPackedVsUnit(`f16 [${rows}, ${C}], % of copy16 — packed kernel (the default) vs unit kernel ({packed: false}, the previous default):`, results, ceiling.copy16, ['backward affine', 'backward plain', 'forward affine', 'forward plain']);
 finish();

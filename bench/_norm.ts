@@ -1,0 +1,53 @@
+// Shared by bench/layernorm.ts and bench/adaln.ts, which time the same row kernels (ops/layernorm.ts): result
+// rows, variant labels, the forward's part of a variant, the packed f16 kernel's block/slot settings and the
+// packed-vs-unit summary printed after the table.
+import type { NormBackwardVariant, NormVariant } from '../engine/ops/layernorm.js';
+
+export interface NormRow {
+  name: string;
+  dtype: string;
+  ms: number;
+  gbs: number;
+}
+
+export interface NormBenchVariant extends NormBackwardVariant {
+  rowsPerBlock?: number;
+}
+
+const KEYS = ['packed', 'subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'forwardRowsPerBlock', 'finalSum'] as const;
+const SHORT: Partial<Record<(typeof KEYS)[number], string>> = { rowsPerBlock: 'rpb', forwardRowsPerBlock: 'frpb' };
+
+/** ' packed slots 4 rpb 64 finalSum colsum' for the fields set ({packed: false}: ' unit'). */
+export const variantTag = (v: NormBenchVariant): string =>
+  KEYS.filter((k) => v[k] !== undefined && (v[k] !== false || k === 'packed'))
+    .map((k) => (k === 'packed' ? (v[k] ? ' packed' : ' unit') : ` ${SHORT[k] ?? k}${v[k] === true ? '' : ` ${v[k]}`}`))
+    .join('');
+
+/** The fields of a variant the forward takes. */
+export const forwardVariant = (v: NormBenchVariant): NormVariant => ({
+  slots: v.slots,
+  wideF16: v.wideF16,
+  fastPack: v.fastPack,
+  subgroupRows: v.subgroupRows,
+  packed: v.packed,
+  forwardRowsPerBlock: v.forwardRowsPerBlock,
+});
+
+/** Block and slot settings of the packed f16 kernel timed beside its defaults in the default run. */
+export const PACKED_SETTINGS: readonly NormBenchVariant[] = [
+  { packed: true, rowsPerBlock: 32, forwardRowsPerBlock: 8 },
+  { packed: true, rowsPerBlock: 128, forwardRowsPerBlock: 32 },
+  { packed: true, slots: 8, rowsPerBlock: 128, forwardRowsPerBlock: 32 },
+  { packed: true, slots: 2, rowsPerBlock: 32, forwardRowsPerBlock: 8 },
+];
+
+/** Prints, under `title`, each case's f16 rows `<case> packed` and `<case> unit` side by side in % of copy16. */
+export function printPackedVsUnit(title: string, results: readonly NormRow[], copy16: number, cases: readonly string[]): void {
+  const pct = (name: string) => {
+    const r = results.find((q) => q.dtype === 'f16' && q.name === name);
+    return r ? `${((100 * r.gbs) / copy16).toFixed(1)}% (${r.ms.toFixed(4)} ms)` : '-';
+  };
+  const width = Math.max(...cases.map((c) => c.length));
+  console.log(`\n${title}`);
+  for (const c of cases) console.log(`  ${c.padEnd(width)}  packed ${pct(`${c} packed`)}  |  unit ${pct(`${c} unit`)}`);
+}
