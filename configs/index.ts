@@ -194,6 +194,11 @@ export function flattenOverrides(obj: Record<string, unknown>, prefix = ''): [st
  * The result is validated.
  */
 export function configFromJson(obj: unknown, what = 'config JSON'): TrainConfig {
+  return fromJson(obj, what, []);
+}
+
+/** configFromJson with `defaults` applied to the base config before the object's own fields. */
+function fromJson(obj: unknown, what: string, defaults: ReadonlyArray<readonly [string, OverrideValue]>): TrainConfig {
   if (!isGroup(obj)) throw new Error(`${what}: expected a JSON object with "base": one of ${configNames().join(', ')}`);
   const base = (obj.base ?? obj.name) as unknown;
   if (typeof base !== 'string' || !CONFIGS[base]) {
@@ -202,7 +207,7 @@ export function configFromJson(obj: unknown, what = 'config JSON'): TrainConfig 
   const { base: _drop, ...rest } = obj;
   void _drop;
   try {
-    return validateConfig(applyOverrides(getConfig(base), flattenOverrides(rest)));
+    return validateConfig(applyOverrides(getConfig(base), [...defaults, ...flattenOverrides(rest)]));
   } catch (e) {
     throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
   }
@@ -225,21 +230,9 @@ const WEIGHT_MEANING_KEYS = ['model.temporal_pos', 'scheduler.prediction'];
 
 const getPath = (obj: unknown, key: string): unknown => key.split('.').reduce<unknown>((o, k) => (isGroup(o) ? o[k] : undefined), obj);
 
-/** A config stored with trained weights (checkpoint metadata): missing keys take STORED_CONFIG_DEFAULTS, then configFromJson. */
+/** A config stored with trained weights (checkpoint metadata): the keys it lacks take STORED_CONFIG_DEFAULTS. */
 export function configFromStored(obj: unknown, what = 'stored config'): TrainConfig {
-  if (!isGroup(obj)) return configFromJson(obj, what);
-  const filled = JSON.parse(JSON.stringify(obj)) as Node;
-  for (const [key, value] of STORED_CONFIG_DEFAULTS) {
-    const parts = key.split('.');
-    const leaf = parts.pop()!;
-    let group: Node = filled;
-    for (const part of parts) {
-      if (!isGroup(group[part])) group[part] = {};
-      group = group[part] as Node;
-    }
-    if (!(leaf in group)) group[leaf] = value;
-  }
-  return configFromJson(filled, what);
+  return fromJson(obj, what, STORED_CONFIG_DEFAULTS);
 }
 
 /**
