@@ -1,11 +1,12 @@
 // f32 matmul from three f16 products (shaders/matmul_f16x3.wgsl): per-tensor power-of-two scaling from
-// max|X| (on the GPU, no readback), an f16 hi/lo split of each operand, A_hi·B_hi, A_hi·B_lo and A_lo·B_hi
-// — by default as ONE product over 3K of concatenated parts ([A_hi|A_hi|A_r]·[B_hi;B_r;B_hi], 'concat'),
-// else as three products summed by a pass ('three': odd K-runs, or on request) — through ops/matmul.ts (the tensor-core kernel where the device has it, else the tiled kernel on f16
-// storage), and one pass that adds them and undoes the scaling. About 22 significant bits per operand, so
-// close to f32 results where the product kernel accumulates in f32 with rounding to nearest; on tensor cores
-// the accumulation's own rounding decides (measure it before relying on it). Made to trade the f32 FMA
-// limit for tensor-core throughput. The models use it through matmulAtPrecision (engine/functional.ts's
+// max|X| (on the GPU, no readback), an f16 split of each operand into hi and residual, and the products
+// A_hi·B_hi + A_hi·B_r + A_r·B_hi through ops/matmul.ts (the tensor-core kernel where the device has it, else
+// the tiled kernel on f16 storage): by default as ONE product over 3K of concatenated parts
+// ([A_hi|A_hi|A_r]·[B_hi;B_r;B_hi], 'concat') followed by a pass that undoes the scaling; else ('three': odd
+// K-runs, or on request) as three products that a pass adds and un-scales. About 22 significant bits per
+// operand, so close to f32 results where the product kernel accumulates in f32 with rounding to nearest; on
+// tensor cores the accumulation's own rounding decides (tested at 1e-5 on the H200). Made to trade the f32
+// FMA limit for tensor-core throughput. The models use it through matmulAtPrecision (engine/functional.ts's
 // linear and matmul) when the Gpu's matmulPrecision is 'high' (the training config's matmul_precision).
 import wgslSrc from '../../shaders/matmul_f16x3.wgsl';
 import f16Wgsl from '../../shaders/f16.wgsl';
