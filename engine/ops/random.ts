@@ -36,6 +36,9 @@ function checkStream(op: string, n: number, o: { seed: number; offset?: number }
 }
 
 function draw(gpu: Gpu, op: string, kind: Kind, shape: readonly number[], opts: RandomOptions): Tensor {
+  const [scale, shift] = [opts.scale ?? 1, opts.shift ?? 0];
+  if (kind === 'bits' && (scale !== 1 || shift !== 0)) throw new ShapeError(`${op}: scale and shift apply to rand and randn, not to raw bits`);
+  if (!Number.isFinite(scale) || !Number.isFinite(shift)) throw new ShapeError(`${op}: scale ${scale} and shift ${shift} must be finite`);
   const dtype: DType = kind === 'bits' ? 'u32' : 'f32';
   const y = output(gpu, op, shape, dtype, opts.out);
   const { seed, offset } = checkStream(op, y.size, opts);
@@ -45,9 +48,6 @@ function draw(gpu: Gpu, op: string, kind: Kind, shape: readonly number[], opts: 
   const threads = Math.ceil((phase + y.size) / 4);
   const { workgroups, groupsX } = grid(gpu, threads, 256);
   const kernel = gpu.kernel(SHADER, 'main', { OUT: kind === 'bits' ? 'u32' : 'f32', BITS: kind === 'bits', UNIFORM: kind === 'uniform' });
-  const [scale, shift] = [opts.scale ?? 1, opts.shift ?? 0];
-  if (kind === 'bits' && (scale !== 1 || shift !== 0)) throw new ShapeError(`${op}: scale and shift apply to rand and randn, not to raw bits`);
-  if (!Number.isFinite(scale) || !Number.isFinite(shift)) throw new ShapeError(`${op}: scale ${scale} and shift ${shift} must be finite`);
   const params = [y.size, phase, ctr % TWO32, Math.floor(ctr / TWO32), seed % TWO32, Math.floor(seed / TWO32), groupsX, threads, { f32: scale }, { f32: shift }];
   gpu.dispatch(kernel, [y], params, workgroups);
   return y;
