@@ -60,7 +60,7 @@ struct Params {
 const WG: u32 = 256u;
 const PER: u32 = 8u; // elements a thread folds in amax_partial
 
-#if ${AMAX}
+#if ${AMAX_PARTIAL}
 var<workgroup> red: array<f32, WG>;
 
 fn wg_max(lid: u32, v: f32) -> f32 {
@@ -75,9 +75,6 @@ fn wg_max(lid: u32, v: f32) -> f32 {
   return red[0];
 }
 
-#endif
-
-#if ${AMAX_PARTIAL}
 @compute @workgroup_size(WG)
 fn amax_partial(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let g = wid.x + wid.y * p.groups_x;

@@ -24,7 +24,7 @@ type Entry = 'amax_partial' | 'split' | 'combine';
 
 function kernel(gpu: Gpu, entry: Entry, bias = false, cat = false) {
   const d = { AMAX_PARTIAL: entry === 'amax_partial', SPLIT: entry === 'split', COMBINE: entry === 'combine' };
-  return gpu.kernel(SHADER, entry, { ...d, AMAX: d.AMAX_PARTIAL, SCALE: d.SPLIT || d.COMBINE, BIAS: bias, CAT: cat });
+  return gpu.kernel(SHADER, entry, { ...d, SCALE: d.SPLIT || d.COMBINE, BIAS: bias, CAT: cat });
 }
 
 /**
