@@ -3,25 +3,14 @@
 // reference at the attention tolerance (1e-4), through the tape, forced onto the tiled kernel here
 // (gpu.matmulF16x3Everywhere) and on tensor cores as a GPU test; when it applies and when the flash kernels run.
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
+import { withPrecision } from './ops-util.js';
 import { Tape } from '../engine/autograd.js';
 import * as F from '../engine/functional.js';
-import type { Gpu } from '../engine/gpu.js';
 import { attentionMatmul, matmulAttentionApplies } from '../engine/ops/attention_matmul.js';
 import { highPrecisionUnavailable } from '../engine/ops/matmul_f16x3.js';
 import { refBackward, refForward, type Shape } from './ref/attention.js';
 
 const s = suite('attention_matmul');
-
-async function withHigh<T>(gpu: Gpu, everywhere: boolean, fn: () => Promise<T>): Promise<T> {
-  const saved = [gpu.matmulPrecision, gpu.matmulF16x3Everywhere] as const;
-  gpu.matmulPrecision = 'high';
-  gpu.matmulF16x3Everywhere = everywhere;
-  try {
-    return await fn();
-  } finally {
-    [gpu.matmulPrecision, gpu.matmulF16x3Everywhere] = saved;
-  }
-}
 
 /** F.attention forward and backward on fresh inputs against the f64 reference; returns how many took the matmul path. */
 async function check({ gpu, rng }: Ctx, sh: Shape, kvLen?: number[]): Promise<number> {
@@ -53,7 +42,7 @@ async function check({ gpu, rng }: Ctx, sh: Shape, kvLen?: number[]): Promise<nu
 const N = 128; // 128·128 scores per head: the smallest the matmul path takes
 
 s.test("F.attention at 'high' (f16x3 forced on the tiled kernel): materialised-score path, forward and gradients at 1e-4", async (ctx) => {
-  const ran = await withHigh(ctx.gpu, true, async () => {
+  const ran = await withPrecision(ctx.gpu, { precision: 'high', everywhere: true }, async () => {
     let n = await check(ctx, { B: 2, H: 2, Nq: N, Nk: N, D: 72 });
     n += await check(ctx, { B: 1, H: 3, Nq: 137, Nk: N + 19, D: 16 }); // ragged, cross lengths
     n += await check(ctx, { B: 3, H: 2, Nq: 2 * N, Nk: 70, D: 24 }, [70, 1, 0]); // caption masks: full, 1 key, none
@@ -64,7 +53,7 @@ s.test("F.attention at 'high' (f16x3 forced on the tiled kernel): materialised-s
 });
 
 s.test("F.attention at 'high' keeps the flash kernels for few scores per head (same results)", async (ctx) => {
-  const ran = await withHigh(ctx.gpu, true, async () => (await check(ctx, { B: 2, H: 2, Nq: 16, Nk: 16, D: 24 })) + (await check(ctx, { B: 2, H: 1, Nq: 20, Nk: N, D: 8 }, [N, 5])));
+  const ran = await withPrecision(ctx.gpu, { precision: 'high', everywhere: true }, async () => (await check(ctx, { B: 2, H: 2, Nq: 16, Nk: 16, D: 24 })) + (await check(ctx, { B: 2, H: 1, Nq: 20, Nk: N, D: 8 }, [N, 5])));
   if (ran !== 0) throw new Error(`the matmul path ran ${ran} times where the flash kernels should`);
 });
 
@@ -74,7 +63,7 @@ s.test('matmulAttentionApplies: only f32, enough scores per head, at high precis
   const qLong = gpu.tensor([1, 2, 4 * N, 8], 'f32', 'q');
   const kCaption = gpu.tensor([1, 2, 40, 8], 'f32', 'k');
   const q16 = gpu.tensor([1, 2, N, 8], 'f16', 'q16');
-  const got = await withHigh(gpu, true, async () => [
+  const got = await withPrecision(gpu, { precision: 'high', everywhere: true }, async () => [
     matmulAttentionApplies(gpu, q, q),
     matmulAttentionApplies(gpu, qLong, kCaption),
     matmulAttentionApplies(gpu, q, kShort),
@@ -90,7 +79,7 @@ s.test('matmulAttentionApplies: only f32, enough scores per head, at high precis
 });
 
 s.gpuTest("on tensor cores: STDiT's spatial heads (N 256, D 72) and caption cross-attention (masked) at 1e-4", (gpu) => highPrecisionUnavailable(gpu), async (ctx) => {
-  const ran = await withHigh(ctx.gpu, false, async () => (await check(ctx, { B: 2, H: 4, Nq: 256, Nk: 256, D: 72 })) + (await check(ctx, { B: 2, H: 2, Nq: 512, Nk: 120, D: 72 }, [120, 17])));
+  const ran = await withPrecision(ctx.gpu, { precision: 'high', everywhere: false }, async () => (await check(ctx, { B: 2, H: 4, Nq: 256, Nk: 256, D: 72 })) + (await check(ctx, { B: 2, H: 2, Nq: 512, Nk: 120, D: 72 }, [120, 17])));
   if (ran !== 2) throw new Error(`the matmul path ran ${ran} of 2 times`);
 });
 

@@ -6,9 +6,9 @@
 // kernel here; on tensor cores as a GPU test), and the fallback to the exact kernels where there are no
 // tensor cores (counted, with its reason).
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
+import { withPrecision } from './ops-util.js';
 import { Param, Tape } from '../engine/autograd.js';
 import * as F from '../engine/functional.js';
-import type { Gpu, MatmulPrecision } from '../engine/gpu.js';
 import { highPrecisionUnavailable, matmulF16x3, maxAbsInto, splitF16 } from '../engine/ops/matmul_f16x3.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { matmulRef } from './ref/matmul.js';
@@ -146,18 +146,6 @@ s.test('errors: f16 operands, activation, f16 output, bad bias', async ({ gpu })
 
 // ---------------------------------------------------------------- the precision switch (gpu.matmulPrecision)
 
-/** Runs fn with the Gpu's matmul precision (and the tests-only forcing) set, restoring both after. */
-async function withPrecision<T>(gpu: Gpu, precision: MatmulPrecision, everywhere: boolean, fn: () => Promise<T>): Promise<T> {
-  const saved = [gpu.matmulPrecision, gpu.matmulF16x3Everywhere] as const;
-  gpu.matmulPrecision = precision;
-  gpu.matmulF16x3Everywhere = everywhere;
-  try {
-    return await fn();
-  } finally {
-    [gpu.matmulPrecision, gpu.matmulF16x3Everywhere] = saved;
-  }
-}
-
 interface LinearShape {
   B: number;
   T: number;
@@ -207,17 +195,17 @@ async function functionalProducts({ gpu, rng }: Ctx, sh: LinearShape, rtol: numb
 const SMALL: LinearShape = { B: 3, T: 11, K: 40, N: 24 };
 
 s.test("matmulPrecision 'high' forced through f16x3 (tiled): linear and matmul, forward and gradients at f32 tolerance", async (ctx) => {
-  const got = await withPrecision(ctx.gpu, 'high', true, () => functionalProducts(ctx, SMALL, 1e-5));
+  const got = await withPrecision(ctx.gpu, { precision: 'high', everywhere: true }, () => functionalProducts(ctx, SMALL, 1e-5));
   if (got.f16x3 !== 6 || got.exact !== 0) throw new Error(`f32 products: ${got.f16x3} through f16x3, ${got.exact} exact; expected all 6 through f16x3`);
 });
 
 s.test("matmulPrecision on this device: 'highest' is exact; 'high' is f16x3 with tensor cores, else exact with a reason", async (ctx) => {
-  const highest = await withPrecision(ctx.gpu, 'highest', false, () => functionalProducts(ctx, SMALL, 1e-5));
+  const highest = await withPrecision(ctx.gpu, { precision: 'highest', everywhere: false }, () => functionalProducts(ctx, SMALL, 1e-5));
   if (highest.f16x3 !== 0 || highest.exact !== 6) throw new Error(`'highest': ${highest.f16x3} products through f16x3, ${highest.exact} exact; expected 6 exact`);
   const why = highPrecisionUnavailable(ctx.gpu);
   const tc = tensorcoreUnavailable(ctx.gpu);
   if (tc ? !why || !why.includes(tc) : why !== null) throw new Error(`highPrecisionUnavailable says ${JSON.stringify(why)} where tensorcoreUnavailable says ${JSON.stringify(tc)}`);
-  const high = await withPrecision(ctx.gpu, 'high', false, () => functionalProducts(ctx, SMALL, 1e-5));
+  const high = await withPrecision(ctx.gpu, { precision: 'high', everywhere: false }, () => functionalProducts(ctx, SMALL, 1e-5));
   const want = why ? { f16x3: 0, exact: 6 } : { f16x3: 6, exact: 0 };
   if (high.f16x3 !== want.f16x3 || high.exact !== want.exact) {
     throw new Error(`'high' (${why ?? 'tensor cores available'}): ${high.f16x3} products through f16x3, ${high.exact} exact; expected ${JSON.stringify(want)}`);
@@ -226,7 +214,7 @@ s.test("matmulPrecision on this device: 'highest' is exact; 'high' is f16x3 with
 
 s.gpuTest("matmulPrecision 'high' on tensor cores: linear and matmul at f32 tolerance (K 1152)", (gpu) => highPrecisionUnavailable(gpu), async (ctx) => {
   for (const sh of [SMALL, { B: 2, T: 100, K: 1152, N: 96 }]) {
-    const got = await withPrecision(ctx.gpu, 'high', false, () => functionalProducts(ctx, sh, 1e-5));
+    const got = await withPrecision(ctx.gpu, { precision: 'high', everywhere: false }, () => functionalProducts(ctx, sh, 1e-5));
     if (got.f16x3 !== 6) throw new Error(`${JSON.stringify(sh)}: ${got.f16x3} of 6 products through f16x3`);
   }
 });

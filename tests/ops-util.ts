@@ -1,5 +1,5 @@
 // Helpers shared by the op tests (not a test file itself).
-import type { Gpu } from '../engine/gpu.js';
+import type { Gpu, MatmulPrecision } from '../engine/gpu.js';
 import { Tensor } from '../engine/tensor.js';
 
 /**
@@ -22,4 +22,24 @@ export async function readWords(gpu: Gpu, t: Tensor): Promise<Uint32Array> {
   const view = new Tensor(gpu, [Math.max(1, Math.ceil(t.byteLength / 4))], 'u32', t.buffer, `${t.name}.words`);
   view.isView = true;
   return (await view.read()) as Uint32Array;
+}
+
+/**
+ * Runs `fn` with the Gpu's matmul precision, the tests-only f16x3 forcing (everywhere: matmulF16x3 even
+ * without tensor cores) and, if given, the matmul attention's score threshold set; restores all three after.
+ */
+export async function withPrecision<T>(
+  gpu: Gpu,
+  o: { precision: MatmulPrecision; everywhere?: boolean; attentionMinScores?: number },
+  fn: () => Promise<T>,
+): Promise<T> {
+  const saved = [gpu.matmulPrecision, gpu.matmulF16x3Everywhere, gpu.matmulAttentionMinScores] as const;
+  gpu.matmulPrecision = o.precision;
+  gpu.matmulF16x3Everywhere = o.everywhere ?? false;
+  gpu.matmulAttentionMinScores = o.attentionMinScores ?? saved[2];
+  try {
+    return await fn();
+  } finally {
+    [gpu.matmulPrecision, gpu.matmulF16x3Everywhere, gpu.matmulAttentionMinScores] = saved;
+  }
 }

@@ -4,6 +4,7 @@
 // products: forced on the tiled kernel here, on tensor cores as a GPU test); the position-embedding buffers;
 // load errors.
 import { suite, assertClose, assertThrows } from './harness.js';
+import { withPrecision } from './ops-util.js';
 import { Tape } from '../engine/autograd.js';
 import * as F from '../engine/functional.js';
 import type { Gpu } from '../engine/gpu.js';
@@ -38,16 +39,8 @@ function build(gpu: Gpu, f: StFile, gradCheckpoint = false, temporalPos: 'first-
  */
 async function parity(gpu: Gpu, gradCheckpoint: boolean, high?: { everywhere: boolean; allAttention?: boolean }) {
   if (!high) return parityRun(gpu, gradCheckpoint);
-  const saved = [gpu.matmulPrecision, gpu.matmulF16x3Everywhere, gpu.matmulAttentionMinScores] as const;
-  gpu.matmulPrecision = 'high';
-  gpu.matmulF16x3Everywhere = high.everywhere;
-  if (high.allAttention) gpu.matmulAttentionMinScores = 1;
   const before = { ...gpu.f32MatmulStats };
-  try {
-    await parityRun(gpu, gradCheckpoint);
-  } finally {
-    [gpu.matmulPrecision, gpu.matmulF16x3Everywhere, gpu.matmulAttentionMinScores] = saved;
-  }
+  await withPrecision(gpu, { precision: 'high', everywhere: high.everywhere, attentionMinScores: high.allAttention ? 1 : undefined }, () => parityRun(gpu, gradCheckpoint));
   const [f16x3, exact, attention] = [gpu.f32MatmulStats.f16x3 - before.f16x3, gpu.f32MatmulStats.exact - before.exact, gpu.f32MatmulStats.attention - before.attention];
   if (f16x3 === 0 || exact !== 0) throw new Error(`matmul precision 'high': ${f16x3} f32 products through f16x3, ${exact} exact; expected all through f16x3`);
   const all = 3 * Number(fixture('stdit').metadata.depth); // spatial, temporal and cross-attention per block
