@@ -4,10 +4,12 @@
 // --f16x3: also f32 products computed from three f16 tensor-core products (ops/matmul_f16x3.ts; its 'concat'
 //   single-product form and its 'three' form), whole-op
 // throughput (max-abs, split and combine passes included) as f32-equivalent TFLOP/s beside the f32 kernel.
-//   node dist/bench/matmul.mjs [--quick] [--sweep] [--f16x3] [--no-torch] [--safe]
+// --x3-sweep: the fused form's tensor-core tile configs on each STDiT shape.
+//   node dist/bench/matmul.mjs [--quick] [--sweep] [--f16x3] [--x3-sweep] [--no-torch] [--safe]
 import { matmul, TILED_LARGE, TC_DEFAULT, type TiledTile, type TensorcoreTile } from '../engine/ops/matmul.js';
 import type { Gpu } from '../engine/gpu.js';
-import { matmulF16x3 } from '../engine/ops/matmul_f16x3.js';
+import { matmulF16x3, MaxAbsCache } from '../engine/ops/matmul_f16x3.js';
+import type { Tensor } from '../engine/tensor.js';
 import { best, copyCeiling, finish, openBenchGpu, table, time, torch } from './_harness.js';
 
 type Case = [name: string, M: number, N: number, K: number, transA: boolean, transB: boolean];
@@ -66,10 +68,42 @@ if (process.argv.includes('--f16x3') && tc) {
     const out = gpu.tensor([M, N], 'f32', 'C');
     const flops = 2 * M * N * K;
     const iters = Math.max(3, Math.min(30, Math.round(2e13 / flops)));
-    const tf = async (form: 'concat' | 'three') => flops / best(await time(gpu, () => matmulF16x3(gpu, a, b, { transA: ta, transB: tb, out, form }), iters)) / 1e9;
-    const [concat, three] = [await tf('concat'), await tf('three')];
+    const tf = async (form: 'fused' | 'concat' | 'three') => flops / best(await time(gpu, () => matmulF16x3(gpu, a, b, { transA: ta, transB: tb, out, form }), iters)) / 1e9;
+    const [fused, concat, three] = [await tf('fused'), await tf('concat'), await tf('three')];
     for (const t of [a, b, out]) t.release();
-    console.log(`${c[0]}: f32 from 3×f16 concat ${concat.toFixed(1)}, three ${three.toFixed(1)} TFLOP/s (f32 kernel: ${(await run(gpu, c, 'f32')).toFixed(1)})`);
+    console.log(`${c[0]}: f32 from 3×f16 fused ${fused.toFixed(1)}, concat ${concat.toFixed(1)}, three ${three.toFixed(1)} TFLOP/s (f32 kernel: ${(await run(gpu, c, 'f32')).toFixed(1)})`);
+  }
+}
+
+if (process.argv.includes('--x3-sweep') && tc) {
+  const tiles: TensorcoreTile[] = [
+    { SG_M: 4, SG_N: 2, BK: 32 }, { SG_M: 2, SG_N: 2, BK: 32 }, { SG_M: 4, SG_N: 2, BK: 16 }, { SG_M: 2, SG_N: 2, BK: 16 },
+    { SG_M: 4, SG_N: 4, BK: 16 }, { SG_M: 8, SG_N: 1, BK: 16 }, { SG_M: 2, SG_N: 4, BK: 16 }, { SG_M: 4, SG_N: 1, BK: 32 },
+  ];
+  for (const c of cases.filter((x) => x[1] * x[2] * x[3] < 8192 ** 3)) {
+    const [, M, N, K, ta, tb] = c;
+    const a = gpu.tensor(ta ? [K, M] : [M, K], 'f32', 'A');
+    const b = gpu.tensor(tb ? [N, K] : [K, N], 'f32', 'B');
+    gpu.fill(a, 0.01);
+    gpu.fill(b, 0.02);
+    const maxes = new MaxAbsCache(gpu);
+    const x3Max: [Tensor, Tensor] = [maxes.get(a), maxes.get(b)];
+    const out = gpu.tensor([M, N], 'f32', 'C');
+    const flops = 2 * M * N * K;
+    const iters = Math.max(3, Math.min(30, Math.round(2e13 / flops)));
+    const row: string[] = [];
+    for (const t of tiles) {
+      let tf = NaN;
+      try {
+        tf = flops / best(await time(gpu, () => matmul(gpu, a, b, { transA: ta, transB: tb, out, x3Max, tcTile: t }), iters)) / 1e9;
+      } catch {
+        /* tile over the workgroup-memory limit for this layout */
+      }
+      row.push(`${t.SG_M}x${t.SG_N}/${t.BK} ${tf.toFixed(1)}`);
+    }
+    maxes.release();
+    for (const t of [a, b, out]) t.release();
+    console.log(`${c[0]}: fused tiles (kernel only) ${row.join(', ')}`);
   }
 }
 

@@ -64,6 +64,8 @@ const profile = process.argv.includes('--profile');
 const profileTop = Number(flag('--profile-top') ?? 25);
 const forceF32 = process.argv.includes('--force-f32');
 const forceF16x3 = process.argv.includes('--force-f16x3');
+/** --attention-min-scores N: scores per head from which f32 'high' attention runs as f16x3 products (default gpu's). */
+const attentionMinScores = flag('--attention-min-scores');
 const steps = Number(flag('--steps') ?? process.env.TRAIN_STEP_STEPS ?? 5);
 if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer (got ${flag('--steps') ?? process.env.TRAIN_STEP_STEPS})`);
 const WARMUP = 2;
@@ -407,6 +409,7 @@ if (names.length > 1) {
 } else {
   const gpu = await openBenchGpu();
   gpu.matmulF16x3Everywhere = forceF16x3;
+  if (attentionMinScores !== undefined) gpu.matmulAttentionMinScores = Number(attentionMinScores);
   for (const name of names) results.push(await runCase(gpu, name));
   if (child) {
     console.log(RESULT + JSON.stringify(results[0]));

@@ -11,7 +11,7 @@ import { attentionMatmul, attentionMatmulBackward, matmulAttentionApplies } from
 import { cast } from './ops/cast.js';
 import { add as addOp } from './ops/elementwise.js';
 import { layernorm as layernormOp, layernormBackward } from './ops/layernorm.js';
-import { matmulAtPrecision as matmulOp } from './ops/matmul_f16x3.js';
+import { matmulAtPrecision as matmulOp, MaxAbsCache } from './ops/matmul_f16x3.js';
 import { patchify as patchifyOp, patchifyBackward, unpatchify as unpatchifyOp, unpatchifyBackward, type Patch3 } from './ops/patchify.js';
 import { permute as permuteOp } from './ops/permute.js';
 import { sum } from './ops/reduce.js';
@@ -44,18 +44,27 @@ export function linear(tape: Tape, x: Var, w: Var, b?: Var): Var {
   const M = x.value.size / K;
   const x2 = x.value.reshape([M, K]);
   const w2 = w.data(x.dtype).reshape([N, K]);
-  const y2 = matmulOp(gpu, x2, w2, { transB: true, bias: b?.data(x.dtype) });
+  // max|x|, max|W| of the f16x3 products at 'high' precision: x's is kept for the weight gradient, and the
+  // output gradient's is taken once for both gradient products
+  const fwdMax = new MaxAbsCache(gpu);
+  const y2 = matmulOp(gpu, x2, w2, { transB: true, bias: b?.data(x.dtype), maxes: fwdMax });
+  const inputs = b ? [x, w, b] : [x, w];
+  const xMaxT = tape.needsGrad(...inputs) ? fwdMax.take(x2) : null;
+  fwdMax.release();
   x2.release();
   w2.release();
   const y = tape.result(y2.reshape([...x.shape.slice(0, -1), N]), `linear(${w.name})`, true);
   y2.release();
-  const inputs = b ? [x, w, b] : [x, w];
-  tape.record('linear', inputs, [y], [x], ([g]) => {
+  const xMax = xMaxT ? tape.result(xMaxT, `max|${x.name}|`, false) : null;
+  tape.record('linear', inputs, [y], xMax ? [x, xMax] : [x], ([g]) => {
     const g2 = g!.reshape([M, N]);
     const xs = x.value.reshape([M, K]);
     const wk = w.data(x.dtype).reshape([N, K]);
-    const dx = x.requiresGrad ? matmulOp(gpu, g2, wk) : null; // [M, K]
-    const dw = w.requiresGrad ? matmulOp(gpu, g2, xs, { transA: true, outDtype: 'f32' }) : null; // [N, K]
+    const maxes = new MaxAbsCache(gpu);
+    if (xMax) maxes.put(xs, xMax.value);
+    const dx = x.requiresGrad ? matmulOp(gpu, g2, wk, { maxes }) : null; // [M, K]
+    const dw = w.requiresGrad ? matmulOp(gpu, g2, xs, { transA: true, outDtype: 'f32', maxes }) : null; // [N, K]
+    maxes.release();
     const db = b?.requiresGrad ? sum(gpu, g2, 0) : null;
     for (const t of [xs, g2, wk]) t.release();
     const dxv = dx ? dx.reshape(x.shape) : null;

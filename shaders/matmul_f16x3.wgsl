@@ -18,7 +18,7 @@
 //   the un-scaling, so the sum is rounded once as in the exact kernel's epilogue).
 struct Params {
   n: u32,        // elements
-  groups_x: u32, // workgroups along x of the folded 2-D grid
+  groups_x: u32, // workgroups along x of the folded 2-D grid (amax_partial: of its 1-D grid)
   slot_a: u32,   // amax_partial: which amax to fold into; split: which amax to read; combine: A's amax
   slot_b: u32,   // combine: B's amax
   cols: u32,     // combine with BIAS: N (the bias index is the element's column)
@@ -77,12 +77,15 @@ fn wg_max(lid: u32, v: f32) -> f32 {
 
 @compute @workgroup_size(WG)
 fn amax_partial(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let g = wid.x + wid.y * p.groups_x;
+  // a 1-D grid of p.groups_x workgroups strides over blocks of PER·WG elements (few workgroups, so few
+  // atomics on the one slot: a workgroup per block made the atomics the pass's cost)
   var m = 0.0;
-  for (var k = 0u; k < PER; k++) {
-    let i = (g * PER + k) * WG + lid; // neighbouring threads read neighbouring words
-    if (i < p.n) {
-      m = max(m, abs(bitcast<f32>(x[i])));
+  for (var g = wid.x; g * PER * WG < p.n; g += p.groups_x) {
+    for (var k = 0u; k < PER; k++) {
+      let i = (g * PER + k) * WG + lid; // neighbouring threads read neighbouring words
+      if (i < p.n) {
+        m = max(m, abs(bitcast<f32>(x[i])));
+      }
     }
   }
   let r = wg_max(lid, m);
@@ -93,23 +96,6 @@ fn amax_partial(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_ind
 
 #endif
 
-#if ${SCALE}
-// The exponent e with max|X|·2^e in (2^13, 2^14]; 0 for an all-zero (or non-finite) tensor, which then
-// splits as it is (infinities and NaN stay so in hi).
-fn exponent(m: f32) -> i32 {
-  if (!(m > 0.0) || m > 3.0e38) {
-    return 0;
-  }
-  let bits = bitcast<u32>(m);
-  var e2 = i32((bits >> 23u) & 0xffu) - 127; // m = 1.f·2^e2 (normal m) …
-  if (((bits >> 23u) & 0xffu) == 0u) {       // … or a subnormal m < 2^-126
-    e2 = -127;
-  }
-  // m ≤ 2^(e2+1): scaling by 2^(13 − e2) puts m in [2^13, 2^14)
-  return clamp(13 - e2, -126, 126);
-}
-
-#endif
 
 #if ${SPLIT}
 @compute @workgroup_size(WG)
@@ -119,7 +105,7 @@ fn split(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid
   if (e0 >= p.n) {
     return;
   }
-  let e = exponent(amax[p.slot_a]);
+  let e = f16x3_exponent(amax[p.slot_a]);
   let v0 = ldexp(bitcast<f32>(x[e0]), e);
   var v1 = 0.0;
   if (e0 + 1u < p.n) {
@@ -153,7 +139,7 @@ fn combine(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   if (i >= p.n) {
     return;
   }
-  let e = exponent(amax[p.slot_a]) + exponent(amax[p.slot_b]);
+  let e = f16x3_exponent(amax[p.slot_a]) + f16x3_exponent(amax[p.slot_b]);
 #if ${CAT}
   let c = bitcast<f32>(x[i]);
 #else

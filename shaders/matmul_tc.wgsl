@@ -6,6 +6,10 @@
 // (so global reads are contiguous) and loaded as fragments row- or column-major accordingly.
 // VEC_A / VEC_B: the stored rows are multiples of 8 halves, so staging moves 16-byte chunks;
 // with both, PREFETCH loads the next K slice into registers during the current one's multiplies.
+// X3 (with PREFETCH): f32 A and B, each element scaled by its operand's power of two (from max|A|, max|B| in
+// `max_a`, `max_b`, as shaders/matmul_f16x3.wgsl) and split as it is staged into hi (x's top 11 bits) and r = f16(x − hi),
+// two tiles per operand; per fragment pair acc += A_hi·B_hi + A_r·B_hi + A_hi·B_r (the f16x3 product without the
+// split passes), and the epilogue undoes the scaling.
 enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -19,12 +23,16 @@ struct Params {
   stride_c: u32,
 }
 
-#if ${VEC_A}
+#if ${X3}
+@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
+#elif ${VEC_A}
 @group(0) @binding(0) var<storage, read> A: array<vec4<u32>>;
 #else
 @group(0) @binding(0) var<storage, read> A: array<f16>;
 #endif
-#if ${VEC_B}
+#if ${X3}
+@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
+#elif ${VEC_B}
 @group(0) @binding(1) var<storage, read> B: array<vec4<u32>>;
 #else
 @group(0) @binding(1) var<storage, read> B: array<f16>;
@@ -42,6 +50,10 @@ struct Params {
 #endif
 #endif
 @group(0) @binding(4) var<uniform> p: Params;
+#if ${X3}
+@group(0) @binding(5) var<storage, read> max_a: array<f32>; // [max|A|] (or a bound on it)
+@group(0) @binding(6) var<storage, read> max_b: array<f32>; // [max|B|]
+#endif
 
 const SG_M = ${SG_M}u;
 const SG_N = ${SG_N}u;
@@ -73,8 +85,15 @@ const BS = B_COLS + PAD;
 var<workgroup> As: array<f16, A_ROWS * AS>;
 var<workgroup> Bs: array<f16, B_ROWS * BS>;
 var<workgroup> Cs: array<f32, SG_M * SG_N * 256u>; // one 16×16 staging fragment per subgroup
+#if ${X3}
+var<workgroup> Ar: array<f16, A_ROWS * AS>;          // the residual halves of the staged slices
+var<workgroup> Br: array<f16, B_ROWS * BS>;
+var<private> scale_a: f32;                           // 2^ea, 2^eb, and ea + eb for the epilogue
+var<private> scale_b: f32;
+var<private> e_out: i32;
+#endif
 
-// dst: 0 As, 1 Bs
+// dst: 0 As, 1 Bs, 2 Ar, 3 Br
 fn put8(dst: u32, off: u32, w: vec4<u32>) {
   let h0 = bitcast<vec2<f16>>(w.x);
   let h1 = bitcast<vec2<f16>>(w.y);
@@ -87,8 +106,19 @@ fn put8(dst: u32, off: u32, w: vec4<u32>) {
     Bs[off] = h0.x; Bs[off + 1u] = h0.y; Bs[off + 2u] = h1.x; Bs[off + 3u] = h1.y;
     Bs[off + 4u] = h2.x; Bs[off + 5u] = h2.y; Bs[off + 6u] = h3.x; Bs[off + 7u] = h3.y;
   }
+#if ${X3}
+  else if (dst == 2u) {
+    Ar[off] = h0.x; Ar[off + 1u] = h0.y; Ar[off + 2u] = h1.x; Ar[off + 3u] = h1.y;
+    Ar[off + 4u] = h2.x; Ar[off + 5u] = h2.y; Ar[off + 6u] = h3.x; Ar[off + 7u] = h3.y;
+  } else {
+    Br[off] = h0.x; Br[off + 1u] = h0.y; Br[off + 2u] = h1.x; Br[off + 3u] = h1.y;
+    Br[off + 4u] = h2.x; Br[off + 5u] = h2.y; Br[off + 6u] = h3.x; Br[off + 7u] = h3.y;
+  }
+#endif
 }
 
+#if ${PREFETCH}
+#else
 // Stages the stored rows [r0, r0 + A_ROWS) × columns [c0, c0 + A_COLS) of A (row length `ld`, `nr` rows,
 // `nc` columns in bounds), zero outside.
 fn stage_a(lid: u32, base: u32, r0: u32, c0: u32, nr: u32, nc: u32, ld: u32) {
@@ -130,6 +160,7 @@ fn stage_b(lid: u32, base: u32, r0: u32, c0: u32, nr: u32, nc: u32, ld: u32) {
   }
 #endif
 }
+#endif
 
 #if ${PREFETCH}
 // Register prefetch (both operands VEC): each thread holds its 16-byte chunks of the next A and B slices
@@ -138,8 +169,34 @@ const A_CHUNKS = A_ROWS * A_COLS / 8u;
 const B_CHUNKS = B_ROWS * B_COLS / 8u;
 const A_PER = (A_CHUNKS + THREADS - 1u) / THREADS;
 const B_PER = (B_CHUNKS + THREADS - 1u) / THREADS;
+const OUTSIDE = 0xffffffffu;
 
-fn fetch_a(c: u32, k0: u32, row0: u32, base: u32) -> vec4<u32> {
+#if ${X3}
+struct Chunk { w0: vec4<f32>, w1: vec4<f32> } // 8 f32 elements as loaded; split when staged (put_a/put_b),
+                                              // so the prefetch's loads stay in flight during the multiplies
+
+// Scaled elements v as halves: hi is v rounded to 11 significant bits on the bits (half an ulp added to the
+// magnitude, then the low 13 bits cleared; done on the bits so that no compiler folds v − f32(f16(v)) to 0,
+// which NVIDIA's did), r = f16(v − hi) rounds the exact remainder; hi and r carry ~22 bits of v.
+fn split4(x: vec4<f32>, s: f32) -> array<vec2<u32>, 2> {
+  let v = x * s;
+  let hf = bitcast<vec4<f32>>((bitcast<vec4<u32>>(v) + vec4<u32>(0x1000u)) & vec4<u32>(0xffffe000u));
+  return array<vec2<u32>, 2>(bitcast<vec2<u32>>(vec4<f16>(hf)), bitcast<vec2<u32>>(vec4<f16>(v - hf)));
+}
+
+// Stages chunk w at `off` of the hi tile (dst) and the residual tile (dst + 2)
+fn put_split(dst: u32, off: u32, w: Chunk, s: f32) {
+  let a = split4(w.w0, s);
+  let b = split4(w.w1, s);
+  put8(dst, off, vec4<u32>(a[0], b[0]));
+  put8(dst + 2u, off, vec4<u32>(a[1], b[1]));
+}
+#else
+alias Chunk = vec4<u32>;
+#endif
+
+// Element index of chunk c (8 elements) of the A slice at K offset k0, or OUTSIDE
+fn a_index(c: u32, k0: u32, row0: u32, base: u32) -> u32 {
   let r = c / (A_COLS / 8u);
   let col = (c % (A_COLS / 8u)) * 8u;
 #if ${TRANS_A}
@@ -149,11 +206,10 @@ fn fetch_a(c: u32, k0: u32, row0: u32, base: u32) -> vec4<u32> {
   let ok = row0 + r < p.M && k0 + col < p.K;
   let idx = base + (row0 + r) * p.K + k0 + col;
 #endif
-  if (c < A_CHUNKS && ok) { return A[idx / 8u]; }
-  return vec4<u32>(0u);
+  return select(OUTSIDE, idx, c < A_CHUNKS && ok);
 }
 
-fn fetch_b(c: u32, k0: u32, col0: u32, base: u32) -> vec4<u32> {
+fn b_index(c: u32, k0: u32, col0: u32, base: u32) -> u32 {
   let r = c / (B_COLS / 8u);
   let col = (c % (B_COLS / 8u)) * 8u;
 #if ${TRANS_B}
@@ -163,21 +219,59 @@ fn fetch_b(c: u32, k0: u32, col0: u32, base: u32) -> vec4<u32> {
   let ok = k0 + r < p.K && col0 + col < p.N;
   let idx = base + (k0 + r) * p.N + col0 + col;
 #endif
-  if (c < B_CHUNKS && ok) { return B[idx / 8u]; }
+  return select(OUTSIDE, idx, c < B_CHUNKS && ok);
+}
+
+fn fetch_a(c: u32, k0: u32, row0: u32, base: u32) -> Chunk {
+  let idx = a_index(c, k0, row0, base);
+#if ${X3}
+  if (idx != OUTSIDE) { return Chunk(A[idx / 4u], A[idx / 4u + 1u]); }
+  return Chunk(vec4<f32>(0.0), vec4<f32>(0.0));
+#else
+  if (idx != OUTSIDE) { return A[idx / 8u]; }
   return vec4<u32>(0u);
+#endif
 }
 
-fn put_a(c: u32, w: vec4<u32>) {
-  if (c < A_CHUNKS) { put8(0u, (c / (A_COLS / 8u)) * AS + (c % (A_COLS / 8u)) * 8u, w); }
+fn fetch_b(c: u32, k0: u32, col0: u32, base: u32) -> Chunk {
+  let idx = b_index(c, k0, col0, base);
+#if ${X3}
+  if (idx != OUTSIDE) { return Chunk(B[idx / 4u], B[idx / 4u + 1u]); }
+  return Chunk(vec4<f32>(0.0), vec4<f32>(0.0));
+#else
+  if (idx != OUTSIDE) { return B[idx / 8u]; }
+  return vec4<u32>(0u);
+#endif
 }
 
-fn put_b(c: u32, w: vec4<u32>) {
-  if (c < B_CHUNKS) { put8(1u, (c / (B_COLS / 8u)) * BS + (c % (B_COLS / 8u)) * 8u, w); }
+fn put_a(c: u32, w: Chunk) {
+  if (c < A_CHUNKS) {
+    let off = (c / (A_COLS / 8u)) * AS + (c % (A_COLS / 8u)) * 8u;
+#if ${X3}
+    put_split(0u, off, w, scale_a);
+#else
+    put8(0u, off, w);
+#endif
+  }
+}
+
+fn put_b(c: u32, w: Chunk) {
+  if (c < B_CHUNKS) {
+    let off = (c / (B_COLS / 8u)) * BS + (c % (B_COLS / 8u)) * 8u;
+#if ${X3}
+    put_split(1u, off, w, scale_b);
+#else
+    put8(1u, off, w);
+#endif
+  }
 }
 #endif
 
 fn epilogue(v: f32, n: u32) -> f32 {
   var x = v;
+#if ${X3}
+  x = ldexp(ldexp(x, -e_out / 2), -(e_out - e_out / 2)); // two steps: 2^-e_out may be outside f32's range
+#endif
 #if ${BIAS}
   x += f32(bias[n]);
 #endif
@@ -204,6 +298,24 @@ fn right_frag(kk: u32, n: u32) -> subgroup_matrix_right<f16, 16, 16> {
   return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bs, kk * BS + n, BS);
 #endif
 }
+
+#if ${X3}
+fn left_frag_r(kk: u32, m: u32) -> subgroup_matrix_left<f16, 16, 16> {
+#if ${TRANS_A}
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&Ar, kk * AS + m, AS);
+#else
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ar, m * AS + kk, AS);
+#endif
+}
+
+fn right_frag_r(kk: u32, n: u32) -> subgroup_matrix_right<f16, 16, 16> {
+#if ${TRANS_B}
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Br, n * BS + kk, BS);
+#else
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Br, kk * BS + n, BS);
+#endif
+}
+#endif
 
 // Writes one accumulator fragment whose top-left is (m, n) in C: directly when the whole tile is in bounds
 // and there is no epilogue (DIRECT), else through this subgroup's staging area with bias/GELU and bounds.
@@ -244,6 +356,13 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   let a_base = wid.z * p.stride_a;
   let b_base = wid.z * p.stride_b;
   let c_base = wid.z * p.stride_c;
+#if ${X3}
+  let ea = f16x3_exponent(max_a[0]);
+  let eb = f16x3_exponent(max_b[0]);
+  scale_a = ldexp(1.0, ea);
+  scale_b = ldexp(1.0, eb);
+  e_out = ea + eb;
+#endif
 
   var acc00: subgroup_matrix_result<f32, 16, 16>;
   var acc01: subgroup_matrix_result<f32, 16, 16>;
@@ -255,8 +374,8 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   var acc13: subgroup_matrix_result<f32, 16, 16>;
 
 #if ${PREFETCH}
-  var ra: array<vec4<u32>, A_PER>;
-  var rb: array<vec4<u32>, B_PER>;
+  var ra: array<Chunk, A_PER>;
+  var rb: array<Chunk, B_PER>;
   for (var i = 0u; i < A_PER; i++) { ra[i] = fetch_a(lid + i * THREADS, 0u, row0, a_base); }
   for (var i = 0u; i < B_PER; i++) { rb[i] = fetch_b(lid + i * THREADS, 0u, col0, b_base); }
 #endif
@@ -285,6 +404,43 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     for (var kk = 0u; kk < BK; kk += 16u) {
       let l0 = left_frag(kk, m0);
       let l1 = left_frag(kk, m0 + 16u);
+#if ${X3}
+      // acc += A_hi·B_hi + A_r·B_hi + A_hi·B_r (A_r·B_r is below f32's precision)
+      let q0 = left_frag_r(kk, m0);
+      let q1 = left_frag_r(kk, m0 + 16u);
+      var r = right_frag(kk, n0);
+      var t = right_frag_r(kk, n0);
+      acc00 = subgroupMatrixMultiplyAccumulate(l0, r, acc00);
+      acc10 = subgroupMatrixMultiplyAccumulate(l1, r, acc10);
+      acc00 = subgroupMatrixMultiplyAccumulate(q0, r, acc00);
+      acc10 = subgroupMatrixMultiplyAccumulate(q1, r, acc10);
+      acc00 = subgroupMatrixMultiplyAccumulate(l0, t, acc00);
+      acc10 = subgroupMatrixMultiplyAccumulate(l1, t, acc10);
+      r = right_frag(kk, n0 + 16u);
+      t = right_frag_r(kk, n0 + 16u);
+      acc01 = subgroupMatrixMultiplyAccumulate(l0, r, acc01);
+      acc11 = subgroupMatrixMultiplyAccumulate(l1, r, acc11);
+      acc01 = subgroupMatrixMultiplyAccumulate(q0, r, acc01);
+      acc11 = subgroupMatrixMultiplyAccumulate(q1, r, acc11);
+      acc01 = subgroupMatrixMultiplyAccumulate(l0, t, acc01);
+      acc11 = subgroupMatrixMultiplyAccumulate(l1, t, acc11);
+      r = right_frag(kk, n0 + 32u);
+      t = right_frag_r(kk, n0 + 32u);
+      acc02 = subgroupMatrixMultiplyAccumulate(l0, r, acc02);
+      acc12 = subgroupMatrixMultiplyAccumulate(l1, r, acc12);
+      acc02 = subgroupMatrixMultiplyAccumulate(q0, r, acc02);
+      acc12 = subgroupMatrixMultiplyAccumulate(q1, r, acc12);
+      acc02 = subgroupMatrixMultiplyAccumulate(l0, t, acc02);
+      acc12 = subgroupMatrixMultiplyAccumulate(l1, t, acc12);
+      r = right_frag(kk, n0 + 48u);
+      t = right_frag_r(kk, n0 + 48u);
+      acc03 = subgroupMatrixMultiplyAccumulate(l0, r, acc03);
+      acc13 = subgroupMatrixMultiplyAccumulate(l1, r, acc13);
+      acc03 = subgroupMatrixMultiplyAccumulate(q0, r, acc03);
+      acc13 = subgroupMatrixMultiplyAccumulate(q1, r, acc13);
+      acc03 = subgroupMatrixMultiplyAccumulate(l0, t, acc03);
+      acc13 = subgroupMatrixMultiplyAccumulate(l1, t, acc13);
+#else
       var r = right_frag(kk, n0);
       acc00 = subgroupMatrixMultiplyAccumulate(l0, r, acc00);
       acc10 = subgroupMatrixMultiplyAccumulate(l1, r, acc10);
@@ -297,6 +453,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       r = right_frag(kk, n0 + 48u);
       acc03 = subgroupMatrixMultiplyAccumulate(l0, r, acc03);
       acc13 = subgroupMatrixMultiplyAccumulate(l1, r, acc13);
+#endif
     }
     workgroupBarrier();
   }

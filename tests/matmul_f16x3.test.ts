@@ -15,10 +15,12 @@ import { matmulRef } from './ref/matmul.js';
 
 const s = suite('matmul_f16x3');
 
-s.test('max|x| over a tensor folded into its slot (several workgroups, negative maximum, odd size, a larger prior value)', async ({ gpu, rng }) => {
-  for (const n of [1, 7, 2048 * 3 + 5]) {
+s.test('max|x| over a tensor folded into its slot (several workgroups, strided blocks, negative maximum, odd size, a larger prior value)', async ({ gpu, rng }) => {
+  // 2^21 + …: more blocks of 2048 than the pass's 1024 workgroups, with the maximum in a second-stride block
+  for (const n of [1, 7, 2048 * 3 + 5, 2 ** 21 + 2048 * 5 + 3]) {
     const x = rng.normal(n, 3);
-    x[Math.floor(rng.next() * n)] = -50 - rng.next(); // the largest magnitude is negative
+    const at = n > 2 ** 21 ? n - 1 - Math.floor(rng.next() * 5000) : Math.floor(rng.next() * n);
+    x[at] = -50 - rng.next(); // the largest magnitude is negative
     const amax = gpu.upload([Number.NaN, 0], [2], 'f32', 'amax');
     maxAbsInto(gpu, gpu.upload(x, [n], 'f32', 'x'), amax, 1);
     const got = await amax.read();
@@ -67,7 +69,7 @@ interface Case {
 /** The K-runs of A and B are even: the single-product 'concat' form applies. */
 const concatFits = (c: Case) => (c.transA ? c.K * c.M : c.K) % 2 === 0 && (c.transB ? c.K : c.K * c.N) % 2 === 0;
 
-async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore', rtol: number, form?: 'concat' | 'three'): Promise<void> {
+async function check({ gpu, rng }: Ctx, c: Case, variant: 'tiled' | 'tensorcore', rtol: number, form?: 'fused' | 'concat' | 'three'): Promise<void> {
   const nb = c.batch ?? 1;
   const batch = c.batch ? [c.batch] : [];
   const aData = rng.normal(nb * c.M * c.K, c.scaleA ?? 1);
@@ -124,10 +126,29 @@ s.test('both forms: elements 1e3 below the largest (which sets the scale, on a z
   }
 });
 
-s.gpuTest('f32 accuracy from f16 products on tensor cores, both forms (K up to 1152)', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
-  for (const c of [...CASES, { M: 128, N: 96, K: 1152 }, { M: 70, N: 64, K: 1152, transA: true, scaleA: 1e-6 }]) {
+/** A's and B's rows are multiples of 8 elements: the 'fused' form (split inside the tensor-core kernel) applies. */
+const fusedFits = (c: Case) => (c.transA ? c.M : c.K) % 8 === 0 && (c.transB ? c.K : c.N) % 8 === 0;
+
+const TC_CASES: Case[] = [
+  ...CASES,
+  { M: 128, N: 96, K: 1152 },
+  { M: 70, N: 64, K: 1152, transA: true, scaleA: 1e-6 },
+  { M: 200, N: 136, K: 72, transB: true, scaleB: 3e-4 }, // attention scores: K not a multiple of the K step
+  { M: 64, N: 48, K: 4096, transA: true }, // a weight gradient: split over K
+  { M: 33, N: 40, K: 64, bias: true, scaleA: 2e4 },
+  { M: 20, N: 16, K: 24, batch: 3, sharedB: true, scaleB: 1e-7 },
+  { M: 16, N: 24, K: 40, transA: true, transB: true, batch: 2, bias: true },
+  { M: 300, N: 264, K: 136 }, // several tiles, ragged edges
+];
+
+s.gpuTest('f32 accuracy from f16 products on tensor cores, every form (K up to 4096)', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
+  if (TC_CASES.filter(fusedFits).length < 8) throw new Error('TC_CASES must hold fused-form cases');
+  for (const c of TC_CASES) {
     await check(ctx, c, 'tensorcore', 1e-5, 'three');
-    await check(ctx, c, 'tensorcore', 1e-5);
+    if (concatFits(c)) await check(ctx, c, 'tensorcore', 1e-5, 'concat');
+    if (fusedFits(c)) await check(ctx, c, 'tensorcore', 1e-5, 'fused');
+    else await assertThrows(() => check(ctx, c, 'tensorcore', 1e-5, 'fused'), /form 'fused' needs tensor cores and rows of multiples of 8/, `fused on ${JSON.stringify(c)}`);
+    await check(ctx, c, 'tensorcore', 1e-5); // the default form
   }
 });
 

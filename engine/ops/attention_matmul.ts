@@ -12,7 +12,7 @@ import type { Gpu } from '../gpu.js';
 import type { Tensor } from '../tensor.js';
 import { expectDType, expectLive } from './common.js';
 import { scale as scaleOp } from './elementwise.js';
-import { highPrecisionUnavailable, matmulF16x3 } from './matmul_f16x3.js';
+import { highPrecisionUnavailable, matmulF16x3, MaxAbsCache } from './matmul_f16x3.js';
 import { softmax, softmaxBackward } from './softmax.js';
 
 /** Largest N×N score tensor (all batches and heads, f32 bytes) the matmul path materialises. */
@@ -37,9 +37,9 @@ function check(op: string, ...ts: Tensor[]): void {
 }
 
 /** P = softmax((scale·q)·kᵀ) [B, H, Nq, Nk] over each sample's first kvLen[b] keys, and the scaled q (the caller releases both). */
-function probabilities(gpu: Gpu, q: Tensor, k: Tensor, scale: number, kvLen?: Tensor): { p: Tensor; qs: Tensor } {
+function probabilities(gpu: Gpu, q: Tensor, k: Tensor, scale: number, kvLen: Tensor | undefined, maxes: MaxAbsCache): { p: Tensor; qs: Tensor } {
   const qs = scaleOp(gpu, q, scale);
-  const s = matmulF16x3(gpu, qs, k, { transB: true });
+  const s = matmulF16x3(gpu, qs, k, { transB: true, maxes });
   const p = softmax(gpu, s, undefined, kvLen ? { keyLen: { len: kvLen, rowsPerItem: q.shape[1]! * q.shape[2]! } } : {});
   s.release();
   return { p, qs };
@@ -48,25 +48,41 @@ function probabilities(gpu: Gpu, q: Tensor, k: Tensor, scale: number, kvLen?: Te
 /** o = softmax(scale·q·kᵀ)·v for f32 q [B, H, Nq, D], k and v [B, H, Nk, D]; kvLen [B] (i32/u32) masks keys. */
 export function attentionMatmul(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, scale: number, kvLen?: Tensor, out?: Tensor): Tensor {
   check('attentionMatmul', q, k, v);
-  const { p, qs } = probabilities(gpu, q, k, scale, kvLen);
-  const o = matmulF16x3(gpu, p, v, { out });
-  p.release();
-  qs.release();
+  const { maxes, one } = maxCache(gpu);
+  const { p, qs } = probabilities(gpu, q, k, scale, kvLen, maxes);
+  maxes.put(p, one);
+  const o = matmulF16x3(gpu, p, v, { out, maxes });
+  maxes.release();
+  for (const t of [p, qs, one]) t.release();
   return o;
+}
+
+/** A max-abs cache for one attention, and [1], the bound lent for probabilities (no pass over P). */
+function maxCache(gpu: Gpu): { maxes: MaxAbsCache; one: Tensor } {
+  const one = gpu.tensor([1], 'f32', 'attention.pmax');
+  gpu.fill(one, 1);
+  return { maxes: new MaxAbsCache(gpu), one };
 }
 
 /** dq, dk, dv of attentionMatmul from do (the forward's inputs, recomputing the scores). */
 export function attentionMatmulBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, dout: Tensor, scale: number, kvLen?: Tensor): { dq: Tensor; dk: Tensor; dv: Tensor } {
   check('attentionMatmulBackward', q, k, v, dout);
-  const { p, qs } = probabilities(gpu, q, k, scale, kvLen);
-  const dv = matmulF16x3(gpu, p, dout, { transA: true });
-  const dp = matmulF16x3(gpu, dout, v, { transB: true });
+  const { maxes, one } = maxCache(gpu);
+  const { p, qs } = probabilities(gpu, q, k, scale, kvLen, maxes);
+  maxes.put(p, one);
+  const dv = matmulF16x3(gpu, p, dout, { transA: true, maxes });
+  const dp = matmulF16x3(gpu, dout, v, { transB: true, maxes });
   const ds = softmaxBackward(gpu, p, dp);
-  p.release();
-  dp.release();
-  const dk = matmulF16x3(gpu, ds, qs, { transA: true });
+  for (const t of [p, dp]) {
+    maxes.forget(t); // their buffers may come back as later results
+    t.release();
+  }
+  const dk = matmulF16x3(gpu, ds, qs, { transA: true, maxes });
+  maxes.forget(qs);
   qs.release();
-  const dqRaw = matmulF16x3(gpu, ds, k);
+  const dqRaw = matmulF16x3(gpu, ds, k, { maxes });
+  maxes.release();
+  one.release();
   ds.release();
   const dq = scaleOp(gpu, dqRaw, scale);
   dqRaw.release();

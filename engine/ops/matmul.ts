@@ -16,9 +16,10 @@ import { sum } from './reduce.js';
 import matmulWgsl from '../../shaders/matmul.wgsl';
 import matmulTcWgsl from '../../shaders/matmul_tc.wgsl';
 import f16Wgsl from '../../shaders/f16.wgsl';
+import f16x3ExponentWgsl from '../../shaders/f16x3_exponent.wgsl';
 
 const TILED = { name: 'matmul', template: matmulWgsl + f16Wgsl };
-const TENSORCORE = { name: 'matmul_tc', template: matmulTcWgsl };
+const TENSORCORE = { name: 'matmul_tc', template: matmulTcWgsl + f16x3ExponentWgsl };
 
 export type MatmulVariant = 'auto' | 'tiled' | 'tensorcore';
 
@@ -39,6 +40,13 @@ export interface MatmulOptions {
   tcTile?: TensorcoreTile;
   /** K slices summed afterwards (1: off); default chosen by shape (see splitKFor). Needs f32 output, no epilogue, no batch. */
   splitK?: number;
+  /**
+   * For matmulF16x3's 'fused' form: f32 A and B whose rows are multiples of 8 elements, each scaled and
+   * split into f16 hi and residual inside the tensor-core kernel (X3), three products per fragment pair and
+   * the scaling undone in the epilogue; [max|A|], [max|B|] as 1-element f32 tensors (or upper bounds, such
+   * as 1 for probabilities: the split's absolute error is ~2^-24 of the value given). f32 output, no activation.
+   */
+  x3Max?: [Tensor, Tensor];
 }
 
 /** Split only products with fewer output tiles than one wave on a 132-SM GPU, into about two waves. */
@@ -49,9 +57,9 @@ const SPLIT_MIN_K = 512;
 const SPLIT_MAX = 64;
 
 /** The K split for a product with `tiles` output tiles: a power of two S dividing K, or 1 (no split). */
-export function splitKFor(tiles: number, K: number): number {
+export function splitKFor(tiles: number, K: number, below = SPLIT_BELOW): number {
   let S = 1;
-  if (tiles >= SPLIT_BELOW) return S;
+  if (tiles >= below) return S;
   while (tiles * S < SPLIT_TARGET && S < SPLIT_MAX && K % (2 * S) === 0 && K / (2 * S) >= SPLIT_MIN_K) S *= 2;
   return S;
 }
@@ -66,20 +74,30 @@ export interface TensorcoreTile {
 export const TC_DEFAULT: TensorcoreTile = { SG_M: 4, SG_N: 4, BK: 32 }; // 128×256 tile, 16 subgroups of 32×64
 /** Smaller tiles for problems too small to fill the GPU with TC_DEFAULT's tiles (tried in order). */
 const TC_SMALLER: TensorcoreTile[] = [{ SG_M: 4, SG_N: 2, BK: 64 }, { SG_M: 2, SG_N: 2, BK: 32 }];
+/**
+ * The X3 kernel stages two tiles per operand. Fastest on the H200 (session 7 sweep, STDiT shapes): with
+ * transB 128×128 at BK 32 (59–65 f32-equivalent TFLOP/s; 128×256 does not fit 48 KiB there), else 128×256
+ * at BK 16 (dY·W 73.6, dYᵀ·X 50.0); the smaller ones for products with few tiles.
+ */
+const TC_X3_TRANS_B: TensorcoreTile[] = [{ SG_M: 4, SG_N: 2, BK: 32 }, { SG_M: 2, SG_N: 2, BK: 16 }];
+const TC_X3: TensorcoreTile[] = [{ SG_M: 4, SG_N: 4, BK: 16 }, { SG_M: 4, SG_N: 2, BK: 16 }, { SG_M: 2, SG_N: 2, BK: 32 }];
 
-/** Workgroup memory of a tensor-core tile config (bytes): staged A and B (padded rows) + f32 staging. */
-export function tensorcoreSharedBytes(t: TensorcoreTile, transA = false, transB = false): number {
+/** Workgroup memory of a tensor-core tile config (bytes): staged A and B (padded rows; twice with X3) + f32 staging. */
+export function tensorcoreSharedBytes(t: TensorcoreTile, transA = false, transB = false, x3 = false): number {
   const BM = t.SG_M * 32;
   const BN = t.SG_N * 64;
   const a = transA ? t.BK * (BM + 8) : BM * (t.BK + 8);
   const b = transB ? BN * (t.BK + 8) : t.BK * (BN + 8);
-  return (a + b) * 2 + t.SG_M * t.SG_N * 1024;
+  return (a + b) * 2 * (x3 ? 2 : 1) + t.SG_M * t.SG_N * 1024;
 }
 
-function chooseTensorcoreTile(M: number, N: number, nb: number): TensorcoreTile {
+function chooseTensorcoreTile(M: number, N: number, K: number, nb: number, x3: boolean, transB: boolean, splittable: boolean): TensorcoreTile {
   const tiles = (t: TensorcoreTile) => Math.ceil(M / (t.SG_M * 32)) * Math.ceil(N / (t.SG_N * 64)) * nb;
-  for (const t of [TC_DEFAULT, ...TC_SMALLER]) if (tiles(t) >= 264) return t; // ≥ 2 waves on a 132-SM GPU
-  return TC_SMALLER[TC_SMALLER.length - 1]!;
+  const candidates = x3 ? (transB ? TC_X3_TRANS_B : TC_X3) : [TC_DEFAULT, ...TC_SMALLER];
+  if (x3 && splittable && splitKFor(tiles(candidates[0]!), K, SPLIT_TARGET) > 1) return candidates[0]!; // a split over K fills the GPU instead
+  const enough = x3 ? 132 : 264; // ≥ 1 (X3: three products per tile) or 2 waves on a 132-SM GPU
+  for (const t of candidates) if (tiles(t) >= enough) return t;
+  return candidates[candidates.length - 1]!;
 }
 
 export interface TiledTile {
@@ -153,7 +171,16 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
   const nb = batch.reduce((x, y) => x * y, 1);
   if (nb > gpu.info.limits.maxComputeWorkgroupsPerDimension) throw new ShapeError(`${op}: ${nb} batch items exceed the grid's z limit; fold the batch into M`);
 
-  const variant = chooseVariant(gpu, a, b, opts.variant ?? 'auto');
+  const x3 = opts.x3Max;
+  if (x3) {
+    expectLive(op, ...x3);
+    if (a.dtype !== 'f32' || b.dtype !== 'f32' || outDtype !== 'f32') throw new ShapeError(`${op}: x3Max takes f32 A and B and an f32 output (got ${a.dtype}, ${b.dtype} → ${outDtype})`);
+    if (opts.activation === 'gelu' || opts.bias?.dtype === 'f16') throw new ShapeError(`${op}: x3Max takes no activation and only an f32 bias`);
+    if ((opts.transA ? M : K) % 8 !== 0 || (opts.transB ? K : N) % 8 !== 0) throw new ShapeError(`${op}: x3Max needs A's and B's rows to be multiples of 8 elements (M ${M}, N ${N}, K ${K}); use matmulF16x3's 'concat' form`);
+    const why = tensorcoreUnavailable(gpu);
+    if (why) throw new ShapeError(`${op}: x3Max runs on tensor cores, which ${gpu.info.adapter} lacks: ${why}`);
+  }
+  const variant = x3 ? 'tensorcore' : chooseVariant(gpu, a, b, opts.variant ?? 'auto');
   const splittable = nb === 1 && !opts.bias && opts.activation !== 'gelu' && outDtype === 'f32';
   if (opts.splitK !== undefined && opts.splitK !== 1) {
     if (!splittable) throw new ShapeError(`${op}: splitK needs an unbatched product with f32 output and no bias/activation`);
@@ -169,24 +196,27 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
     GELU: opts.activation === 'gelu',
   };
   /** Dispatches the product, or S products over K slices into partials [S, M, N] then their sum into c. */
+  const extra = x3 ?? [];
   const run = (kernel: Kernel, BM: number, BN: number) => {
     const tiles = Math.ceil(N / BN) * Math.ceil(M / BM) * nb;
-    const S = opts.splitK ?? (splittable && opts.transA && !opts.transB ? splitKFor(tiles, K) : 1);
+    // X3 (one 512-thread workgroup per SM, three products per tile): split below two waves, since e.g. 180
+    // tiles leave the second wave a third full
+    const S = opts.splitK ?? (splittable && opts.transA && !opts.transB ? splitKFor(tiles, K, x3 ? SPLIT_TARGET : SPLIT_BELOW) : 1);
     if (S === 1) {
-      gpu.dispatch(kernel, opts.bias ? [a, b, c, opts.bias] : [a, b, c], [M, N, K, M * K, sharedB ? 0 : K * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), nb]);
+      gpu.dispatch(kernel, [a, b, c, ...(opts.bias ? [opts.bias] : []), ...extra], [M, N, K, M * K, sharedB ? 0 : K * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), nb]);
       return;
     }
     // slice s of op(A)·op(B) uses K rows s·Ks.. of both: with transA (A [K, M]) and B [K, N] that is a
     // batch stride of Ks·M and Ks·N; untransposed A [M, K] / transposed B [N, K] need a K offset instead.
     const Ks = K / S;
     const partial = gpu.tensor([S, M * N], 'f32', 'matmul.splitk');
-    gpu.dispatch(kernel, [a, b, partial], [M, N, Ks, Ks * M, Ks * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), S]);
+    gpu.dispatch(kernel, [a, b, partial, ...extra], [M, N, Ks, Ks * M, Ks * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), S]);
     sum(gpu, partial, 0, c.reshape([M * N])).release();
     partial.release();
   };
   if (variant === 'tensorcore') {
-    const tile = opts.tcTile ?? chooseTensorcoreTile(M, N, nb);
-    const shared = tensorcoreSharedBytes(tile, opts.transA, opts.transB);
+    const tile = opts.tcTile ?? chooseTensorcoreTile(M, N, K, nb, !!x3, !!opts.transB, splittable && !!opts.transA && !opts.transB && opts.splitK === undefined);
+    const shared = tensorcoreSharedBytes(tile, opts.transA, opts.transB, !!x3);
     // (Dawn's null backend reports a 16 KiB limit but only compiles: let its pipeline creation say so.)
     if (shared > gpu.info.limits.maxComputeWorkgroupStorageSize && gpu.info.backend !== 'null') {
       throw new ShapeError(`${op}: tensor-core tile ${JSON.stringify(tile)} needs ${shared} bytes of workgroup memory, over this device's ${gpu.info.limits.maxComputeWorkgroupStorageSize}; use a smaller SG_M/SG_N/BK`);
@@ -200,7 +230,8 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
       VEC_B: (opts.transB ? K : N) % 8 === 0,
       // A direct subgroupMatrixStore of an f32 16×16 tile makes Dawn require a ≥ 1024-byte output binding
       // (H200: a [2, 64] f32 product failed validation); smaller outputs go through the staging area.
-      DIRECT: !common.BIAS && !common.GELU && outDtype === 'f32' && M * N >= 256,
+      DIRECT: !x3 && !common.BIAS && !common.GELU && outDtype === 'f32' && M * N >= 256,
+      X3: !!x3,
       PREFETCH: !opts.noPrefetch && (opts.transA ? M : K) % 8 === 0 && (opts.transB ? K : N) % 8 === 0,
     };
     run(gpu.kernel(TENSORCORE, 'main', defines), BM, BN);

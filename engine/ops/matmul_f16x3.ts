@@ -1,7 +1,9 @@
 // f32 matmul from three f16 products (shaders/matmul_f16x3.wgsl): per-tensor power-of-two scaling from
 // max|X| (on the GPU, no readback), an f16 split of each operand into hi and residual, and the products
 // A_hi·B_hi + A_hi·B_r + A_r·B_hi through ops/matmul.ts (the tensor-core kernel where the device has it, else
-// the tiled kernel on f16 storage): by default as ONE product over 3K of concatenated parts
+// the tiled kernel on f16 storage). On tensor cores with rows of multiples of 8 elements, by default
+// 'fused': the tensor-core kernel reads the f32 operands and splits them itself (matmul_tc.wgsl's X3: no
+// split or scaling passes, only the max-abs pass). Else as ONE product over 3K of concatenated parts
 // ([A_hi|A_hi|A_r]·[B_hi;B_r;B_hi], 'concat') followed by a pass that undoes the scaling; else ('three': odd
 // K-runs, or on request) as three products that a pass adds and un-scales. About 22 significant bits per
 // operand, so close to f32 results where the product kernel accumulates in f32 with rounding to nearest; on
@@ -10,21 +12,24 @@
 // linear and matmul) when the Gpu's matmulPrecision is 'high' (the training config's matmul_precision).
 import wgslSrc from '../../shaders/matmul_f16x3.wgsl';
 import f16Wgsl from '../../shaders/f16.wgsl';
+import f16x3ExponentWgsl from '../../shaders/f16x3_exponent.wgsl';
 import { ShapeError } from '../errors.js';
 import type { Gpu } from '../gpu.js';
 import type { Tensor } from '../tensor.js';
 import { expectDType, expectLive, grid, output, words } from './common.js';
 import { matmul, matmulShape, tensorcoreUnavailable, type MatmulOptions, type MatmulVariant } from './matmul.js';
 
-const SHADER = { name: 'matmul_f16x3', template: wgslSrc + f16Wgsl };
+const SHADER = { name: 'matmul_f16x3', template: wgslSrc + f16Wgsl + f16x3ExponentWgsl };
 const WG = 256;
-const PER = 8; // elements a thread folds in amax_partial
+const PER = 8; // elements a thread folds in amax_partial per block
+/** Most workgroups of the max-abs pass (about one wave of 256-thread groups on a 132-SM GPU). */
+const AMAX_GROUPS = 1024;
 
 type Entry = 'amax_partial' | 'split' | 'combine';
 
 function kernel(gpu: Gpu, entry: Entry, bias = false, cat = false) {
   const d = { AMAX_PARTIAL: entry === 'amax_partial', SPLIT: entry === 'split', COMBINE: entry === 'combine' };
-  return gpu.kernel(SHADER, entry, { ...d, SCALE: d.SPLIT || d.COMBINE, BIAS: bias, CAT: cat });
+  return gpu.kernel(SHADER, entry, { ...d, BIAS: bias, CAT: cat });
 }
 
 /**
@@ -34,8 +39,57 @@ function kernel(gpu: Gpu, entry: Entry, bias = false, cat = false) {
 export function maxAbsInto(gpu: Gpu, x: Tensor, amax: Tensor, slot: number): void {
   expectDType('maxAbsInto', x, ['f32']);
   if (x.size === 0) return;
-  const { workgroups, groupsX } = grid(gpu, x.size, WG * PER);
-  gpu.dispatch(kernel(gpu, 'amax_partial'), [x, amax], [x.size, groupsX, slot, 0, 0], workgroups);
+  const groups = Math.min(Math.ceil(x.size / (WG * PER)), AMAX_GROUPS);
+  gpu.dispatch(kernel(gpu, 'amax_partial'), [x, amax], [x.size, groups, slot, 0, 0], [groups, 1, 1]);
+}
+
+/**
+ * max|x| of f32 operands as 1-element f32 tensors, kept by buffer so that a tensor used by several products
+ * (a linear's output gradient: dX = dY·W and dW = dYᵀ·X) is read for it once. Only for tensors that do not
+ * change while the cache lives: forget() a tensor before releasing or overwriting it. `put` lends a known
+ * maximum or an upper bound (1 for probabilities); release() frees what the cache computed.
+ */
+export class MaxAbsCache {
+  private entries = new Map<GPUBuffer, { max: Tensor; owned: boolean }>();
+
+  constructor(private readonly gpu: Gpu) {}
+
+  /** [max|x|], computed on first request. */
+  get(x: Tensor): Tensor {
+    const e = this.entries.get(x.buffer);
+    if (e) return e.max;
+    const max = this.gpu.tensor([1], 'f32', `${x.name}.maxabs`);
+    this.gpu.fill(max, 0);
+    maxAbsInto(this.gpu, x, max, 0);
+    this.entries.set(x.buffer, { max, owned: true });
+    return max;
+  }
+
+  /** Lends [max|x|] (or an upper bound) for x; the caller keeps ownership. */
+  put(x: Tensor, max: Tensor): void {
+    this.forget(x);
+    this.entries.set(x.buffer, { max, owned: false });
+  }
+
+  /** Hands x's computed maximum to the caller (null if none was computed here). */
+  take(x: Tensor): Tensor | null {
+    const e = this.entries.get(x.buffer);
+    if (!e || !e.owned) return null;
+    this.entries.delete(x.buffer);
+    return e.max;
+  }
+
+  /** Drops x's entry (before x is released or written). */
+  forget(x: Tensor): void {
+    const e = this.entries.get(x.buffer);
+    if (e?.owned) e.max.release();
+    this.entries.delete(x.buffer);
+  }
+
+  release(): void {
+    for (const e of this.entries.values()) if (e.owned) e.max.release();
+    this.entries.clear();
+  }
 }
 
 /** The scaled f16 halves (hi, lo) of x, with the scale exponent from amax[slot]. */
@@ -77,10 +131,14 @@ export interface MatmulF16x3Options {
   /** Kernel of the three f16 products (default: tensor cores where available). */
   variant?: MatmulVariant;
   /**
-   * 'concat' (the default where both operands' K-runs are even): one f16 matmul over 3K of concatenated
-   * parts and a scaling pass; 'three': three f16 matmuls (lo parts scaled by 2^11) and a pass that adds them.
+   * 'fused' (the default on tensor cores where A's and B's rows are multiples of 8 elements): one
+   * tensor-core kernel splits the f32 operands as it stages them; 'concat' (the default elsewhere where both
+   * operands' K-runs are even): one f16 matmul over 3K of concatenated parts and a scaling pass; 'three':
+   * three f16 matmuls (lo parts scaled by 2^11) and a pass that adds them.
    */
-  form?: 'concat' | 'three';
+  form?: 'fused' | 'concat' | 'three';
+  /** The fused form's max|A|, max|B| from (and into) this cache instead of fresh max-abs passes. */
+  maxes?: MaxAbsCache;
 }
 
 /** C = op(A)·op(B) for f32 A and B (batched like matmul), computed from three f16 products. */
@@ -90,7 +148,7 @@ export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Opt
   expectDType(op, a, ['f32']);
   expectDType(op, b, ['f32']);
   for (const k of Object.keys(opts)) {
-    if (!['transA', 'transB', 'bias', 'outDtype', 'out', 'variant', 'form'].includes(k)) throw new ShapeError(`${op}: option "${k}" is not supported (activations and tile options: use matmul)`);
+    if (!['transA', 'transB', 'bias', 'outDtype', 'out', 'variant', 'form', 'maxes'].includes(k)) throw new ShapeError(`${op}: option "${k}" is not supported (activations and tile options: use matmul)`);
   }
   if (opts.outDtype !== undefined && opts.outDtype !== 'f32') throw new ShapeError(`${op}: outDtype ${String(opts.outDtype)} is not supported; the result is f32`);
   const { batch, M, N, K } = matmulShape(a, b, opts);
@@ -100,11 +158,20 @@ export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Opt
     expectDType(op, bias, ['f32']);
     if (bias.size !== N) throw new ShapeError(`${op}: bias ${bias} must have ${N} elements (the output's last dim)`);
   }
+  const rows8 = (opts.transA ? M : K) % 8 === 0 && (opts.transB ? K : N) % 8 === 0;
+  const fusable = rows8 && opts.variant !== 'tiled' && !tensorcoreUnavailable(gpu);
+  if (opts.form === 'fused' && !fusable) throw new ShapeError(`${op}: form 'fused' needs tensor cores and rows of multiples of 8 elements (M ${M}, N ${N}, K ${K}); use form 'concat' or 'three'`);
   const c = output(gpu, op, [...batch, M, N], 'f32', opts.out);
   if (c.size === 0) return c;
   if (K === 0) {
     if (bias) return matmul(gpu, a, b, { transA: opts.transA, transB: opts.transB, bias, out: c, variant: 'tiled' }); // every row is the bias
     gpu.fill(c, 0);
+    return c;
+  }
+  if (opts.form === 'fused' || (opts.form === undefined && fusable)) {
+    const maxes = opts.maxes ?? new MaxAbsCache(gpu);
+    matmul(gpu, a, b, { transA: opts.transA, transB: opts.transB, bias, out: c, x3Max: [maxes.get(a), maxes.get(b)] });
+    if (!opts.maxes) maxes.release();
     return c;
   }
   const amax = gpu.tensor([2], 'f32', `${op}.amax`);
@@ -154,13 +221,14 @@ export function highPrecisionUnavailable(gpu: Gpu): string | null {
  * null; everything else (f16 operands or output, 'highest', no tensor cores) runs matmul unchanged. Counts
  * f32 products by path in gpu.f32MatmulStats.
  */
-export function matmulAtPrecision(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+export function matmulAtPrecision(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions & { maxes?: MaxAbsCache } = {}): Tensor {
   const f32 = a.dtype === 'f32' && b.dtype === 'f32' && (opts.outDtype ?? 'f32') === 'f32';
   const plain = (opts.activation ?? 'none') === 'none' && (!opts.bias || opts.bias.dtype === 'f32') && opts.variant === undefined && opts.splitK === undefined && !opts.tile && !opts.tcTile;
   if (f32 && plain && gpu.matmulPrecision === 'high' && !highPrecisionUnavailable(gpu)) {
     gpu.f32MatmulStats.f16x3++;
-    return matmulF16x3(gpu, a, b, { transA: opts.transA, transB: opts.transB, bias: opts.bias, out: opts.out });
+    return matmulF16x3(gpu, a, b, { transA: opts.transA, transB: opts.transB, bias: opts.bias, out: opts.out, maxes: opts.maxes });
   }
   if (f32) gpu.f32MatmulStats.exact++;
-  return matmul(gpu, a, b, opts);
+  const { maxes: _unused, ...mo } = opts;
+  return matmul(gpu, a, b, mo);
 }
