@@ -176,8 +176,9 @@ struct Chunk { w0: vec4<f32>, w1: vec4<f32> } // 8 f32 elements as loaded; split
                                               // so the prefetch's loads stay in flight during the multiplies
 
 // Scaled elements v as halves: hi is v rounded to 11 significant bits on the bits (half an ulp added to the
-// magnitude, then the low 13 bits cleared; done on the bits so that no compiler folds v − f32(f16(v)) to 0,
-// which NVIDIA's did), r = f16(v − hi) rounds the exact remainder; hi and r carry ~22 bits of v.
+// magnitude, then the low 13 bits cleared). With hi = f16(v) and r = f16(v − f32(hi)) instead, the H200
+// results had f16 accuracy (the residual lost, presumably folded to 0 by the compiler). r = f16(v − hi)
+// rounds the exact remainder; hi and r carry ~22 bits of v.
 fn split4(x: vec4<f32>, s: f32) -> array<vec2<u32>, 2> {
   let v = x * s;
   let hf = bitcast<vec4<f32>>((bitcast<vec4<u32>>(v) + vec4<u32>(0x1000u)) & vec4<u32>(0xffffe000u));

@@ -199,8 +199,8 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
   const extra = x3 ?? [];
   const run = (kernel: Kernel, BM: number, BN: number) => {
     const tiles = Math.ceil(N / BN) * Math.ceil(M / BM) * nb;
-    // X3 (one 512-thread workgroup per SM, three products per tile): split below two waves, since e.g. 180
-    // tiles leave the second wave a third full
+    // X3 (three products per tile; assuming about one of its 512-thread workgroups per SM): split below two
+    // waves, since e.g. 180 tiles would leave a second wave a third full
     const S = opts.splitK ?? (splittable && opts.transA && !opts.transB ? splitKFor(tiles, K, x3 ? SPLIT_TARGET : SPLIT_BELOW) : 1);
     if (S === 1) {
       gpu.dispatch(kernel, [a, b, c, ...(opts.bias ? [opts.bias] : []), ...extra], [M, N, K, M * K, sharedB ? 0 : K * N, M * N], [Math.ceil(N / BN), Math.ceil(M / BM), nb]);
