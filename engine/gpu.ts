@@ -90,6 +90,11 @@ export class Gpu {
    */
   matmulAttentionMinScores = 128 * 128;
   /**
+   * Most score bytes (f32 Nq·Nk of all heads of the samples in one call) that path materialises at once:
+   * more samples run in groups; a single sample over it takes the flash kernels. Tests lower it.
+   */
+  matmulAttentionMaxScoreBytes = 1 << 30;
+  /**
    * f32 products of engine/functional.ts by path, and its f32 attentions that ran as matmulF16x3 products
    * (ops/attention_matmul.ts) — tests and benchmarks read these to see which path ran.
    */

@@ -52,6 +52,14 @@ s.test("F.attention at 'high' (f16x3 forced on the tiled kernel): materialised-s
   if (ran !== 4) throw new Error(`the matmul path ran ${ran} of 4 times`);
 });
 
+s.test("F.attention at 'high' over groups of samples where all samples' scores exceed the limit (masks, a ragged last group)", async (ctx) => {
+  // per sample 2·128·128·4 = 128 KiB of scores: a 300 KiB limit runs 2 samples per call over B = 5 (2, 2, 1)
+  const ran = await withPrecision(ctx.gpu, { precision: 'high', everywhere: true, attentionMaxScoreBytes: 300 << 10 }, async () =>
+    (await check(ctx, { B: 5, H: 2, Nq: N, Nk: N, D: 16 }, [N, 1, 77, 0, 100])) + (await check(ctx, { B: 3, H: 2, Nq: N, Nk: N, D: 8 })),
+  );
+  if (ran !== 2) throw new Error(`the matmul path ran ${ran} of 2 times`);
+});
+
 s.test("F.attention at 'high' keeps the flash kernels for few scores per head (same results)", async (ctx) => {
   const ran = await withPrecision(ctx.gpu, { precision: 'high', everywhere: true }, async () => (await check(ctx, { B: 2, H: 2, Nq: 16, Nk: 16, D: 24 })) + (await check(ctx, { B: 2, H: 1, Nq: 20, Nk: N, D: 8 }, [N, 5])));
   if (ran !== 0) throw new Error(`the matmul path ran ${ran} times where the flash kernels should`);
@@ -73,8 +81,10 @@ s.test('matmulAttentionApplies: only f32, enough scores per head, at high precis
   gpu.matmulPrecision = 'highest';
   got.push(matmulAttentionApplies(gpu, q, q));
   gpu.matmulPrecision = saved;
-  const want = [true, true, false, false, false];
-  if (got.join() !== want.join()) throw new Error(`applies: ${got}, expected ${want} (128², 512×40, 128×127, f16, 'highest')`);
+  // one sample's scores over the limit: flash kernels
+  got.push(await withPrecision(gpu, { precision: 'high', everywhere: true, attentionMaxScoreBytes: 2 * N * N * 4 - 4 }, async () => matmulAttentionApplies(gpu, q, q)));
+  const want = [true, true, false, false, false, false];
+  if (got.join() !== want.join()) throw new Error(`applies: ${got}, expected ${want} (128², 512×40, 128×127, f16, 'highest', over the score limit)`);
   for (const t of [q, kShort, qLong, kCaption, q16]) t.release();
 });
 

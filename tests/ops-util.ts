@@ -26,20 +26,21 @@ export async function readWords(gpu: Gpu, t: Tensor): Promise<Uint32Array> {
 
 /**
  * Runs `fn` with the Gpu's matmul precision, the tests-only f16x3 forcing (everywhere: matmulF16x3 even
- * without tensor cores) and, if given, the matmul attention's score threshold set; restores all three after.
+ * without tensor cores) and, if given, the matmul attention's score thresholds set; restores them all after.
  */
 export async function withPrecision<T>(
   gpu: Gpu,
-  o: { precision: MatmulPrecision; everywhere?: boolean; attentionMinScores?: number },
+  o: { precision: MatmulPrecision; everywhere?: boolean; attentionMinScores?: number; attentionMaxScoreBytes?: number },
   fn: () => Promise<T>,
 ): Promise<T> {
-  const saved = [gpu.matmulPrecision, gpu.matmulF16x3Everywhere, gpu.matmulAttentionMinScores] as const;
+  const saved = [gpu.matmulPrecision, gpu.matmulF16x3Everywhere, gpu.matmulAttentionMinScores, gpu.matmulAttentionMaxScoreBytes] as const;
   gpu.matmulPrecision = o.precision;
   gpu.matmulF16x3Everywhere = o.everywhere ?? false;
   gpu.matmulAttentionMinScores = o.attentionMinScores ?? saved[2];
+  gpu.matmulAttentionMaxScoreBytes = o.attentionMaxScoreBytes ?? saved[3];
   try {
     return await fn();
   } finally {
-    [gpu.matmulPrecision, gpu.matmulF16x3Everywhere, gpu.matmulAttentionMinScores] = saved;
+    [gpu.matmulPrecision, gpu.matmulF16x3Everywhere, gpu.matmulAttentionMinScores, gpu.matmulAttentionMaxScoreBytes] = saved;
   }
 }

@@ -7,16 +7,16 @@
 // the portable f32 flash kernels run at 8–15 TFLOP/s, while f16x3 products reach ~50 f32-equivalent on the
 // models' large linears (these batched 256-row products: not yet measured; bench/attention.ts times them).
 // Key masks (per-sample key lengths, cross-attention's captions) go to the softmax: masked keys get
-// probability 0, so their gradients are 0 too. The Nq×Nk scores of all heads live for the length of one call.
+// probability 0, so their gradients are 0 too. The Nq×Nk scores of all heads live for the length of one call;
+// where all samples' scores exceed gpu.matmulAttentionMaxScoreBytes, the call runs over groups of samples
+// (copies of their q, k, v rows in, of their results out).
 import type { Gpu } from '../gpu.js';
 import type { Tensor } from '../tensor.js';
-import { expectDType, expectLive } from './common.js';
+import { expectDType, expectLive, output } from './common.js';
 import { scale as scaleOp } from './elementwise.js';
 import { highPrecisionUnavailable, matmulF16x3, MaxAbsCache } from './matmul_f16x3.js';
 import { softmax, softmaxBackward } from './softmax.js';
 
-/** Largest N×N score tensor (all batches and heads, f32 bytes) the matmul path materialises. */
-export const MATMUL_ATTENTION_MAX_SCORE_BYTES = 1 << 30;
 
 /**
  * Whether attention's f32 inputs q [B, H, Nq, D], k/v [B, H, Nk, D] go through the matmul path: the Gpu's
@@ -28,7 +28,38 @@ export function matmulAttentionApplies(gpu: Gpu, q: Tensor, k: Tensor): boolean 
   const [B, H, nq] = q.shape as [number, number, number, number];
   const nk = k.shape[2]!;
   // fewer scores per head (gpu.matmulAttentionMinScores): many tiny products, where the flash kernels are better
-  return nq * nk >= gpu.matmulAttentionMinScores && B * H * nq * nk * 4 <= MATMUL_ATTENTION_MAX_SCORE_BYTES;
+  return B > 0 && nq * nk >= gpu.matmulAttentionMinScores && H * nq * nk * 4 <= gpu.matmulAttentionMaxScoreBytes;
+}
+
+/** Samples per call whose scores (samples·H·Nq·Nk f32) fit gpu.matmulAttentionMaxScoreBytes (at least 1). */
+function samplesPerCall(gpu: Gpu, q: Tensor, k: Tensor): number {
+  const [B, H, nq] = q.shape as [number, number, number, number];
+  return Math.max(1, Math.min(B, Math.floor(gpu.matmulAttentionMaxScoreBytes / (H * nq * k.shape[2]! * 4))));
+}
+
+/**
+ * Runs fn over groups of `per` samples: copies of the inputs' (and kvLen's) rows of those samples in, fn's
+ * results (one per tensor of outs, same sample-major layout) copied into outs' rows.
+ */
+function bySamples(gpu: Gpu, ins: Tensor[], kvLen: Tensor | undefined, per: number, outs: Tensor[], fn: (ins: Tensor[], kvLen?: Tensor) => Tensor[]): void {
+  const B = ins[0]!.shape[0]!;
+  for (let b0 = 0; b0 < B; b0 += per) {
+    const n = Math.min(per, B - b0);
+    const rows = (t: Tensor) => {
+      const each = t.size / B;
+      const part = gpu.tensor([n, ...t.shape.slice(1)], t.dtype, `${t.name}[${b0}:${b0 + n}]`);
+      gpu.copyRange(t, b0 * each, part, 0, n * each);
+      return part;
+    };
+    const parts = ins.map(rows);
+    const len = kvLen ? rows(kvLen) : undefined;
+    fn(parts, len).forEach((r, i) => {
+      const each = outs[i]!.size / B;
+      gpu.copyRange(r, 0, outs[i]!, b0 * each, n * each);
+      r.release();
+    });
+    for (const t of [...parts, ...(len ? [len] : [])]) t.release();
+  }
 }
 
 function check(op: string, ...ts: Tensor[]): void {
@@ -48,6 +79,12 @@ function probabilities(gpu: Gpu, q: Tensor, k: Tensor, scale: number, kvLen: Ten
 /** o = softmax(scale·q·kᵀ)·v for f32 q [B, H, Nq, D], k and v [B, H, Nk, D]; kvLen [B] (i32/u32) masks keys. */
 export function attentionMatmul(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, scale: number, kvLen?: Tensor, out?: Tensor): Tensor {
   check('attentionMatmul', q, k, v);
+  const per = samplesPerCall(gpu, q, k);
+  if (per < q.shape[0]!) {
+    const o = output(gpu, 'attentionMatmul', [...q.shape.slice(0, 3), v.shape[3]!], 'f32', out);
+    bySamples(gpu, [q, k, v], kvLen, per, [o], ([qc, kc, vc], len) => [attentionMatmul(gpu, qc!, kc!, vc!, scale, len)]);
+    return o;
+  }
   const { maxes, one } = maxCache(gpu);
   const { p, qs } = probabilities(gpu, q, k, scale, kvLen, maxes);
   maxes.put(p, one);
@@ -67,6 +104,15 @@ function maxCache(gpu: Gpu): { maxes: MaxAbsCache; one: Tensor } {
 /** dq, dk, dv of attentionMatmul from do (the forward's inputs, recomputing the scores). */
 export function attentionMatmulBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, dout: Tensor, scale: number, kvLen?: Tensor): { dq: Tensor; dk: Tensor; dv: Tensor } {
   check('attentionMatmulBackward', q, k, v, dout);
+  const per = samplesPerCall(gpu, q, k);
+  if (per < q.shape[0]!) {
+    const [dq, dk, dv] = [q, k, v].map((t) => gpu.tensor(t.shape, 'f32', `d${t.name}`)) as [Tensor, Tensor, Tensor];
+    bySamples(gpu, [q, k, v, dout], kvLen, per, [dq, dk, dv], ([qc, kc, vc, dc], len) => {
+      const d = attentionMatmulBackward(gpu, qc!, kc!, vc!, dc!, scale, len);
+      return [d.dq, d.dk, d.dv];
+    });
+    return { dq, dk, dv };
+  }
   const { maxes, one } = maxCache(gpu);
   const { p, qs } = probabilities(gpu, q, k, scale, kvLen, maxes);
   maxes.put(p, one);

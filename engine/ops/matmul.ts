@@ -95,8 +95,16 @@ function chooseTensorcoreTile(M: number, N: number, K: number, nb: number, x3: b
   const tiles = (t: TensorcoreTile) => Math.ceil(M / (t.SG_M * 32)) * Math.ceil(N / (t.SG_N * 64)) * nb;
   const candidates = x3 ? (transB ? TC_X3_TRANS_B : TC_X3) : [TC_DEFAULT, ...TC_SMALLER];
   if (x3 && splittable && splitKFor(tiles(candidates[0]!), K, SPLIT_TARGET) > 1) return candidates[0]!; // a split over K fills the GPU instead
-  const enough = x3 ? 132 : 264; // ≥ 1 (X3: three products per tile) or 2 waves on a 132-SM GPU
-  for (const t of candidates) if (tiles(t) >= enough) return t;
+  if (x3) {
+    // the first (fastest) with ≥ 1 wave on a 132-SM GPU (three products per tile) and ≥ 75 % of its tiles'
+    // area inside the output; else the best of fill × area (attention's N = 72 uses 28 % of a 256-wide tile)
+    const used = (t: TensorcoreTile) => (M * N * nb) / (tiles(t) * t.SG_M * 32 * t.SG_N * 64);
+    const good = candidates.find((t) => tiles(t) >= 132 && used(t) >= 0.75);
+    if (good) return good;
+    const score = (t: TensorcoreTile) => used(t) * Math.min(1, tiles(t) / 132);
+    return candidates.reduce((best, t) => (score(t) > score(best) + 1e-9 ? t : best));
+  }
+  for (const t of candidates) if (tiles(t) >= 264) return t; // ≥ 2 waves on a 132-SM GPU
   return candidates[candidates.length - 1]!;
 }
 
