@@ -19,8 +19,8 @@
 struct Params {
   n: u32,        // elements
   groups_x: u32, // workgroups along x of the folded 2-D grid (amax_partial: of its 1-D grid)
-  slot_a: u32,   // amax_partial: which amax to fold into; split: which amax to read; combine: A's amax
-  slot_b: u32,   // combine: B's amax
+  slot_a: u32,   // amax_partial: which amax to fold into; split: which amax to read; combine: A's in max_a
+  slot_b: u32,   // combine: B's in max_b
   cols: u32,     // combine with BIAS: N (the bias index is the element's column)
   inner: u32,    // split with CAT: elements of one K-run (see above)
   role: u32,     // split with CAT: 0 for A (hi hi r), 1 for B (hi r hi)
@@ -29,7 +29,7 @@ struct Params {
 // One entry point per build (AMAX_PARTIAL, SPLIT or COMBINE), each declaring only its bindings.
 #if ${AMAX_PARTIAL}
 @group(0) @binding(0) var<storage, read> x: array<u32>;              // f32 bits
-@group(0) @binding(1) var<storage, read_write> amax_bits: array<atomic<u32>>; // [2]: max|A|, max|B| (f32 bits)
+@group(0) @binding(1) var<storage, read_write> amax_bits: array<atomic<u32>>; // maxima (f32 bits)
 #elif ${SPLIT}
 @group(0) @binding(0) var<storage, read> x: array<u32>;              // f32 bits
 @group(0) @binding(1) var<storage, read> amax: array<f32>;
@@ -40,14 +40,16 @@ struct Params {
 #endif
 #elif ${CAT}
 @group(0) @binding(0) var<storage, read> x: array<u32>;              // p = A_cat·B_cat (f32 bits)
-@group(0) @binding(1) var<storage, read> amax: array<f32>;
+@group(0) @binding(1) var<storage, read> max_a: array<f32>;
+@group(0) @binding(7) var<storage, read> max_b: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;      // c
 #if ${BIAS}
 @group(0) @binding(2) var<storage, read> bias: array<f32>;           // [N]
 #endif
 #else
 @group(0) @binding(0) var<storage, read> x: array<u32>;              // p1 = A_hi·B_hi (f32 bits)
-@group(0) @binding(1) var<storage, read> amax: array<f32>;
+@group(0) @binding(1) var<storage, read> max_a: array<f32>;
+@group(0) @binding(7) var<storage, read> max_b: array<f32>;
 @group(0) @binding(3) var<storage, read> hi: array<u32>;             // p2 = A_hi·B_lo
 @group(0) @binding(4) var<storage, read> lo: array<u32>;             // p3 = A_lo·B_hi
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;      // c
@@ -139,7 +141,7 @@ fn combine(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   if (i >= p.n) {
     return;
   }
-  let e = f16x3_exponent(amax[p.slot_a]) + f16x3_exponent(amax[p.slot_b]);
+  let e = f16x3_exponent(max_a[p.slot_a]) + f16x3_exponent(max_b[p.slot_b]);
 #if ${CAT}
   let c = bitcast<f32>(x[i]);
 #else

@@ -9,7 +9,7 @@ import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
 import { withPrecision } from './ops-util.js';
 import { Param, Tape } from '../engine/autograd.js';
 import * as F from '../engine/functional.js';
-import { highPrecisionUnavailable, matmulF16x3, maxAbsInto, splitF16 } from '../engine/ops/matmul_f16x3.js';
+import { highPrecisionUnavailable, matmulF16x3, MaxAbsCache, maxAbsInto, splitF16 } from '../engine/ops/matmul_f16x3.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { matmulRef } from './ref/matmul.js';
 
@@ -51,6 +51,30 @@ s.test('split: hi + lo·2^-11 carries x·2^e to ~22 bits, the largest element la
     const top = Math.max(...Array.from(h, Math.abs));
     if (!(top >= 2 ** 13 && top < 2 ** 14)) throw new Error(`scale ${scale}: largest hi ${top}, expected in [2^13, 2^14)`);
   }
+});
+
+s.test('MaxAbsCache: one max-abs pass per buffer (reshapes share it), lent bounds stay the lender\'s, take and forget', async ({ gpu, rng }) => {
+  const xd = rng.normal(300, 2);
+  const yd = rng.normal(64, 0.1);
+  const x = gpu.upload(xd, [30, 10], 'f32', 'x');
+  const y = gpu.upload(yd, [64], 'f32', 'y');
+  const one = gpu.upload([1], [1], 'f32', 'one');
+  const cache = new MaxAbsCache(gpu);
+  const m1 = cache.get(x);
+  const flat = x.reshape([300]);
+  if (cache.get(flat) !== m1) throw new Error('a reshape of x must reuse its maximum');
+  const want = (d: ArrayLike<number>) => Math.fround(Array.from(d).reduce((a, v) => Math.max(a, Math.abs(v)), 0));
+  if ((await m1.read())[0] !== want(xd)) throw new Error(`max|x| ${(await m1.read())[0]}, expected ${want(xd)}`);
+  cache.put(y, one);
+  if (cache.get(y) !== one) throw new Error('a lent bound must be returned as lent');
+  if (cache.take(y) !== null) throw new Error('take must not hand over a lent tensor');
+  if (cache.take(x) !== m1) throw new Error('take must hand over the computed maximum');
+  cache.forget(y);
+  const my = cache.get(y); // computed now
+  if (my === one || (await my.read())[0] !== want(yd)) throw new Error(`after forget, max|y| must be computed: ${(await my.read())[0]} vs ${want(yd)}`);
+  cache.release();
+  if ((await one.read())[0] !== 1 || (await m1.read())[0] !== want(xd)) throw new Error('release must leave lent and taken tensors alone');
+  for (const t of [x, flat, y, one, m1]) t.release();
 });
 
 interface Case {

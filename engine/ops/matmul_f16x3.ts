@@ -137,7 +137,7 @@ export interface MatmulF16x3Options {
    * three f16 matmuls (lo parts scaled by 2^11) and a pass that adds them.
    */
   form?: 'fused' | 'concat' | 'three';
-  /** The fused form's max|A|, max|B| from (and into) this cache instead of fresh max-abs passes. */
+  /** max|A|, max|B| from (and into) this cache instead of fresh max-abs passes. */
   maxes?: MaxAbsCache;
 }
 
@@ -168,16 +168,16 @@ export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Opt
     gpu.fill(c, 0);
     return c;
   }
-  if (opts.form === 'fused' || (opts.form === undefined && fusable)) {
-    const maxes = opts.maxes ?? new MaxAbsCache(gpu);
-    matmul(gpu, a, b, { transA: opts.transA, transB: opts.transB, bias, out: c, x3Max: [maxes.get(a), maxes.get(b)] });
+  const maxes = opts.maxes ?? new MaxAbsCache(gpu);
+  const [maxA, maxB] = [maxes.get(a), maxes.get(b)];
+  const done = () => {
     if (!opts.maxes) maxes.release();
     return c;
+  };
+  if (opts.form === 'fused' || (opts.form === undefined && fusable)) {
+    matmul(gpu, a, b, { transA: opts.transA, transB: opts.transB, bias, out: c, x3Max: [maxA, maxB] });
+    return done();
   }
-  const amax = gpu.tensor([2], 'f32', `${op}.amax`);
-  gpu.fill(amax, 0);
-  maxAbsInto(gpu, a, amax, 0);
-  maxAbsInto(gpu, b, amax, 1);
   const mo = { transA: opts.transA, transB: opts.transB, outDtype: 'f32' as const, variant: opts.variant };
   const { workgroups, groupsX } = grid(gpu, c.size, WG);
   // K-runs: A [.., M, K] has runs of K, A^T [.., K, M] one run per matrix; B [.., K, N] one per matrix, B^T runs of K
@@ -186,22 +186,21 @@ export function matmulF16x3(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulF16x3Opt
   if (opts.form === 'concat' && (innerA % 2 || innerB % 2)) throw new ShapeError(`${op}: form 'concat' needs even K-runs (K ${K}, M ${M}, N ${N}); use form 'three'`);
   if (opts.form !== 'three' && innerA % 2 === 0 && innerB % 2 === 0) {
     const tripled = (t: Tensor, kAxis: number) => t.shape.map((d, i) => (i === t.shape.length + kAxis ? 3 * d : d));
-    const acat = splitF16Cat(gpu, a, amax, 0, innerA, 'a', tripled(a, opts.transA ? -2 : -1));
-    const bcat = splitF16Cat(gpu, b, amax, 1, innerB, 'b', tripled(b, opts.transB ? -1 : -2));
+    const acat = splitF16Cat(gpu, a, maxA, 0, innerA, 'a', tripled(a, opts.transA ? -2 : -1));
+    const bcat = splitF16Cat(gpu, b, maxB, 0, innerB, 'b', tripled(b, opts.transB ? -1 : -2));
     const prod = matmul(gpu, acat, bcat, mo);
-    gpu.dispatch(kernel(gpu, 'combine', !!bias, true), bias ? [prod, amax, bias, c] : [prod, amax, c], [c.size, groupsX, 0, 1, N], workgroups);
-    for (const t of [amax, acat, bcat, prod]) t.release();
-    return c;
+    gpu.dispatch(kernel(gpu, 'combine', !!bias, true), [prod, maxA, ...(bias ? [bias] : []), c, maxB], [c.size, groupsX, 0, 0, N], workgroups);
+    for (const t of [acat, bcat, prod]) t.release();
+    return done();
   }
-  const [ahi, alo] = splitF16(gpu, a, amax, 0);
-  const [bhi, blo] = splitF16(gpu, b, amax, 1);
+  const [ahi, alo] = splitF16(gpu, a, maxA, 0);
+  const [bhi, blo] = splitF16(gpu, b, maxB, 0);
   const p1 = matmul(gpu, ahi, bhi, mo);
   const p2 = matmul(gpu, ahi, blo, mo);
   const p3 = matmul(gpu, alo, bhi, mo);
-  const ins = bias ? [p1, amax, bias, p2, p3, c] : [p1, amax, p2, p3, c];
-  gpu.dispatch(kernel(gpu, 'combine', !!bias), ins, [c.size, groupsX, 0, 1, N], workgroups);
-  for (const t of [amax, ahi, alo, bhi, blo, p1, p2, p3]) t.release();
-  return c;
+  gpu.dispatch(kernel(gpu, 'combine', !!bias), [p1, maxA, ...(bias ? [bias] : []), p2, p3, c, maxB], [c.size, groupsX, 0, 0, N], workgroups);
+  for (const t of [ahi, alo, bhi, blo, p1, p2, p3]) t.release();
+  return done();
 }
 
 /**
