@@ -29,18 +29,24 @@ const cases: Case[] = [
   ['fc1  dYᵀ·X', 4608, 1152, T, true, false],
 ];
 
-async function run(gpu: Gpu, c: Case, dtype: 'f32' | 'f16', tile?: TiledTile, tcTile?: TensorcoreTile, noPrefetch = false): Promise<number> {
+/** Case c's operands (constants) in dtype, an f32 output, its FLOPs and iterations for ~2e13 FLOPs. */
+function operands(gpu: Gpu, c: Case, dtype: 'f32' | 'f16') {
   const [, M, N, K, ta, tb] = c;
   const a = gpu.tensor(ta ? [K, M] : [M, K], dtype, 'A');
   const b = gpu.tensor(tb ? [N, K] : [K, N], dtype, 'B');
   gpu.fill(a, 0.01);
   gpu.fill(b, 0.02);
   const out = gpu.tensor([M, N], 'f32', 'C');
-  const variant = dtype === 'f16' ? 'tensorcore' : 'tiled';
   const flops = 2 * M * N * K;
   const iters = Math.max(3, Math.min(30, Math.round(2e13 / flops)));
-  const ms = best(await time(gpu, () => matmul(gpu, a, b, { transA: ta, transB: tb, out, outDtype: 'f32', variant, tile, tcTile, noPrefetch }), iters));
-  for (const t of [a, b, out]) t.release();
+  return { a, b, out, flops, iters, transA: ta, transB: tb, release: () => [a, b, out].forEach((t) => t.release()) };
+}
+
+async function run(gpu: Gpu, c: Case, dtype: 'f32' | 'f16', tile?: TiledTile, tcTile?: TensorcoreTile, noPrefetch = false): Promise<number> {
+  const { a, b, out, flops, iters, transA, transB, release } = operands(gpu, c, dtype);
+  const variant = dtype === 'f16' ? 'tensorcore' : 'tiled';
+  const ms = best(await time(gpu, () => matmul(gpu, a, b, { transA, transB, out, outDtype: 'f32', variant, tile, tcTile, noPrefetch }), iters));
+  release();
   return flops / ms / 1e9;
 }
 
@@ -60,17 +66,10 @@ if (process.argv.includes('--sweep')) {
 
 if (process.argv.includes('--f16x3') && tc) {
   for (const c of cases.filter((x) => x[1] * x[2] * x[3] < 8192 ** 3)) {
-    const [, M, N, K, ta, tb] = c;
-    const a = gpu.tensor(ta ? [K, M] : [M, K], 'f32', 'A');
-    const b = gpu.tensor(tb ? [N, K] : [K, N], 'f32', 'B');
-    gpu.fill(a, 0.01);
-    gpu.fill(b, 0.02);
-    const out = gpu.tensor([M, N], 'f32', 'C');
-    const flops = 2 * M * N * K;
-    const iters = Math.max(3, Math.min(30, Math.round(2e13 / flops)));
-    const tf = async (form: 'fused' | 'concat' | 'three') => flops / best(await time(gpu, () => matmulF16x3(gpu, a, b, { transA: ta, transB: tb, out, form }), iters)) / 1e9;
+    const { a, b, out, flops, iters, transA, transB, release } = operands(gpu, c, 'f32');
+    const tf = async (form: 'fused' | 'concat' | 'three') => flops / best(await time(gpu, () => matmulF16x3(gpu, a, b, { transA, transB, out, form }), iters)) / 1e9;
     const [fused, concat, three] = [await tf('fused'), await tf('concat'), await tf('three')];
-    for (const t of [a, b, out]) t.release();
+    release();
     console.log(`${c[0]}: f32 from 3×f16 fused ${fused.toFixed(1)}, concat ${concat.toFixed(1)}, three ${three.toFixed(1)} TFLOP/s (f32 kernel: ${(await run(gpu, c, 'f32')).toFixed(1)})`);
   }
 }
@@ -81,28 +80,21 @@ if (process.argv.includes('--x3-sweep') && tc) {
     { SG_M: 4, SG_N: 4, BK: 16 }, { SG_M: 8, SG_N: 1, BK: 16 }, { SG_M: 2, SG_N: 4, BK: 16 }, { SG_M: 4, SG_N: 1, BK: 32 },
   ];
   for (const c of cases.filter((x) => x[1] * x[2] * x[3] < 8192 ** 3)) {
-    const [, M, N, K, ta, tb] = c;
-    const a = gpu.tensor(ta ? [K, M] : [M, K], 'f32', 'A');
-    const b = gpu.tensor(tb ? [N, K] : [K, N], 'f32', 'B');
-    gpu.fill(a, 0.01);
-    gpu.fill(b, 0.02);
+    const { a, b, out, flops, iters, transA, transB, release } = operands(gpu, c, 'f32');
     const maxes = new MaxAbsCache(gpu);
     const x3Max: [Tensor, Tensor] = [maxes.get(a), maxes.get(b)];
-    const out = gpu.tensor([M, N], 'f32', 'C');
-    const flops = 2 * M * N * K;
-    const iters = Math.max(3, Math.min(30, Math.round(2e13 / flops)));
     const row: string[] = [];
     for (const t of tiles) {
       let tf = NaN;
       try {
-        tf = flops / best(await time(gpu, () => matmul(gpu, a, b, { transA: ta, transB: tb, out, x3Max, tcTile: t }), iters)) / 1e9;
+        tf = flops / best(await time(gpu, () => matmul(gpu, a, b, { transA, transB, out, x3Max, tcTile: t }), iters)) / 1e9;
       } catch {
         /* tile over the workgroup-memory limit for this layout */
       }
       row.push(`${t.SG_M}x${t.SG_N}/${t.BK} ${tf.toFixed(1)}`);
     }
     maxes.release();
-    for (const t of [a, b, out]) t.release();
+    release();
     console.log(`${c[0]}: fused tiles (kernel only) ${row.join(', ')}`);
   }
 }
