@@ -130,12 +130,11 @@ export async function sample(gpu: Gpu, model: Denoiser, opts: SampleOptions = {}
   const coefs = (row: number[], k: number) => gpu.upload(coefRows(new Array(batch).fill(0), () => row), [batch, k], 'f32', 'sample.coefs');
 
   if (kind === 'dpm-solver') {
-    const s = base;
-    const times = dpmTimesteps(s.numTimesteps, steps);
+    const times = dpmTimesteps(base.numTimesteps, steps);
     let dPrev: Tensor | null = null;
     for (let i = 0; i < steps; i++) {
-      const out = await call(s.timestepMap[times[i]!]!);
-      const { row, second } = dpmCoefRow(s, times, i);
+      const out = await call(base.timestepMap[times[i]!]!);
+      const { row, second } = dpmCoefRow(base, times, i);
       const c = coefs(row, COEFS.dpm.length);
       const r = dpmSolverStep(gpu, { x, modelOutput: out, coefs: c, dPrev: second ? dPrev : null });
       for (const t of [out, c, dPrev]) t?.release();
