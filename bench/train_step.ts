@@ -10,6 +10,8 @@
 // cores, engine/ops/matmul_f16x3.ts); skipped where that falls back to the exact kernels. Their torch ratio is
 // against torch's plain float32 row (torch's own default precision, 'highest'). --force-f16x3 runs them on a
 // device without tensor cores too (f16x3 on the tiled kernel: slower than the exact one; for trying the path).
+// --attention-min-scores N: the fewest scores per head from which f32 'high' attention takes the materialised
+//   f16x3 path (gpu.matmulAttentionMinScores; 1e12 keeps every attention on the flash kernels, to compare).
 // --small: tiny shapes (hidden 64, depth 2, small latents) for trying it on a software device, e.g.
 //   WEBGPU_DEVICE=swiftshader node dist/bench/train_step.mjs --small --steps 1
 // --force-f32: run the f16 cases in f32 (to exercise their code paths, e.g. gradient checkpointing, on a
