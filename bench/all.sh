@@ -8,6 +8,7 @@ status=0
 for b in matmul attention layernorm adaln activation optim; do
   [ -f "dist/bench/$b.mjs" ] || continue
   echo "=== $b"
-  node "dist/bench/$b.mjs" 2>&1 | tee "$out/$b.txt" || status=1
+  extra=(); [ "$b" = matmul ] && extra=(--f16x3) # the f32-from-f16x3 forms beside the f32 kernel
+  node "dist/bench/$b.mjs" "${extra[@]}" 2>&1 | tee "$out/$b.txt" || status=1
 done
 exit $status
