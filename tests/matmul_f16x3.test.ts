@@ -53,7 +53,7 @@ s.test('split: hi + lo·2^-11 carries x·2^e to ~22 bits, the largest element la
   }
 });
 
-s.test('MaxAbsCache: one max-abs pass per buffer (reshapes share it), lent bounds stay the lender\'s, take and forget', async ({ gpu, rng }) => {
+s.test('MaxAbsCache: one max-abs pass per buffer (reshapes share it), lent bounds stay the lender\'s, take, forget and bounds', async ({ gpu, rng }) => {
   const xd = rng.normal(300, 2);
   const yd = rng.normal(64, 0.1);
   const x = gpu.upload(xd, [30, 10], 'f32', 'x');
@@ -72,9 +72,12 @@ s.test('MaxAbsCache: one max-abs pass per buffer (reshapes share it), lent bound
   cache.forget(y);
   const my = cache.get(y); // computed now
   if (my === one || (await my.read())[0] !== want(yd)) throw new Error(`after forget, max|y| must be computed: ${(await my.read())[0]} vs ${want(yd)}`);
+  const z = gpu.upload(rng.normal(16, 0.1), [16], 'f32', 'z');
+  cache.bound(z, 1); // a bound instead of a pass: probabilities
+  if ((await cache.get(z).read())[0] !== 1) throw new Error('a bound must be returned as the maximum');
   cache.release();
   if ((await one.read())[0] !== 1 || (await m1.read())[0] !== want(xd)) throw new Error('release must leave lent and taken tensors alone');
-  for (const t of [x, flat, y, one, m1]) t.release();
+  for (const t of [x, flat, y, z, one, m1]) t.release();
 });
 
 interface Case {

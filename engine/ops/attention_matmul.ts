@@ -4,8 +4,9 @@
 // between forward and backward, as in the flash kernels) and runs dv = Pᵀ·do, dp = do·vᵀ,
 // ds = P ⊙ (dp − Σ dp⊙P), dq = scale·ds·k, dk = dsᵀ·(scale·q). The same FLOPs as ops/attention.ts's flash
 // kernels, but on tensor cores: for the f32 models' moderate sequences (STDiT's 256-token spatial attention)
-// the portable f32 flash kernels run at 8–15 TFLOP/s, while f16x3 products reach ~50 f32-equivalent on the
-// models' large linears (these batched 256-row products: not yet measured; bench/attention.ts times them).
+// the portable f32 flash kernels run at 8–15 TFLOP/s; this path at 12–19 (H200: spatial 64×256 forward 12.1,
+// backward 13.4; B4 H16 N4096 17.7 / 18.8; bench/attention.ts times it beside them).
+// Max-abs passes (for the f16x3 scaling) are shared through a MaxAbsCache per call; P's is bounded by 1.
 // Key masks (per-sample key lengths, cross-attention's captions) go to the softmax: masked keys get
 // probability 0, so their gradients are 0 too. The Nq×Nk scores of all heads live for the length of one call;
 // where all samples' scores exceed gpu.matmulAttentionMaxScoreBytes, the call runs over groups of samples
@@ -17,6 +18,8 @@ import { scale as scaleOp } from './elementwise.js';
 import { highPrecisionUnavailable, matmulF16x3, MaxAbsCache } from './matmul_f16x3.js';
 import { softmax, softmaxBackward } from './softmax.js';
 
+/** f32 bytes of one sample's scores (all heads) for q [B, H, Nq, D] and k [B, H, Nk, D]. */
+const scoreBytesPerSample = (q: Tensor, k: Tensor) => q.shape[1]! * q.shape[2]! * k.shape[2]! * 4;
 
 /**
  * Whether attention's f32 inputs q [B, H, Nq, D], k/v [B, H, Nk, D] go through the matmul path: the Gpu's
@@ -25,16 +28,14 @@ import { softmax, softmaxBackward } from './softmax.js';
 export function matmulAttentionApplies(gpu: Gpu, q: Tensor, k: Tensor): boolean {
   if (gpu.matmulPrecision !== 'high' || highPrecisionUnavailable(gpu)) return false;
   if (q.dtype !== 'f32' || k.dtype !== 'f32' || q.rank !== 4) return false;
-  const [B, H, nq] = q.shape as [number, number, number, number];
-  const nk = k.shape[2]!;
+  const [B, , nq] = q.shape as [number, number, number, number];
   // fewer scores per head (gpu.matmulAttentionMinScores): many tiny products, where the flash kernels are better
-  return B > 0 && nq * nk >= gpu.matmulAttentionMinScores && H * nq * nk * 4 <= gpu.matmulAttentionMaxScoreBytes;
+  return B > 0 && nq * k.shape[2]! >= gpu.matmulAttentionMinScores && scoreBytesPerSample(q, k) <= gpu.matmulAttentionMaxScoreBytes;
 }
 
 /** Samples per call whose scores (samples·H·Nq·Nk f32) fit gpu.matmulAttentionMaxScoreBytes (at least 1). */
 function samplesPerCall(gpu: Gpu, q: Tensor, k: Tensor): number {
-  const [B, H, nq] = q.shape as [number, number, number, number];
-  return Math.max(1, Math.min(B, Math.floor(gpu.matmulAttentionMaxScoreBytes / (H * nq * k.shape[2]! * 4))));
+  return Math.max(1, Math.min(q.shape[0]!, Math.floor(gpu.matmulAttentionMaxScoreBytes / scoreBytesPerSample(q, k))));
 }
 
 /**
@@ -85,20 +86,13 @@ export function attentionMatmul(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, scale
     bySamples(gpu, [q, k, v], kvLen, per, [o], ([qc, kc, vc], len) => [attentionMatmul(gpu, qc!, kc!, vc!, scale, len)]);
     return o;
   }
-  const { maxes, one } = maxCache(gpu);
+  const maxes = new MaxAbsCache(gpu);
   const { p, qs } = probabilities(gpu, q, k, scale, kvLen, maxes);
-  maxes.put(p, one);
+  maxes.bound(p, 1);
   const o = matmulF16x3(gpu, p, v, { out, maxes });
   maxes.release();
-  for (const t of [p, qs, one]) t.release();
+  for (const t of [p, qs]) t.release();
   return o;
-}
-
-/** A max-abs cache for one attention, and [1], the bound lent for probabilities (no pass over P). */
-function maxCache(gpu: Gpu): { maxes: MaxAbsCache; one: Tensor } {
-  const one = gpu.tensor([1], 'f32', 'attention.pmax');
-  gpu.fill(one, 1);
-  return { maxes: new MaxAbsCache(gpu), one };
 }
 
 /** dq, dk, dv of attentionMatmul from do (the forward's inputs, recomputing the scores). */
@@ -113,9 +107,9 @@ export function attentionMatmulBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tenso
     });
     return { dq, dk, dv };
   }
-  const { maxes, one } = maxCache(gpu);
+  const maxes = new MaxAbsCache(gpu);
   const { p, qs } = probabilities(gpu, q, k, scale, kvLen, maxes);
-  maxes.put(p, one);
+  maxes.bound(p, 1);
   const dv = matmulF16x3(gpu, p, dout, { transA: true, maxes });
   const dp = matmulF16x3(gpu, dout, v, { transB: true, maxes });
   const ds = softmaxBackward(gpu, p, dp);
@@ -128,7 +122,6 @@ export function attentionMatmulBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tenso
   qs.release();
   const dqRaw = matmulF16x3(gpu, ds, k, { maxes });
   maxes.release();
-  one.release();
   ds.release();
   const dq = scaleOp(gpu, dqRaw, scale);
   dqRaw.release();

@@ -71,6 +71,14 @@ export class MaxAbsCache {
     this.entries.set(x.buffer, { max, owned: false });
   }
 
+  /** Takes `bound` (≥ max|x|, e.g. 1 for probabilities) as x's maximum instead of a pass over x. */
+  bound(x: Tensor, bound: number): void {
+    this.forget(x);
+    const max = this.gpu.tensor([1], 'f32', `${x.name}.bound`);
+    this.gpu.fill(max, bound);
+    this.entries.set(x.buffer, { max, owned: true });
+  }
+
   /** Hands x's computed maximum to the caller (null if none was computed here). */
   take(x: Tensor): Tensor | null {
     const e = this.entries.get(x.buffer);
