@@ -363,10 +363,10 @@ export function normBackward(gpu: Gpu, s: NormBackwardSpec): { dx: Tensor; dw?: 
   const { kernel, units, slots } = packed ? packedKernelFor(gpu, C, true, affine, subgroups, v) : kernelFor(gpu, op, x.dtype, C, true, affine, subgroups, v);
   // Without weight gradients every workgroup can take `slots` rows (one per slot; packed: 4 per slot). The
   // packed kernel's blocks: about PACKED_BLOCK_TARGET in all (one wave at 2 workgroups an SM on an H200).
-  const plainRows = Math.min(s.groupRows, s.rowsPerBlock ?? (packed ? 4 * slots : slots));
+  const plainRows = packed ? Math.min(s.groupRows, s.rowsPerBlock ?? 4 * slots) : slots;
   const { blockRows, blocks } = affine
-    ? packed ? blockPlan(groups, s.groupRows, s.rowsPerBlock, 1, s.blockTarget ?? PACKED_BLOCK_TARGET) : blockPlan(groups, s.groupRows, s.rowsPerBlock, slots, s.blockTarget)
-    : packed ? { blockRows: plainRows, blocks: Math.ceil(s.groupRows / plainRows) } : { blockRows: slots, blocks: Math.ceil(s.groupRows / slots) };
+    ? blockPlan(groups, s.groupRows, s.rowsPerBlock, packed ? 1 : slots, s.blockTarget ?? (packed ? PACKED_BLOCK_TARGET : BLOCK_TARGET))
+    : { blockRows: plainRows, blocks: Math.ceil(s.groupRows / plainRows) };
   const { workgroups, groupsX } = grid(gpu, groups * blocks, 1);
   const params = [rows, C, units, groupsX, { f32: 0 }, { f32: s.wOffset }, s.groupRows, blockRows, blocks, x.size];
   if (!affine) {
