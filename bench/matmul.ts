@@ -69,11 +69,8 @@ if (process.argv.includes('--f16x3') && tc) {
     const { a, b, out, flops, iters, transA, transB, release } = operands(gpu, c, 'f32');
     const tf = async (form: 'fused' | 'concat' | 'three') => flops / best(await time(gpu, () => matmulF16x3(gpu, a, b, { transA, transB, out, form }), iters)) / 1e9;
     const [fused, concat, three] = [await tf('fused'), await tf('concat'), await tf('three')];
-    gpu.x3ScaleAccumulators = true; // the experiment: direct stores of accumulators scaled in registers
-    const fusedAcc = await tf('fused');
-    gpu.x3ScaleAccumulators = false;
     release();
-    console.log(`${c[0]}: f32 from 3×f16 fused ${fused.toFixed(1)} (scaled accumulators ${fusedAcc.toFixed(1)}), concat ${concat.toFixed(1)}, three ${three.toFixed(1)} TFLOP/s (f32 kernel: ${(await run(gpu, c, 'f32')).toFixed(1)})`);
+    console.log(`${c[0]}: f32 from 3×f16 fused ${fused.toFixed(1)}, concat ${concat.toFixed(1)}, three ${three.toFixed(1)} TFLOP/s (f32 kernel: ${(await run(gpu, c, 'f32')).toFixed(1)})`);
   }
 }
 

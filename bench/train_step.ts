@@ -12,7 +12,6 @@
 // device without tensor cores too (f16x3 on the tiled kernel: slower than the exact one; for trying the path).
 // --attention-min-scores N: the fewest scores per head from which f32 'high' attention takes the materialised
 //   f16x3 path (gpu.matmulAttentionMinScores; 1e12 keeps every attention on the flash kernels, to compare).
-// --x3-acc: the fused f16x3 kernel's experiment of scaling its accumulators and storing directly.
 // --small: tiny shapes (hidden 64, depth 2, small latents) for trying it on a software device, e.g.
 //   WEBGPU_DEVICE=swiftshader node dist/bench/train_step.mjs --small --steps 1
 // --force-f32: run the f16 cases in f32 (to exercise their code paths, e.g. gradient checkpointing, on a
@@ -69,8 +68,6 @@ const forceF32 = process.argv.includes('--force-f32');
 const forceF16x3 = process.argv.includes('--force-f16x3');
 /** --attention-min-scores N: scores per head from which f32 'high' attention runs as f16x3 products (default gpu's). */
 const attentionMinScores = flag('--attention-min-scores');
-/** --x3-acc: gpu.x3ScaleAccumulators (the fused f16x3 kernel's direct-store experiment). */
-const x3Acc = process.argv.includes('--x3-acc');
 const steps = Number(flag('--steps') ?? process.env.TRAIN_STEP_STEPS ?? 5);
 if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer (got ${flag('--steps') ?? process.env.TRAIN_STEP_STEPS})`);
 const WARMUP = 2;
@@ -415,7 +412,6 @@ if (names.length > 1) {
   const gpu = await openBenchGpu();
   gpu.matmulF16x3Everywhere = forceF16x3;
   if (attentionMinScores !== undefined) gpu.matmulAttentionMinScores = Number(attentionMinScores);
-  gpu.x3ScaleAccumulators = x3Acc;
   for (const name of names) results.push(await runCase(gpu, name));
   if (child) {
     console.log(RESULT + JSON.stringify(results[0]));

@@ -95,12 +95,6 @@ export class Gpu {
    */
   matmulAttentionMaxScoreBytes = 1 << 30;
   /**
-   * Experiment, not yet run on a GPU: matmulF16x3's fused kernel undoes the operands' scaling on its
-   * accumulators (subgroupMatrixScalarMultiply) instead of per element in the epilogue, so products without
-   * bias store their tiles directly rather than through workgroup memory. Benchmarks and a GPU test set it.
-   */
-  x3ScaleAccumulators = false;
-  /**
    * f32 products of engine/functional.ts by path, and its f32 attentions that ran as matmulF16x3 products
    * (ops/attention_matmul.ts) — tests and benchmarks read these to see which path ran.
    */

@@ -238,9 +238,8 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
       VEC_B: (opts.transB ? K : N) % 8 === 0,
       // A direct subgroupMatrixStore of an f32 16×16 tile makes Dawn require a ≥ 1024-byte output binding
       // (H200: a [2, 64] f32 product failed validation); smaller outputs go through the staging area.
-      DIRECT: (!x3 || gpu.x3ScaleAccumulators) && !common.BIAS && !common.GELU && outDtype === 'f32' && M * N >= 256,
+      DIRECT: !common.BIAS && !common.GELU && outDtype === 'f32' && M * N >= 256,
       X3: !!x3,
-      X3_ACC: !!x3 && gpu.x3ScaleAccumulators,
       PREFETCH: !opts.noPrefetch && (opts.transA ? M : K) % 8 === 0 && (opts.transB ? K : N) % 8 === 0,
     };
     run(gpu.kernel(TENSORCORE, 'main', defines), BM, BN);
