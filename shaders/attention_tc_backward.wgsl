@@ -8,10 +8,13 @@
 // dK/dV and dQ are accumulated in subgroup-matrix fragments and written once: deterministic, no atomics.
 // MASK: keys at positions ≥ kv_len[b] get zero weight and zero gradient.
 // Same layouts as attention_tc.wgsl: [B, H, N, D] head-major; D zero-padded to DP in workgroup memory.
+// VEC (D a multiple of 8): tiles are staged as 16-byte chunks.
 // Lanes: two per row of 16, each taking 32 of the 64 columns in an order skewed by the row, so that the
 // lanes' simultaneous Ss reads (rows 64 floats apart) fall in different banks.
-// Pitfalls (H100): scalar workgroup variables are declared before the tiles, and every fragment accumulation
-// starts with subgroupMatrixMultiply (subgroup-matrix variables declared in loops are not reliably zeroed).
+// As in attention_tc.wgsl: each subgroup's fragments and accumulators are NAMED variables, one per 16-wide D
+// fragment (F2..F8 say which exist), not arrays indexed in loops (slower on NVIDIA); every accumulation starts
+// with subgroupMatrixMultiply (subgroup-matrix variables declared in loops are not reliably zeroed); the scalar
+// workgroup variable is declared before the tiles.
 enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -25,10 +28,17 @@ struct Params {
   scale_log2: f32, // scale · log2(e)
 }
 
+#if ${VEC}
+@group(0) @binding(0) var<storage, read> q: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> dout: array<vec4<u32>>;
+#else
 @group(0) @binding(0) var<storage, read> q: array<f16>;
 @group(0) @binding(1) var<storage, read> k: array<f16>;
 @group(0) @binding(2) var<storage, read> v: array<f16>;
 @group(0) @binding(3) var<storage, read> dout: array<f16>;
+#endif
 @group(0) @binding(4) var<storage, read> lse: array<f32>;
 @group(0) @binding(5) var<storage, read> delta: array<f32>;
 #if ${OUT_F16}
@@ -65,6 +75,32 @@ fn key_count(b: u32) -> u32 {
 #endif
 }
 
+#if ${VEC}
+// Stages rows [r0, r0 + 64) of a [rows, D] matrix from `src` (0 q, 1 k, 2 v, 3 dout) into tile `dst` (0 A,
+// 1 Bt), zero-padded, as 16-byte chunks: chunk c is row c / (DP/8), columns 8·(c mod DP/8) .. +7.
+fn stage(dst: u32, src: u32, lid: u32, base: u32, r0: u32, rows: u32) {
+  for (var c = lid; c < BI * DP / 8u; c += THREADS) {
+    let r = c / (DP / 8u);
+    let col = (c % (DP / 8u)) * 8u;
+    var w = vec4<u32>(0u);
+    if (r0 + r < rows && col < p.d) {
+      let g = (base + (r0 + r) * p.d + col) / 8u;
+      switch src {
+        case 0u: { w = q[g]; }
+        case 1u: { w = k[g]; }
+        case 2u: { w = v[g]; }
+        default: { w = dout[g]; }
+      }
+    }
+    let off = r * KS + col;
+    for (var i = 0u; i < 4u; i++) {
+      let h = bitcast<vec2<f16>>(w[i]);
+      if (dst == 0u) { A[off + 2u * i] = h.x; A[off + 2u * i + 1u] = h.y; }
+      else { Bt[off + 2u * i] = h.x; Bt[off + 2u * i + 1u] = h.y; }
+    }
+  }
+}
+#else
 // Stages rows [r0, r0 + 64) of a [rows, D] matrix from `src` (0 q, 1 k, 2 v, 3 dout) into tile `dst` (0 A, 1 Bt).
 fn stage(dst: u32, src: u32, lid: u32, base: u32, r0: u32, rows: u32) {
   for (var i = lid; i < BI * DP; i += THREADS) {
@@ -83,9 +119,80 @@ fn stage(dst: u32, src: u32, lid: u32, base: u32, r0: u32, rows: u32) {
     if (dst == 0u) { A[r * KS + c] = x; } else { Bt[r * KS + c] = x; }
   }
 }
+#endif
 
-// Writes a [16, DP] f32 block held as DF fragments (already staged row by row through Ss by the caller)
-// scaled by `mul` into rows row0.. of g0 (which = 0) or g1.
+// Fragments of the staged tiles (which: 0 A, 1 Bt). rows_left: this subgroup's 16 rows, D columns f·16..;
+// cols_right: tile rows j·16.. as the columns of a right operand (the tile transposed); rows_right: tile rows
+// kk·16.. as the rows of a right operand, D columns f·16...
+fn rows_left(which: u32, sg: u32, f: u32) -> subgroup_matrix_left<f16, 16, 16> {
+  if (which == 0u) { return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&A, sg * 16u * KS + f * 16u, KS); }
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Bt, sg * 16u * KS + f * 16u, KS);
+}
+
+fn cols_right(which: u32, j: u32, f: u32) -> subgroup_matrix_right<f16, 16, 16> {
+  if (which == 0u) { return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&A, j * 16u * KS + f * 16u, KS); }
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bt, j * 16u * KS + f * 16u, KS);
+}
+
+fn rows_right(which: u32, kk: u32, f: u32) -> subgroup_matrix_right<f16, 16, 16> {
+  if (which == 0u) { return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&A, kk * 16u * KS + f * 16u, KS); }
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bt, kk * 16u * KS + f * 16u, KS);
+}
+
+// Columns kk·16.. of this subgroup's P / dS rows.
+fn pfrag(sg: u32, kk: u32) -> subgroup_matrix_left<f16, 16, 16> {
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ps, sg * 16u * TS + kk * 16u, TS);
+}
+
+// a·b, plus acc unless first (the first product of the outer loop starts the accumulator).
+fn mma(first: bool, a: subgroup_matrix_left<f16, 16, 16>, b: subgroup_matrix_right<f16, 16, 16>,
+       acc: subgroup_matrix_result<f32, 16, 16>) -> subgroup_matrix_result<f32, 16, 16> {
+  if (first) { return subgroupMatrixMultiply<f32>(a, b); }
+  return subgroupMatrixMultiplyAccumulate(a, b, acc);
+}
+
+// X·Tᵀ for this subgroup's 16 rows X (D fragments x0..) and the 64 rows of tile `which`, to its Ss rows.
+fn times_tile_t(which: u32, sg: u32,
+                x0: subgroup_matrix_left<f16, 16, 16>, x1: subgroup_matrix_left<f16, 16, 16>,
+                x2: subgroup_matrix_left<f16, 16, 16>, x3: subgroup_matrix_left<f16, 16, 16>,
+                x4: subgroup_matrix_left<f16, 16, 16>, x5: subgroup_matrix_left<f16, 16, 16>,
+                x6: subgroup_matrix_left<f16, 16, 16>, x7: subgroup_matrix_left<f16, 16, 16>) {
+  for (var j = 0u; j < BI / 16u; j++) {
+    var s = subgroupMatrixMultiply<f32>(x0, cols_right(which, j, 0u));
+#if ${F2}
+    s = subgroupMatrixMultiplyAccumulate(x1, cols_right(which, j, 1u), s);
+#endif
+#if ${F3}
+    s = subgroupMatrixMultiplyAccumulate(x2, cols_right(which, j, 2u), s);
+#endif
+#if ${F4}
+    s = subgroupMatrixMultiplyAccumulate(x3, cols_right(which, j, 3u), s);
+#endif
+#if ${F5}
+    s = subgroupMatrixMultiplyAccumulate(x4, cols_right(which, j, 4u), s);
+#endif
+#if ${F6}
+    s = subgroupMatrixMultiplyAccumulate(x5, cols_right(which, j, 5u), s);
+#endif
+#if ${F7}
+    s = subgroupMatrixMultiplyAccumulate(x6, cols_right(which, j, 6u), s);
+#endif
+#if ${F8}
+    s = subgroupMatrixMultiplyAccumulate(x7, cols_right(which, j, 7u), s);
+#endif
+    subgroupMatrixStore<row_major>(&Ss, sg * 16u * BI + j * 16u, s, BI);
+  }
+}
+
+// Accumulator i to column (i − f0)·16 of this subgroup's Ss rows when it is in the pass starting at f0.
+fn stage_acc(sg: u32, f0: u32, i: u32, acc: subgroup_matrix_result<f32, 16, 16>) {
+  if (i >= f0 && i < f0 + 4u) {
+    subgroupMatrixStore<row_major>(&Ss, sg * 16u * BI + (i - f0) * 16u, acc, BI);
+  }
+}
+
+// Writes the [16, ≤ 64] f32 block staged in this subgroup's Ss rows (D fragments f0 .. f0 + 3) scaled by
+// `mul` into rows row0.. of g0 (which = 0) or g1.
 fn write_rows(which: u32, sg: u32, lane: u32, base: u32, row0: u32, rows: u32, f0: u32, mul: f32) {
   let cs = sg * 16u * BI;
   for (var e = lane; e < 16u * 64u; e += 32u) {
@@ -123,20 +230,74 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
   stage(0u, 1u, lid, kbase, k0, nk);
   stage(1u, 2u, lid, kbase, k0, nk);
   workgroupBarrier();
-  var kf: array<subgroup_matrix_left<f16, 16, 16>, DF>;
-  var vf: array<subgroup_matrix_left<f16, 16, 16>, DF>;
-  for (var f = 0u; f < DF; f++) {
-    kf[f] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&A, sg * 16u * KS + f * 16u, KS);
-    vf[f] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Bt, sg * 16u * KS + f * 16u, KS);
-  }
+  var kf0: subgroup_matrix_left<f16, 16, 16>;
+  var kf1: subgroup_matrix_left<f16, 16, 16>;
+  var kf2: subgroup_matrix_left<f16, 16, 16>;
+  var kf3: subgroup_matrix_left<f16, 16, 16>;
+  var kf4: subgroup_matrix_left<f16, 16, 16>;
+  var kf5: subgroup_matrix_left<f16, 16, 16>;
+  var kf6: subgroup_matrix_left<f16, 16, 16>;
+  var kf7: subgroup_matrix_left<f16, 16, 16>;
+  var vf0: subgroup_matrix_left<f16, 16, 16>;
+  var vf1: subgroup_matrix_left<f16, 16, 16>;
+  var vf2: subgroup_matrix_left<f16, 16, 16>;
+  var vf3: subgroup_matrix_left<f16, 16, 16>;
+  var vf4: subgroup_matrix_left<f16, 16, 16>;
+  var vf5: subgroup_matrix_left<f16, 16, 16>;
+  var vf6: subgroup_matrix_left<f16, 16, 16>;
+  var vf7: subgroup_matrix_left<f16, 16, 16>;
+  kf0 = rows_left(0u, sg, 0u);
+  vf0 = rows_left(1u, sg, 0u);
+#if ${F2}
+  kf1 = rows_left(0u, sg, 1u);
+  vf1 = rows_left(1u, sg, 1u);
+#endif
+#if ${F3}
+  kf2 = rows_left(0u, sg, 2u);
+  vf2 = rows_left(1u, sg, 2u);
+#endif
+#if ${F4}
+  kf3 = rows_left(0u, sg, 3u);
+  vf3 = rows_left(1u, sg, 3u);
+#endif
+#if ${F5}
+  kf4 = rows_left(0u, sg, 4u);
+  vf4 = rows_left(1u, sg, 4u);
+#endif
+#if ${F6}
+  kf5 = rows_left(0u, sg, 5u);
+  vf5 = rows_left(1u, sg, 5u);
+#endif
+#if ${F7}
+  kf6 = rows_left(0u, sg, 6u);
+  vf6 = rows_left(1u, sg, 6u);
+#endif
+#if ${F8}
+  kf7 = rows_left(0u, sg, 7u);
+  vf7 = rows_left(1u, sg, 7u);
+#endif
+  var dk0: subgroup_matrix_result<f32, 16, 16>;
+  var dk1: subgroup_matrix_result<f32, 16, 16>;
+  var dk2: subgroup_matrix_result<f32, 16, 16>;
+  var dk3: subgroup_matrix_result<f32, 16, 16>;
+  var dk4: subgroup_matrix_result<f32, 16, 16>;
+  var dk5: subgroup_matrix_result<f32, 16, 16>;
+  var dk6: subgroup_matrix_result<f32, 16, 16>;
+  var dk7: subgroup_matrix_result<f32, 16, 16>;
+  var dv0: subgroup_matrix_result<f32, 16, 16>;
+  var dv1: subgroup_matrix_result<f32, 16, 16>;
+  var dv2: subgroup_matrix_result<f32, 16, 16>;
+  var dv3: subgroup_matrix_result<f32, 16, 16>;
+  var dv4: subgroup_matrix_result<f32, 16, 16>;
+  var dv5: subgroup_matrix_result<f32, 16, 16>;
+  var dv6: subgroup_matrix_result<f32, 16, 16>;
+  var dv7: subgroup_matrix_result<f32, 16, 16>;
 
   let r = lane / 2u;          // key row of this subgroup's 16
   let h = lane % 2u;          // half of the 64 queries
   let key = k0 + sg * 16u + r;
   let srow = sg * 16u * BI + r * BI;
   let prow = sg * 16u * TS + r * TS;
-  var dk: array<subgroup_matrix_result<f32, 16, 16>, DF>;
-  var dv: array<subgroup_matrix_result<f32, 16, 16>, DF>;
   var pv: array<f32, 32>;
 
   for (var q0 = 0u; q0 < p.nq; q0 += BI) {
@@ -146,15 +307,7 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
     workgroupBarrier();
 
     // Sᵀ = K·Qᵀ (16 keys × 64 queries) → Pᵀ.
-    for (var j = 0u; j < BI / 16u; j++) {
-      let qt0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&A, j * 16u * KS, KS);
-      var s = subgroupMatrixMultiply<f32>(kf[0], qt0);
-      for (var f = 1u; f < DF; f++) {
-        let qt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&A, j * 16u * KS + f * 16u, KS);
-        s = subgroupMatrixMultiplyAccumulate(kf[f], qt, s);
-      }
-      subgroupMatrixStore<row_major>(&Ss, sg * 16u * BI + j * 16u, s, BI);
-    }
+    times_tile_t(0u, sg, kf0, kf1, kf2, kf3, kf4, kf5, kf6, kf7);
     workgroupBarrier();
     for (var c = 0u; c < 32u; c++) {
       let qi = 2u * ((c + r) % 32u) + h; // skewed by row: the 16 rows' lanes hit different banks
@@ -168,28 +321,34 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
     workgroupBarrier();
 
     // dV += Pᵀ·dO ; dPᵀ = V·dOᵀ.
-    var pt: array<subgroup_matrix_left<f16, 16, 16>, BI / 16u>;
+    let first = q0 == 0u;
     for (var kk = 0u; kk < BI / 16u; kk++) {
-      pt[kk] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ps, sg * 16u * TS + kk * 16u, TS);
+      let pf = pfrag(sg, kk);
+      let f1 = first && kk == 0u;
+      dv0 = mma(f1, pf, rows_right(1u, kk, 0u), dv0);
+#if ${F2}
+      dv1 = mma(f1, pf, rows_right(1u, kk, 1u), dv1);
+#endif
+#if ${F3}
+      dv2 = mma(f1, pf, rows_right(1u, kk, 2u), dv2);
+#endif
+#if ${F4}
+      dv3 = mma(f1, pf, rows_right(1u, kk, 3u), dv3);
+#endif
+#if ${F5}
+      dv4 = mma(f1, pf, rows_right(1u, kk, 4u), dv4);
+#endif
+#if ${F6}
+      dv5 = mma(f1, pf, rows_right(1u, kk, 5u), dv5);
+#endif
+#if ${F7}
+      dv6 = mma(f1, pf, rows_right(1u, kk, 6u), dv6);
+#endif
+#if ${F8}
+      dv7 = mma(f1, pf, rows_right(1u, kk, 7u), dv7);
+#endif
     }
-    for (var f = 0u; f < DF; f++) {
-      let d0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bt, f * 16u, KS);
-      if (q0 == 0u) { dv[f] = subgroupMatrixMultiply<f32>(pt[0], d0); }
-      else { dv[f] = subgroupMatrixMultiplyAccumulate(pt[0], d0, dv[f]); }
-      for (var kk = 1u; kk < BI / 16u; kk++) {
-        let dd = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Bt, kk * 16u * KS + f * 16u, KS);
-        dv[f] = subgroupMatrixMultiplyAccumulate(pt[kk], dd, dv[f]);
-      }
-    }
-    for (var j = 0u; j < BI / 16u; j++) {
-      let ot0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bt, j * 16u * KS, KS);
-      var dp = subgroupMatrixMultiply<f32>(vf[0], ot0);
-      for (var f = 1u; f < DF; f++) {
-        let ot = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bt, j * 16u * KS + f * 16u, KS);
-        dp = subgroupMatrixMultiplyAccumulate(vf[f], ot, dp);
-      }
-      subgroupMatrixStore<row_major>(&Ss, sg * 16u * BI + j * 16u, dp, BI);
-    }
+    times_tile_t(1u, sg, vf0, vf1, vf2, vf3, vf4, vf5, vf6, vf7);
     workgroupBarrier();
     // dSᵀ = Pᵀ∘(dPᵀ − Δ) over Ps.
     for (var c = 0u; c < 32u; c++) {
@@ -201,16 +360,30 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
     workgroupBarrier();
     // dK += dSᵀ·Q (scaled at the end).
     for (var kk = 0u; kk < BI / 16u; kk++) {
-      pt[kk] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ps, sg * 16u * TS + kk * 16u, TS);
-    }
-    for (var f = 0u; f < DF; f++) {
-      let q0f = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&A, f * 16u, KS);
-      if (q0 == 0u) { dk[f] = subgroupMatrixMultiply<f32>(pt[0], q0f); }
-      else { dk[f] = subgroupMatrixMultiplyAccumulate(pt[0], q0f, dk[f]); }
-      for (var kk = 1u; kk < BI / 16u; kk++) {
-        let qk = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&A, kk * 16u * KS + f * 16u, KS);
-        dk[f] = subgroupMatrixMultiplyAccumulate(pt[kk], qk, dk[f]);
-      }
+      let pf = pfrag(sg, kk);
+      let f1 = first && kk == 0u;
+      dk0 = mma(f1, pf, rows_right(0u, kk, 0u), dk0);
+#if ${F2}
+      dk1 = mma(f1, pf, rows_right(0u, kk, 1u), dk1);
+#endif
+#if ${F3}
+      dk2 = mma(f1, pf, rows_right(0u, kk, 2u), dk2);
+#endif
+#if ${F4}
+      dk3 = mma(f1, pf, rows_right(0u, kk, 3u), dk3);
+#endif
+#if ${F5}
+      dk4 = mma(f1, pf, rows_right(0u, kk, 4u), dk4);
+#endif
+#if ${F6}
+      dk5 = mma(f1, pf, rows_right(0u, kk, 5u), dk5);
+#endif
+#if ${F7}
+      dk6 = mma(f1, pf, rows_right(0u, kk, 6u), dk6);
+#endif
+#if ${F8}
+      dk7 = mma(f1, pf, rows_right(0u, kk, 7u), dk7);
+#endif
     }
   }
 
@@ -218,15 +391,53 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
   let krow0 = k0 + sg * 16u;
   for (var f0 = 0u; f0 < DF; f0 += 4u) {
     workgroupBarrier();
-    for (var f = f0; f < min(f0 + 4u, DF); f++) {
-      subgroupMatrixStore<row_major>(&Ss, sg * 16u * BI + (f - f0) * 16u, dk[f], BI);
-    }
+    stage_acc(sg, f0, 0u, dk0);
+#if ${F2}
+    stage_acc(sg, f0, 1u, dk1);
+#endif
+#if ${F3}
+    stage_acc(sg, f0, 2u, dk2);
+#endif
+#if ${F4}
+    stage_acc(sg, f0, 3u, dk3);
+#endif
+#if ${F5}
+    stage_acc(sg, f0, 4u, dk4);
+#endif
+#if ${F6}
+    stage_acc(sg, f0, 5u, dk5);
+#endif
+#if ${F7}
+    stage_acc(sg, f0, 6u, dk6);
+#endif
+#if ${F8}
+    stage_acc(sg, f0, 7u, dk7);
+#endif
     workgroupBarrier();
     write_rows(0u, sg, lane, kbase, krow0, p.nk, f0, p.scale);
     workgroupBarrier();
-    for (var f = f0; f < min(f0 + 4u, DF); f++) {
-      subgroupMatrixStore<row_major>(&Ss, sg * 16u * BI + (f - f0) * 16u, dv[f], BI);
-    }
+    stage_acc(sg, f0, 0u, dv0);
+#if ${F2}
+    stage_acc(sg, f0, 1u, dv1);
+#endif
+#if ${F3}
+    stage_acc(sg, f0, 2u, dv2);
+#endif
+#if ${F4}
+    stage_acc(sg, f0, 3u, dv3);
+#endif
+#if ${F5}
+    stage_acc(sg, f0, 4u, dv4);
+#endif
+#if ${F6}
+    stage_acc(sg, f0, 5u, dv5);
+#endif
+#if ${F7}
+    stage_acc(sg, f0, 6u, dv6);
+#endif
+#if ${F8}
+    stage_acc(sg, f0, 7u, dv7);
+#endif
     workgroupBarrier();
     write_rows(1u, sg, lane, kbase, krow0, p.nk, f0, 1.0);
   }
@@ -248,15 +459,64 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
   if (lid == 0u) { wg_nk = key_count(b); }
   let nk = workgroupUniformLoad(&wg_nk);
 
+  // This subgroup's 16 queries as left fragments of Q and dO, via the A / Bt tiles.
   stage(0u, 0u, lid, qbase, q0, p.nq);
   stage(1u, 3u, lid, qbase, q0, p.nq);
   workgroupBarrier();
-  var qf: array<subgroup_matrix_left<f16, 16, 16>, DF>;
-  var dof: array<subgroup_matrix_left<f16, 16, 16>, DF>;
-  for (var f = 0u; f < DF; f++) {
-    qf[f] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&A, sg * 16u * KS + f * 16u, KS);
-    dof[f] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Bt, sg * 16u * KS + f * 16u, KS);
-  }
+  var qf0: subgroup_matrix_left<f16, 16, 16>;
+  var qf1: subgroup_matrix_left<f16, 16, 16>;
+  var qf2: subgroup_matrix_left<f16, 16, 16>;
+  var qf3: subgroup_matrix_left<f16, 16, 16>;
+  var qf4: subgroup_matrix_left<f16, 16, 16>;
+  var qf5: subgroup_matrix_left<f16, 16, 16>;
+  var qf6: subgroup_matrix_left<f16, 16, 16>;
+  var qf7: subgroup_matrix_left<f16, 16, 16>;
+  var df0: subgroup_matrix_left<f16, 16, 16>;
+  var df1: subgroup_matrix_left<f16, 16, 16>;
+  var df2: subgroup_matrix_left<f16, 16, 16>;
+  var df3: subgroup_matrix_left<f16, 16, 16>;
+  var df4: subgroup_matrix_left<f16, 16, 16>;
+  var df5: subgroup_matrix_left<f16, 16, 16>;
+  var df6: subgroup_matrix_left<f16, 16, 16>;
+  var df7: subgroup_matrix_left<f16, 16, 16>;
+  qf0 = rows_left(0u, sg, 0u);
+  df0 = rows_left(1u, sg, 0u);
+#if ${F2}
+  qf1 = rows_left(0u, sg, 1u);
+  df1 = rows_left(1u, sg, 1u);
+#endif
+#if ${F3}
+  qf2 = rows_left(0u, sg, 2u);
+  df2 = rows_left(1u, sg, 2u);
+#endif
+#if ${F4}
+  qf3 = rows_left(0u, sg, 3u);
+  df3 = rows_left(1u, sg, 3u);
+#endif
+#if ${F5}
+  qf4 = rows_left(0u, sg, 4u);
+  df4 = rows_left(1u, sg, 4u);
+#endif
+#if ${F6}
+  qf5 = rows_left(0u, sg, 5u);
+  df5 = rows_left(1u, sg, 5u);
+#endif
+#if ${F7}
+  qf6 = rows_left(0u, sg, 6u);
+  df6 = rows_left(1u, sg, 6u);
+#endif
+#if ${F8}
+  qf7 = rows_left(0u, sg, 7u);
+  df7 = rows_left(1u, sg, 7u);
+#endif
+  var dqa0: subgroup_matrix_result<f32, 16, 16>;
+  var dqa1: subgroup_matrix_result<f32, 16, 16>;
+  var dqa2: subgroup_matrix_result<f32, 16, 16>;
+  var dqa3: subgroup_matrix_result<f32, 16, 16>;
+  var dqa4: subgroup_matrix_result<f32, 16, 16>;
+  var dqa5: subgroup_matrix_result<f32, 16, 16>;
+  var dqa6: subgroup_matrix_result<f32, 16, 16>;
+  var dqa7: subgroup_matrix_result<f32, 16, 16>;
 
   let r = lane / 2u;          // query row of this subgroup's 16
   let h = lane % 2u;          // half of the 64 keys
@@ -269,7 +529,6 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
   }
   let srow = sg * 16u * BI + r * BI;
   let prow = sg * 16u * TS + r * TS;
-  var dqa: array<subgroup_matrix_result<f32, 16, 16>, DF>;
   var pv: array<f32, 32>;
 
   for (var k0 = 0u; k0 < nk; k0 += BI) {
@@ -279,15 +538,7 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
     workgroupBarrier();
 
     // S = Q·Kᵀ → P.
-    for (var j = 0u; j < BI / 16u; j++) {
-      let kt0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&A, j * 16u * KS, KS);
-      var s = subgroupMatrixMultiply<f32>(qf[0], kt0);
-      for (var f = 1u; f < DF; f++) {
-        let kt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&A, j * 16u * KS + f * 16u, KS);
-        s = subgroupMatrixMultiplyAccumulate(qf[f], kt, s);
-      }
-      subgroupMatrixStore<row_major>(&Ss, sg * 16u * BI + j * 16u, s, BI);
-    }
+    times_tile_t(0u, sg, qf0, qf1, qf2, qf3, qf4, qf5, qf6, qf7);
     workgroupBarrier();
     for (var c = 0u; c < 32u; c++) {
       let kj = 2u * ((c + r) % 32u) + h; // skewed by row: the 16 rows' lanes hit different banks
@@ -297,15 +548,7 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
     }
     workgroupBarrier();
     // dP = dO·Vᵀ → dS = P∘(dP − Δ).
-    for (var j = 0u; j < BI / 16u; j++) {
-      let vt0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bt, j * 16u * KS, KS);
-      var dp = subgroupMatrixMultiply<f32>(dof[0], vt0);
-      for (var f = 1u; f < DF; f++) {
-        let vt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bt, j * 16u * KS + f * 16u, KS);
-        dp = subgroupMatrixMultiplyAccumulate(dof[f], vt, dp);
-      }
-      subgroupMatrixStore<row_major>(&Ss, sg * 16u * BI + j * 16u, dp, BI);
-    }
+    times_tile_t(1u, sg, df0, df1, df2, df3, df4, df5, df6, df7);
     workgroupBarrier();
     for (var c = 0u; c < 32u; c++) {
       let kj = 2u * ((c + r) % 32u) + h; // skewed by row: the 16 rows' lanes hit different banks
@@ -313,27 +556,60 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
     }
     workgroupBarrier();
     // dQ += dS·K.
-    var dsf: array<subgroup_matrix_left<f16, 16, 16>, BI / 16u>;
+    let first = k0 == 0u;
     for (var kk = 0u; kk < BI / 16u; kk++) {
-      dsf[kk] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ps, sg * 16u * TS + kk * 16u, TS);
-    }
-    for (var f = 0u; f < DF; f++) {
-      let k0f = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&A, f * 16u, KS);
-      if (k0 == 0u) { dqa[f] = subgroupMatrixMultiply<f32>(dsf[0], k0f); }
-      else { dqa[f] = subgroupMatrixMultiplyAccumulate(dsf[0], k0f, dqa[f]); }
-      for (var kk = 1u; kk < BI / 16u; kk++) {
-        let kf = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&A, kk * 16u * KS + f * 16u, KS);
-        dqa[f] = subgroupMatrixMultiplyAccumulate(dsf[kk], kf, dqa[f]);
-      }
+      let pf = pfrag(sg, kk);
+      let f1 = first && kk == 0u;
+      dqa0 = mma(f1, pf, rows_right(0u, kk, 0u), dqa0);
+#if ${F2}
+      dqa1 = mma(f1, pf, rows_right(0u, kk, 1u), dqa1);
+#endif
+#if ${F3}
+      dqa2 = mma(f1, pf, rows_right(0u, kk, 2u), dqa2);
+#endif
+#if ${F4}
+      dqa3 = mma(f1, pf, rows_right(0u, kk, 3u), dqa3);
+#endif
+#if ${F5}
+      dqa4 = mma(f1, pf, rows_right(0u, kk, 4u), dqa4);
+#endif
+#if ${F6}
+      dqa5 = mma(f1, pf, rows_right(0u, kk, 5u), dqa5);
+#endif
+#if ${F7}
+      dqa6 = mma(f1, pf, rows_right(0u, kk, 6u), dqa6);
+#endif
+#if ${F8}
+      dqa7 = mma(f1, pf, rows_right(0u, kk, 7u), dqa7);
+#endif
     }
   }
 
   let qrow0 = q0 + sg * 16u;
   for (var f0 = 0u; f0 < DF; f0 += 4u) {
     workgroupBarrier();
-    for (var f = f0; f < min(f0 + 4u, DF); f++) {
-      subgroupMatrixStore<row_major>(&Ss, sg * 16u * BI + (f - f0) * 16u, dqa[f], BI);
-    }
+    stage_acc(sg, f0, 0u, dqa0);
+#if ${F2}
+    stage_acc(sg, f0, 1u, dqa1);
+#endif
+#if ${F3}
+    stage_acc(sg, f0, 2u, dqa2);
+#endif
+#if ${F4}
+    stage_acc(sg, f0, 3u, dqa3);
+#endif
+#if ${F5}
+    stage_acc(sg, f0, 4u, dqa4);
+#endif
+#if ${F6}
+    stage_acc(sg, f0, 5u, dqa5);
+#endif
+#if ${F7}
+    stage_acc(sg, f0, 6u, dqa6);
+#endif
+#if ${F8}
+    stage_acc(sg, f0, 7u, dqa7);
+#endif
     workgroupBarrier();
     write_rows(0u, sg, lane, qbase, qrow0, p.nq, f0, p.scale);
   }

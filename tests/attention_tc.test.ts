@@ -147,7 +147,7 @@ async function checkBackward({ gpu, rng }: Ctx, c: Case): Promise<void> {
   const dq = gpu.tensor([B, H, Nq, D], dt);
   const dk = gpu.tensor([B, H, Nk, D], dt);
   const dv = gpu.tensor([B, H, Nk, D], dt);
-  attentionBackwardTc(gpu, { q, k, v, o, dout, lse, dq, dk, dv, kvLen, scale });
+  attentionBackwardTc(gpu, { q, k, v, o, dout, lse, dq, dk, dv, kvLen, scale, noVec: c.noVec });
   const ref = refBackward(roundToF16(qd), roundToF16(kd), roundToF16(vd), roundToF16(dd), c, scale, c.kvLen);
   const name = JSON.stringify(c);
   assertClose(await dv.read(), ref.dv, { rtol: 1e-2, what: `dv ${name}` });
@@ -187,7 +187,7 @@ s.test('tensor-core forward and backward compile on Dawn null backend', async ()
     await compiles(() => attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow }));
     const dt = c.outF16 ? 'f16' : 'f32';
     const dout = g.tensor([B, H, Nq, D], o.dtype);
-    await compiles(() => attentionBackwardTc(g, { q, k, v, o, dout, lse, kvLen, scale: 0.1, dq: g.tensor([B, H, Nq, D], dt), dk: g.tensor([B, H, Nk, D], dt), dv: g.tensor([B, H, Nk, D], dt) }));
+    await compiles(() => attentionBackwardTc(g, { q, k, v, o, dout, lse, kvLen, scale: 0.1, noVec: c.noVec, dq: g.tensor([B, H, Nq, D], dt), dk: g.tensor([B, H, Nk, D], dt), dv: g.tensor([B, H, Nk, D], dt) }));
   }
   await g.destroy();
 });

@@ -109,6 +109,8 @@ export interface AttentionTcBackwardArgs {
   dv: Tensor;
   kvLen?: Tensor;
   scale: number;
+  /** Stage tiles with scalar loads even when D allows 16-byte chunks (tests compare both). */
+  noVec?: boolean;
 }
 
 /** Δ_i = Σ_d dO_id · O_id ([B, H, Nq] f32) for the attention backward. */
@@ -133,7 +135,8 @@ export function attentionBackwardTc(gpu: Gpu, a: AttentionTcBackwardArgs): void 
   if (a.o.dtype !== dout.dtype) throw new ShapeError(`attention backward: o (${a.o.dtype}) and dout (${dout.dtype}) must share a dtype`);
   const delta = gpu.tensor([B, H, Nq], 'f32', 'attention delta'); // allocated only once the inputs are checked
   attentionDelta(gpu, a.o, dout, delta);
-  const defines: Defines = { DP, OUT_F16: a.dq.dtype === 'f16', MASK: !!a.kvLen };
+  const defines: Defines = { DP, OUT_F16: a.dq.dtype === 'f16', MASK: !!a.kvLen, VEC: D % 8 === 0 && !a.noVec };
+  for (let i = 2; i <= 8; i++) defines[`F${i}`] = DP / 16 >= i;
   const params = [Nq, Nk, D, H, { f32: a.scale }, { f32: a.scale * Math.LOG2E }];
   const mask = a.kvLen ? [a.kvLen] : [];
   gpu.dispatch(gpu.kernel(BACKWARD, 'dkdv', defines), [a.q, a.k, a.v, dout, a.lse, delta, a.dk, a.dv, ...mask], params, [Math.ceil(Nk / 64), B * H, 1]);
