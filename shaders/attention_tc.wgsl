@@ -132,37 +132,64 @@ fn mma(first: bool, a: subgroup_matrix_left<f16, 16, 16>, b: subgroup_matrix_rig
   return subgroupMatrixMultiplyAccumulate(a, b, acc);
 }
 
-// S = Q·Kᵀ for this subgroup's 16 rows × the 64 keys of the staged tile, stored to its rows of Ss.
+// S = Q·Kᵀ for this subgroup's 16 rows × the 64 keys of the staged tile, stored to its rows of Ss. The four
+// 16-key fragments accumulate side by side (four independent chains over D; measured on the H200: +3 % over one
+// chain at a time).
 fn scores(sg: u32,
           q0: subgroup_matrix_left<f16, 16, 16>, q1: subgroup_matrix_left<f16, 16, 16>,
           q2: subgroup_matrix_left<f16, 16, 16>, q3: subgroup_matrix_left<f16, 16, 16>,
           q4: subgroup_matrix_left<f16, 16, 16>, q5: subgroup_matrix_left<f16, 16, 16>,
           q6: subgroup_matrix_left<f16, 16, 16>, q7: subgroup_matrix_left<f16, 16, 16>) {
-  for (var j = 0u; j < BKV / 16u; j++) {
-    var s = subgroupMatrixMultiply<f32>(q0, kfrag(j, 0u));
+  var s0 = subgroupMatrixMultiply<f32>(q0, kfrag(0u, 0u));
+  var s1 = subgroupMatrixMultiply<f32>(q0, kfrag(1u, 0u));
+  var s2 = subgroupMatrixMultiply<f32>(q0, kfrag(2u, 0u));
+  var s3 = subgroupMatrixMultiply<f32>(q0, kfrag(3u, 0u));
 #if ${F2}
-    s = subgroupMatrixMultiplyAccumulate(q1, kfrag(j, 1u), s);
+  s0 = subgroupMatrixMultiplyAccumulate(q1, kfrag(0u, 1u), s0);
+  s1 = subgroupMatrixMultiplyAccumulate(q1, kfrag(1u, 1u), s1);
+  s2 = subgroupMatrixMultiplyAccumulate(q1, kfrag(2u, 1u), s2);
+  s3 = subgroupMatrixMultiplyAccumulate(q1, kfrag(3u, 1u), s3);
 #endif
 #if ${F3}
-    s = subgroupMatrixMultiplyAccumulate(q2, kfrag(j, 2u), s);
+  s0 = subgroupMatrixMultiplyAccumulate(q2, kfrag(0u, 2u), s0);
+  s1 = subgroupMatrixMultiplyAccumulate(q2, kfrag(1u, 2u), s1);
+  s2 = subgroupMatrixMultiplyAccumulate(q2, kfrag(2u, 2u), s2);
+  s3 = subgroupMatrixMultiplyAccumulate(q2, kfrag(3u, 2u), s3);
 #endif
 #if ${F4}
-    s = subgroupMatrixMultiplyAccumulate(q3, kfrag(j, 3u), s);
+  s0 = subgroupMatrixMultiplyAccumulate(q3, kfrag(0u, 3u), s0);
+  s1 = subgroupMatrixMultiplyAccumulate(q3, kfrag(1u, 3u), s1);
+  s2 = subgroupMatrixMultiplyAccumulate(q3, kfrag(2u, 3u), s2);
+  s3 = subgroupMatrixMultiplyAccumulate(q3, kfrag(3u, 3u), s3);
 #endif
 #if ${F5}
-    s = subgroupMatrixMultiplyAccumulate(q4, kfrag(j, 4u), s);
+  s0 = subgroupMatrixMultiplyAccumulate(q4, kfrag(0u, 4u), s0);
+  s1 = subgroupMatrixMultiplyAccumulate(q4, kfrag(1u, 4u), s1);
+  s2 = subgroupMatrixMultiplyAccumulate(q4, kfrag(2u, 4u), s2);
+  s3 = subgroupMatrixMultiplyAccumulate(q4, kfrag(3u, 4u), s3);
 #endif
 #if ${F6}
-    s = subgroupMatrixMultiplyAccumulate(q5, kfrag(j, 5u), s);
+  s0 = subgroupMatrixMultiplyAccumulate(q5, kfrag(0u, 5u), s0);
+  s1 = subgroupMatrixMultiplyAccumulate(q5, kfrag(1u, 5u), s1);
+  s2 = subgroupMatrixMultiplyAccumulate(q5, kfrag(2u, 5u), s2);
+  s3 = subgroupMatrixMultiplyAccumulate(q5, kfrag(3u, 5u), s3);
 #endif
 #if ${F7}
-    s = subgroupMatrixMultiplyAccumulate(q6, kfrag(j, 6u), s);
+  s0 = subgroupMatrixMultiplyAccumulate(q6, kfrag(0u, 6u), s0);
+  s1 = subgroupMatrixMultiplyAccumulate(q6, kfrag(1u, 6u), s1);
+  s2 = subgroupMatrixMultiplyAccumulate(q6, kfrag(2u, 6u), s2);
+  s3 = subgroupMatrixMultiplyAccumulate(q6, kfrag(3u, 6u), s3);
 #endif
 #if ${F8}
-    s = subgroupMatrixMultiplyAccumulate(q7, kfrag(j, 7u), s);
+  s0 = subgroupMatrixMultiplyAccumulate(q7, kfrag(0u, 7u), s0);
+  s1 = subgroupMatrixMultiplyAccumulate(q7, kfrag(1u, 7u), s1);
+  s2 = subgroupMatrixMultiplyAccumulate(q7, kfrag(2u, 7u), s2);
+  s3 = subgroupMatrixMultiplyAccumulate(q7, kfrag(3u, 7u), s3);
 #endif
-    subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + j * 16u, s, SW);
-  }
+  subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW, s0, SW);
+  subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + 16u, s1, SW);
+  subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + 32u, s2, SW);
+  subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + 48u, s3, SW);
 }
 
 // O fragment i goes to column (i − f0)·16 of this subgroup's Ss rows when it is in the pass starting at f0.
