@@ -66,6 +66,8 @@ var<workgroup> A: array<f16, BI * KS>;      // inner tile 1 (dkdv: Q, dq: K); fi
 var<workgroup> Bt: array<f16, BI * KS>;     // inner tile 2 (dkdv: dO, dq: V)
 var<workgroup> Ss: array<f32, 4u * 16u * BI>; // per subgroup: scores, then dP, then output staging
 var<workgroup> Ps: array<f16, 4u * 16u * TS>; // per subgroup: P (or Pᵀ), then dS (or dSᵀ)
+var<workgroup> lse_t: array<f32, BI>;         // dkdv: the query tile's lse (log2 domain) and Δ
+var<workgroup> delta_t: array<f32, BI>;
 
 fn key_count(b: u32) -> u32 {
 #if ${MASK}
@@ -304,19 +306,23 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
     workgroupBarrier();
     stage(0u, 0u, lid, qbase, q0, p.nq);   // Q tile
     stage(1u, 3u, lid, qbase, q0, p.nq);   // dO tile
+    if (lid < BI) {
+      let i = min(q0 + lid, p.nq - 1u);
+      lse_t[lid] = lse[lbase + i] * 1.4426950408889634;
+      delta_t[lid] = delta[lbase + i];
+    }
     workgroupBarrier();
 
     // Sᵀ = K·Qᵀ (16 keys × 64 queries) → Pᵀ.
     times_tile_t(0u, sg, kf0, kf1, kf2, kf3, kf4, kf5, kf6, kf7);
     workgroupBarrier();
+    // (each softmax-side pass reads its 32 values into registers first, branch-free: see attention_tc.wgsl)
+    var sv: array<f32, 32>;
+    for (var c = 0u; c < 32u; c++) { sv[c] = Ss[srow + 2u * ((c + r) % 32u) + h]; }
     for (var c = 0u; c < 32u; c++) {
       let qi = 2u * ((c + r) % 32u) + h; // skewed by row: the 16 rows' lanes hit different banks
-      var pr = 0.0;
-      if (key < nk && q0 + qi < p.nq) {
-        pr = exp2(Ss[srow + qi] * p.scale_log2 - lse[lbase + q0 + qi] * 1.4426950408889634);
-      }
-      pv[c] = pr;
-      Ps[prow + qi] = f16(pr);
+      pv[c] = select(0.0, exp2(sv[c] * p.scale_log2 - lse_t[qi]), key < nk && q0 + qi < p.nq);
+      Ps[prow + qi] = f16(pv[c]);
     }
     workgroupBarrier();
 
@@ -351,11 +357,10 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
     times_tile_t(1u, sg, vf0, vf1, vf2, vf3, vf4, vf5, vf6, vf7);
     workgroupBarrier();
     // dSᵀ = Pᵀ∘(dPᵀ − Δ) over Ps.
+    for (var c = 0u; c < 32u; c++) { sv[c] = Ss[srow + 2u * ((c + r) % 32u) + h]; }
     for (var c = 0u; c < 32u; c++) {
-      let qi = 2u * ((c + r) % 32u) + h; // skewed by row: the 16 rows' lanes hit different banks
-      var ds = 0.0;
-      if (q0 + qi < p.nq) { ds = pv[c] * (Ss[srow + qi] - delta[lbase + q0 + qi]); }
-      Ps[prow + qi] = f16(ds);
+      let qi = 2u * ((c + r) % 32u) + h;
+      Ps[prow + qi] = f16(pv[c] * (sv[c] - delta_t[qi])); // pv is 0 outside the tile
     }
     workgroupBarrier();
     // dK += dSᵀ·Q (scaled at the end).
@@ -540,19 +545,20 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
     // S = Q·Kᵀ → P.
     times_tile_t(0u, sg, qf0, qf1, qf2, qf3, qf4, qf5, qf6, qf7);
     workgroupBarrier();
+    // (each softmax-side pass reads its 32 values into registers first, branch-free: see attention_tc.wgsl)
+    var sv: array<f32, 32>;
+    for (var c = 0u; c < 32u; c++) { sv[c] = Ss[srow + 2u * ((c + r) % 32u) + h]; }
     for (var c = 0u; c < 32u; c++) {
       let kj = 2u * ((c + r) % 32u) + h; // skewed by row: the 16 rows' lanes hit different banks
-      var pr = 0.0;
-      if (qi < p.nq && k0 + kj < nk) { pr = exp2(Ss[srow + kj] * p.scale_log2 - lse_r); }
-      pv[c] = pr;
+      pv[c] = select(0.0, exp2(sv[c] * p.scale_log2 - lse_r), qi < p.nq && k0 + kj < nk);
     }
     workgroupBarrier();
     // dP = dO·Vᵀ → dS = P∘(dP − Δ).
     times_tile_t(1u, sg, df0, df1, df2, df3, df4, df5, df6, df7);
     workgroupBarrier();
+    for (var c = 0u; c < 32u; c++) { sv[c] = Ss[srow + 2u * ((c + r) % 32u) + h]; }
     for (var c = 0u; c < 32u; c++) {
-      let kj = 2u * ((c + r) % 32u) + h; // skewed by row: the 16 rows' lanes hit different banks
-      Ps[prow + kj] = f16(pv[c] * (Ss[srow + kj] - delta_r));
+      Ps[prow + 2u * ((c + r) % 32u) + h] = f16(pv[c] * (sv[c] - delta_r));
     }
     workgroupBarrier();
     // dQ += dS·K.

@@ -127,7 +127,7 @@ export function attentionBackwardTc(gpu: Gpu, a: AttentionTcBackwardArgs): void 
   const [B, H, Nq, D] = a.q.shape as [number, number, number, number];
   const Nk = a.k.shape[2]!;
   const DP = Math.ceil(D / 16) * 16;
-  const need = 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * 64 * 4 + 4 * 16 * 72 * 2 + 4;
+  const need = 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * 64 * 4 + 4 * 16 * 72 * 2 + 4 + 2 * 64 * 4; // tiles, Ss, Ps, wg_nk, lse_t/delta_t
   if (need > gpu.info.limits.maxComputeWorkgroupStorageSize && gpu.info.backend !== 'null') {
     throw new ShapeError(`attention backward: the tensor-core kernel needs ${need} bytes of workgroup memory for head dim ${D}, over this device's ${gpu.info.limits.maxComputeWorkgroupStorageSize}; use variant 'tiled'`);
   }
