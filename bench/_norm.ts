@@ -14,8 +14,8 @@ export interface NormBenchVariant extends NormBackwardVariant {
   rowsPerBlock?: number;
 }
 
-const KEYS = ['packed', 'subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'rowsPerBlock', 'forwardRowsPerBlock', 'finalSum'] as const;
-const SHORT: Partial<Record<(typeof KEYS)[number], string>> = { rowsPerBlock: 'rpb', forwardRowsPerBlock: 'frpb' };
+const KEYS = ['packed', 'subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'perThread', 'rowsPerBlock', 'forwardRowsPerBlock', 'finalSum'] as const;
+const SHORT: Partial<Record<(typeof KEYS)[number], string>> = { rowsPerBlock: 'rpb', forwardRowsPerBlock: 'frpb', perThread: 'per' };
 
 /** ' packed slots 4 rpb 64 finalSum colsum' for the fields set ({packed: false}: ' unit'). */
 export const variantTag = (v: NormBenchVariant): string =>
@@ -31,6 +31,7 @@ export const forwardVariant = (v: NormBenchVariant): NormVariant => ({
   subgroupRows: v.subgroupRows,
   packed: v.packed,
   forwardRowsPerBlock: v.forwardRowsPerBlock,
+  perThread: v.perThread,
 });
 
 /** Block and slot settings of the packed f16 kernel timed beside its defaults in the default run. */

@@ -9,7 +9,8 @@
 // f16 packing, the fused column sum) and rows per block of the weight-gradient pass.
 // --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows); --profile prints the kernels of one
 // f32 backward call per variant and of the f16 packed and unit backward (row kernel vs weight-gradient sum).
-//   node dist/bench/layernorm.mjs [--quick] [--sweep] [--subgroup-rows] [--profile] [--safe]
+// --per sweeps threads per row against units (f32) or words (f16 packed) a thread (NormVariant.perThread), with slots.
+//   node dist/bench/layernorm.mjs [--quick] [--sweep] [--per] [--subgroup-rows] [--profile] [--safe]
 import { layernorm, layernormBackward, subgroupRowsUnavailable, unitLayout, type LayerNormBackwardOptions } from '../engine/ops/layernorm.js';
 import { cast } from '../engine/ops/cast.js';
 import type { Gpu } from '../engine/gpu.js';
@@ -71,6 +72,15 @@ for (const v of [pk, unit]) {
 }
 if (sg) for (const v of [pk, unit]) results.push(...(await bench(gpu, 'f16', true, false, v)));
 for (const v of PACKED_SETTINGS) results.push(...(await bench(gpu, 'f16', true, sg, v)));
+if (process.argv.includes('--per')) {
+  // threads per row vs units (f32: 288 vec4 units of 1152) or words (f16 packed: 144 words) a thread, with slots
+  for (const perThread of [1, 2, 3, 4]) {
+    for (const slots of [1, 2, 4]) {
+      if (perThread > 1) results.push(...(await bench(gpu, 'f32', true, sg, { perThread, slots })));
+      results.push(...(await bench(gpu, 'f16', true, sg, { packed: true, perThread, slots })));
+    }
+  }
+}
 if (process.argv.includes('--sweep')) {
   // forward (and backward) variants
   const both: ['f32' | 'f16', NormBenchVariant][] = [

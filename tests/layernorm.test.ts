@@ -89,7 +89,7 @@ async function check({ gpu, rng }: Ctx, shape: number[], dtype: DType, o: CheckO
   const dy = gpu.upload(dy0, shape, dtype, 'dy');
   const weight = w0 && gpu.upload(w0, [C], 'f32', 'weight');
   const bias = b0 && gpu.upload(b0, [C], 'f32', 'bias');
-  const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack, subgroupRows: o.subgroupRows, packed: o.packed, forwardRowsPerBlock: o.forwardRowsPerBlock };
+  const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack, subgroupRows: o.subgroupRows, packed: o.packed, forwardRowsPerBlock: o.forwardRowsPerBlock, perThread: o.perThread };
   const { y, mean, rstd } = layernorm(gpu, x, { weight, bias, eps: o.eps, subgroups: o.subgroups, ...variant });
   const g = layernormBackward(gpu, dy, x, mean, rstd, { weight, subgroups: o.subgroups, rowsPerBlock: o.rowsPerBlock, ...variant, finalSum: o.finalSum, lean: o.lean });
   const vs = Object.entries({ ...variant, finalSum: o.finalSum, lean: o.lean }).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k} ${v}`).join('');
@@ -272,6 +272,12 @@ s.test('packed f16 kernel: word widths, ragged rows and blocks, slots, the unit 
   await check(ctx, [6, 1152], 'f16', { affine: true, packed: true, fastPack: false, finalSum: 'reduce' });
   await check(ctx, [37, 1152], 'f16', { affine: true, packed: false, rowsPerBlock: 7, fastPack: true, finalSum: 'colsum' });
   await check(ctx, [13, 38], 'f16', { affine: false, packed: false });
+  // threads per row chosen through perThread (1 word a thread: 144 threads; 2: 80 threads, eight of them with
+  // a second word past the row), and the unit kernel's (1 unit a thread: 288 threads is over 256: an error)
+  await check(ctx, [9, 1152], 'f16', { affine: true, packed: true, perThread: 1, slots: 1, rowsPerBlock: 4 });
+  await check(ctx, [9, 1152], 'f16', { affine: true, packed: true, perThread: 2, slots: 2, rowsPerBlock: 3 });
+  await check(ctx, [7, 1152], 'f32', { affine: true, perThread: 2, slots: 2, rowsPerBlock: 3 });
+  await assertThrows(() => check(ctx, [2, 1152], 'f32', { affine: true, perThread: 1 }), /perThread 1 needs 288 threads .* use a perThread of at least 2/, 'perThread 1 on 288 units');
 });
 
 s.test('packed f16 kernel: the f16 default, deterministic', async ({ gpu, rng }) => {
