@@ -43,7 +43,7 @@ export interface MatmulOptions {
   /**
    * For matmulF16x3's 'fused' form: f32 A and B whose rows are multiples of 8 elements, each scaled and
    * split into f16 hi and residual inside the tensor-core kernel (X3), three products per fragment pair and
-   * the scaling undone in the epilogue; [max|A|], [max|B|] as 1-element f32 tensors (or upper bounds, such
+   * the scaling undone on the accumulators; [max|A|], [max|B|] as 1-element f32 tensors (or upper bounds, such
    * as 1 for probabilities: the split's absolute error is ~2^-24 of the value given). f32 output, no activation.
    */
   x3Max?: [Tensor, Tensor];
