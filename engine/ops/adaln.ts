@@ -82,11 +82,12 @@ export function adalnModulateBackward(
   // H100 sweep: f32 53 → 68 % with 64-row blocks and the fused column sum; f16 22 → 49 % with 4 row slots,
   // 16-byte units, hardware packing, the lean loop and the column sum. H200 sweep after colsum's per-call
   // tile (bench/adaln.ts --sweep, [4, 4096, 1152]): f32 rows per block 64 → 32: 62 → 74 % of copy.
-  // f16 keeps the unit kernel's tuned variant above: the packed-row kernel (NormVariant.packed, {packed: true})
-  // measured slower here on the H200 (35.0 vs 39.3 % of copy), although it is LayerNorm's f16 default.
+  // f16 of even C: the packed-row kernel (NormVariant.packed; its affine backward holds one word a thread since
+  // session 8): 45.4 % of copy on the H200 against 39.8 % for the unit kernel's tuned variant (the default before,
+  // when the packed kernel measured 35.0 %), which {packed: false} and odd C keep.
   const tuned: NormBackwardVariant & { rowsPerBlock?: number } =
     x.dtype === 'f32' ? { rowsPerBlock: 32, finalSum: 'colsum' }
-    : opts.packed !== true || C % 2 === 1 ? { slots: 4, wideF16: true, fastPack: true, lean: true, finalSum: 'colsum' }
+    : opts.packed === false || C % 2 === 1 ? { slots: 4, wideF16: true, fastPack: true, lean: true, finalSum: 'colsum' }
     : { fastPack: true, finalSum: 'colsum' };
   const variant = withDefaults(tuned, opts);
   const r = normBackward(gpu, { op, dy, x, mean, rstd, weight: scale, wOffset: 1, groupRows: Math.max(1, N), gradShape: scale.shape, out: opts.out, subgroups: opts.subgroups, rowsPerBlock: opts.rowsPerBlock ?? tuned.rowsPerBlock, variant });
