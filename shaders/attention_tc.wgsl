@@ -125,12 +125,7 @@ fn pfrag(sg: u32, kk: u32) -> subgroup_matrix_left<f16, 16, 16> {
   return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + kk * 16u, KS);
 }
 
-// a·b, plus acc unless first (the first product of the key loop starts the accumulator).
-fn mma(first: bool, a: subgroup_matrix_left<f16, 16, 16>, b: subgroup_matrix_right<f16, 16, 16>,
-       acc: subgroup_matrix_result<f32, 16, 16>) -> subgroup_matrix_result<f32, 16, 16> {
-  if (first) { return subgroupMatrixMultiply<f32>(a, b); }
-  return subgroupMatrixMultiplyAccumulate(a, b, acc);
-}
+// mma(first, a, b, acc): shaders/attention_tc_mma.wgsl, appended by the TS op.
 
 // S = Q·Kᵀ for this subgroup's 16 rows × the 64 keys of the staged tile, stored to its rows of Ss. The four
 // 16-key fragments accumulate side by side (four independent chains over D; measured on the H200: +3 % over one

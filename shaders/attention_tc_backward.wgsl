@@ -146,12 +146,7 @@ fn pfrag(sg: u32, kk: u32) -> subgroup_matrix_left<f16, 16, 16> {
   return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ps, sg * 16u * TS + kk * 16u, TS);
 }
 
-// a·b, plus acc unless first (the first product of the outer loop starts the accumulator).
-fn mma(first: bool, a: subgroup_matrix_left<f16, 16, 16>, b: subgroup_matrix_right<f16, 16, 16>,
-       acc: subgroup_matrix_result<f32, 16, 16>) -> subgroup_matrix_result<f32, 16, 16> {
-  if (first) { return subgroupMatrixMultiply<f32>(a, b); }
-  return subgroupMatrixMultiplyAccumulate(a, b, acc);
-}
+// mma(first, a, b, acc): shaders/attention_tc_mma.wgsl, appended by the TS op.
 
 // X·Tᵀ for this subgroup's 16 rows X (D fragments x0..) and the 64 rows of tile `which`, to its Ss rows.
 fn times_tile_t(which: u32, sg: u32,

@@ -10,9 +10,10 @@ import attentionTcWgsl from '../../shaders/attention_tc.wgsl';
 import attentionTcBackwardWgsl from '../../shaders/attention_tc_backward.wgsl';
 import attentionDeltaWgsl from '../../shaders/attention_delta.wgsl';
 import stagingWgsl from '../../shaders/attention_tc_staging.wgsl';
+import mmaWgsl from '../../shaders/attention_tc_mma.wgsl';
 
-const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl };
-const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl };
+const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl + mmaWgsl };
+const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl + mmaWgsl };
 const DELTA = { name: 'attention_delta', template: attentionDeltaWgsl };
 
 export interface AttentionTcArgs {
