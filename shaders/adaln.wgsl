@@ -113,14 +113,14 @@ var<workgroup> comb: array<V, ${CW}>;
 fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let slot = lid / WG; // the block's rows are dealt to the SLOTS row slots in turn
   let t = lid % WG;
-  let blk = wid.x + wid.y * p.groups_x; // sample · blocks + block
-  let b = blk / p.blocks;
-  let g0 = b * p.group_rows;
-  if (g0 >= p.rows) {
+  let rb = row_block(wid); // the rows [r0, r1) of sample b; block blk = sample · blocks + block
+  if (rb.r0 == rb.r1) {
     return;
   }
-  let r0 = g0 + (blk % p.blocks) * p.block_rows;
-  let r1 = min(r0 + p.block_rows, g0 + p.group_rows);
+  let blk = rb.blk;
+  let b = rb.grp;
+  let r0 = rb.r0;
+  let r1 = rb.r1;
   var gt: array<V, PER>;
   var acc: array<V, PER>;
   for (var k = 0u; k < PER; k++) {

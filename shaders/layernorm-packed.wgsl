@@ -166,14 +166,14 @@ fn backward(
   place(lid, 0u, 0u, 0u);
 #endif
   // the workgroup's rows [r0, r1) of weight group grp (locals: the barriers' loop bound must be uniform)
-  let blk = wid.x + wid.y * p.groups_x; // group · blocks + block
-  let grp = blk / p.blocks;
-  let g0 = grp * p.group_rows;
-  if (g0 >= p.rows) {
+  let rb = row_block(wid);
+  if (rb.r0 == rb.r1) {
     return;
   }
-  let r0 = g0 + (blk % p.blocks) * p.block_rows;
-  let r1 = min(r0 + p.block_rows, min(g0 + p.group_rows, p.rows));
+  let blk = rb.blk;
+  let grp = rb.grp;
+  let r0 = rb.r0;
+  let r1 = rb.r1;
   let steps = (r1 - r0 + SLOTS - 1u) / SLOTS; // the same for every slot: barriers stay uniform
   let hw = p.len / 2u; // pairs per row
   var w: array<vec2<f32>, Q>;
@@ -300,14 +300,14 @@ fn forward(
   place(lid, 0u, 0u, 0u);
 #endif
   // the workgroup's rows [r0, r1) of weight group grp (locals: the barriers' loop bound must be uniform)
-  let blk = wid.x + wid.y * p.groups_x; // group · blocks + block
-  let grp = blk / p.blocks;
-  let g0 = grp * p.group_rows;
-  if (g0 >= p.rows) {
+  let rb = row_block(wid);
+  if (rb.r0 == rb.r1) {
     return;
   }
-  let r0 = g0 + (blk % p.blocks) * p.block_rows;
-  let r1 = min(r0 + p.block_rows, min(g0 + p.group_rows, p.rows));
+  let blk = rb.blk;
+  let grp = rb.grp;
+  let r0 = rb.r0;
+  let r1 = rb.r1;
   let steps = (r1 - r0 + SLOTS - 1u) / SLOTS;
 #if ${AFFINE}
   let hw = p.len / 2u;

@@ -310,14 +310,14 @@ fn backward(
 #else
   place(lid, 0u, 0u, 0u, 0u);
 #endif
-  let blk = wid.x + wid.y * p.groups_x; // group · blocks + block
-  let grp = blk / p.blocks;
-  let g0 = grp * p.group_rows;
-  if (g0 >= p.rows) {
+  let rb = row_block(wid); // the rows [r0, r1) of weight group grp; block blk = group · blocks + block
+  if (rb.r0 == rb.r1) {
     return;
   }
-  let r0 = g0 + (blk % p.blocks) * p.block_rows;
-  let r1 = min(r0 + p.block_rows, min(g0 + p.group_rows, p.rows));
+  let blk = rb.blk;
+  let grp = rb.grp;
+  let r0 = rb.r0;
+  let r1 = rb.r1;
   let steps = (r1 - r0 + SLOTS - 1u) / SLOTS; // the same for every slot: the barriers stay uniform
   // Slots past the row's end stay 0 and add nothing to the sums. LEAN keeps fewer registers (more threads
   // fit an SM): no prefetch of the next row, and the weights re-read (from cache) every row.

@@ -3,6 +3,7 @@
 // (f32), with their backwards. x/y/dy are f32 or f16 storage; statistics and per-sample gradients are f32.
 // The modulate runs layernorm.wgsl's kernels with per-sample weights; the gated residual is shaders/adaln.wgsl.
 import adalnWgsl from '../../shaders/adaln.wgsl';
+import rowBlockWgsl from '../../shaders/row_block.wgsl';
 import f16Wgsl from '../../shaders/f16.wgsl';
 import { ShapeError } from '../errors.js';
 import type { Gpu } from '../gpu.js';
@@ -11,7 +12,7 @@ import { expectDType, expectLive, expectRank, expectSameDType, grid, output, sam
 import { blockPlan, colsum, expectParam, normBackward, normForward, rowPlan, slotsFor, unitLayout, withDefaults, type NormBackwardVariant, type NormVariant } from './layernorm.js';
 import { sum } from './reduce.js';
 
-const SHADER = { name: 'adaln', template: adalnWgsl + f16Wgsl };
+const SHADER = { name: 'adaln', template: adalnWgsl + f16Wgsl + rowBlockWgsl };
 
 /** [B, N, C] of x, checked (f32/f16, rank 3). */
 function dims(op: string, x: Tensor): [number, number, number] {

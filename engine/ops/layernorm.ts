@@ -8,6 +8,7 @@
 import layernormWgsl from '../../shaders/layernorm.wgsl';
 import colsumWgsl from '../../shaders/layernorm-colsum.wgsl';
 import packedWgsl from '../../shaders/layernorm-packed.wgsl';
+import rowBlockWgsl from '../../shaders/row_block.wgsl';
 import f16Wgsl from '../../shaders/f16.wgsl';
 import type { DType } from '../dtype.js';
 import { ShapeError, shapeStr } from '../errors.js';
@@ -16,9 +17,9 @@ import type { Tensor } from '../tensor.js';
 import { expectDType, expectLive, expectSameDType, grid, output, sameShape } from './common.js';
 import { sum } from './reduce.js';
 
-const SHADER = { name: 'layernorm', template: layernormWgsl + f16Wgsl };
+const SHADER = { name: 'layernorm', template: layernormWgsl + f16Wgsl + rowBlockWgsl };
 const COLSUM = { name: 'layernorm-colsum', template: colsumWgsl };
-const PACKED = { name: 'layernorm-packed', template: packedWgsl + f16Wgsl };
+const PACKED = { name: 'layernorm-packed', template: packedWgsl + f16Wgsl + rowBlockWgsl };
 
 /** Most units (E-element vectors, see unitLayout) a row may have: 256 threads × 32 register slots. */
 export const NORM_MAX_UNITS = 256 * 32;
