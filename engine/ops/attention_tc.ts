@@ -51,6 +51,13 @@ function stagingWidth(gpu: Gpu, D: number, narrow?: boolean): number {
   return !narrow && attentionTcSharedBytes(D, wide) <= gpu.info.limits.maxComputeWorkgroupStorageSize ? wide : 68;
 }
 
+/** F2..F8: which of the kernels' named, unrolled 16-wide D fragments exist for D padded to DP. */
+function fragmentFlags(DP: number): Defines {
+  const flags: Defines = {};
+  for (let i = 2; i <= 8; i++) flags[`F${i}`] = DP / 16 >= i;
+  return flags;
+}
+
 /** Variant of a forward kernel: DP = D padded to 16, SW the Ss row stride (stagingWidth; 68 when packed). */
 export interface AttentionTcForwardVariant {
   DP: number;
@@ -69,8 +76,7 @@ export interface AttentionTcForwardVariant {
  */
 export function attentionTcForwardKernel(gpu: Gpu, v: AttentionTcForwardVariant): Kernel {
   const { DP, SW } = v;
-  const defines: Defines = { DP, OUT_F16: v.outF16, MASK: v.mask, VEC: v.vec, PACK: !!v.pack, SW };
-  for (let i = 2; i <= 8; i++) defines[`F${i}`] = DP / 16 >= i;
+  const defines: Defines = { DP, OUT_F16: v.outF16, MASK: v.mask, VEC: v.vec, PACK: !!v.pack, SW, ...fragmentFlags(DP) };
   return gpu.kernel(SHADER, v.pack ? 'packed' : 'main', defines);
 }
 
@@ -136,8 +142,7 @@ export function attentionBackwardTc(gpu: Gpu, a: AttentionTcBackwardArgs): void 
   if (a.o.dtype !== dout.dtype) throw new ShapeError(`attention backward: o (${a.o.dtype}) and dout (${dout.dtype}) must share a dtype`);
   const delta = gpu.tensor([B, H, Nq], 'f32', 'attention delta'); // allocated only once the inputs are checked
   attentionDelta(gpu, a.o, dout, delta);
-  const defines: Defines = { DP, OUT_F16: a.dq.dtype === 'f16', MASK: !!a.kvLen, VEC: D % 8 === 0 && !a.noVec };
-  for (let i = 2; i <= 8; i++) defines[`F${i}`] = DP / 16 >= i;
+  const defines: Defines = { DP, OUT_F16: a.dq.dtype === 'f16', MASK: !!a.kvLen, VEC: D % 8 === 0 && !a.noVec, ...fragmentFlags(DP) };
   const params = [Nq, Nk, D, H, { f32: a.scale }, { f32: a.scale * Math.LOG2E }];
   const mask = a.kvLen ? [a.kvLen] : [];
   gpu.dispatch(gpu.kernel(BACKWARD, 'dkdv', defines), [a.q, a.k, a.v, dout, a.lse, delta, a.dk, a.dv, ...mask], params, [Math.ceil(Nk / 64), B * H, 1]);
