@@ -243,13 +243,14 @@ const WGRAD_PACKED = { perThread: 1, slots: 2 };
 
 function packedKernelFor(gpu: Gpu, op: string, C: number, backward: boolean, affine: boolean, subgroups: boolean, v: NormBackwardVariant) {
   const { nh, words } = packedLayout(C);
-  const wgrad = backward && affine && v.perThread === undefined && words <= 256;
-  const perThread = v.perThread ?? (wgrad ? WGRAD_PACKED.perThread : undefined);
+  // the weight-gradient defaults apply when the caller picks no perThread
+  const wgradPlan = backward && affine && v.perThread === undefined && words <= 256;
+  const perThread = v.perThread ?? (wgradPlan ? WGRAD_PACKED.perThread : undefined);
   const { wg, per } = perThread ? planWithPer(op, words, perThread, 16) : packedPlan(words)!;
   const nw = nh / 2;
   const { maxComputeInvocationsPerWorkgroup: inv, maxComputeWorkgroupStorageSize: mem } = gpu.info.limits;
   // shared memory: two buffers of per-slot sums (8 bytes each, ≤ WG a slot), slots 1..'s weight-gradient sums of one word
-  let slots = v.slots ?? (wgrad ? WGRAD_PACKED.slots : PACKED_SLOTS);
+  let slots = v.slots ?? (wgradPlan ? WGRAD_PACKED.slots : PACKED_SLOTS);
   while (slots > 1 && (wg * slots > inv || 16 * wg * slots + (backward && affine ? 16 * nw * wg * (slots - 1) : 0) > mem)) slots--;
   // Subgroup sums need whole subgroups of one known size: lanes f = subgroup · size + lane number the threads.
   const { min, max } = gpu.info.subgroupSize;
