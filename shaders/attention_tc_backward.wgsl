@@ -8,7 +8,8 @@
 // dK/dV and dQ are accumulated in subgroup-matrix fragments and written once: deterministic, no atomics.
 // MASK: keys at positions ≥ kv_len[b] get zero weight and zero gradient.
 // Same layouts as attention_tc.wgsl: [B, H, N, D] head-major; D zero-padded to DP in workgroup memory.
-// VEC (D a multiple of 8): tiles are staged as 16-byte chunks.
+// VEC (D a multiple of 8): 16-byte loads of q/k/v/dO; otherwise eight f16 loads a 16-byte chunk. The next inner
+// tile is fetched into registers while the current one is used (see fetch_chunk).
 // Lanes: two per row of 16, each taking 32 of the 64 columns in an order skewed by the row, so that the
 // lanes' simultaneous Ss reads (rows 64 floats apart) fall in different banks.
 // As in attention_tc.wgsl: each subgroup's fragments and accumulators are NAMED variables, one per 16-wide D
@@ -77,51 +78,61 @@ fn key_count(b: u32) -> u32 {
 #endif
 }
 
+// Tiles are staged in 16-byte chunks: chunk c of a 64-row tile is row c / (DP/8), columns 8·(c mod DP/8) .. +7,
+// zero-padded. The inner loops fetch the next tile's chunks into registers (PER a thread) while the tensor cores
+// work on the current one, and put them into workgroup memory after the loop's barrier.
+const CH = BI * DP / 8u;
+const PER = (CH + THREADS - 1u) / THREADS;
+
+// Chunk c of rows [r0, r0 + 64) of a [rows, D] matrix from `src` (0 q, 1 k, 2 v, 3 dout).
+fn fetch_chunk(src: u32, c: u32, base: u32, r0: u32, rows: u32) -> vec4<u32> {
+  let r = c / (DP / 8u);
+  let col = (c % (DP / 8u)) * 8u;
+  var w = vec4<u32>(0u);
+  if (c < CH && r0 + r < rows && col < p.d) {
 #if ${VEC}
-// Stages rows [r0, r0 + 64) of a [rows, D] matrix from `src` (0 q, 1 k, 2 v, 3 dout) into tile `dst` (0 A,
-// 1 Bt), zero-padded, as 16-byte chunks: chunk c is row c / (DP/8), columns 8·(c mod DP/8) .. +7.
-fn stage(dst: u32, src: u32, lid: u32, base: u32, r0: u32, rows: u32) {
-  for (var c = lid; c < BI * DP / 8u; c += THREADS) {
-    let r = c / (DP / 8u);
-    let col = (c % (DP / 8u)) * 8u;
-    var w = vec4<u32>(0u);
-    if (r0 + r < rows && col < p.d) {
-      let g = (base + (r0 + r) * p.d + col) / 8u;
-      switch src {
-        case 0u: { w = q[g]; }
-        case 1u: { w = k[g]; }
-        case 2u: { w = v[g]; }
-        default: { w = dout[g]; }
-      }
+    let g = (base + (r0 + r) * p.d + col) / 8u;
+    switch src {
+      case 0u: { w = q[g]; }
+      case 1u: { w = k[g]; }
+      case 2u: { w = v[g]; }
+      default: { w = dout[g]; }
     }
-    let off = r * KS + col;
-    for (var i = 0u; i < 4u; i++) {
-      let h = bitcast<vec2<f16>>(w[i]);
-      if (dst == 0u) { A[off + 2u * i] = h.x; A[off + 2u * i + 1u] = h.y; }
-      else { Bt[off + 2u * i] = h.x; Bt[off + 2u * i + 1u] = h.y; }
-    }
-  }
-}
 #else
-// Stages rows [r0, r0 + 64) of a [rows, D] matrix from `src` (0 q, 1 k, 2 v, 3 dout) into tile `dst` (0 A, 1 Bt).
-fn stage(dst: u32, src: u32, lid: u32, base: u32, r0: u32, rows: u32) {
-  for (var i = lid; i < BI * DP; i += THREADS) {
-    let r = i / DP;
-    let c = i % DP;
-    var x = f16(0.0);
-    if (r0 + r < rows && c < p.d) {
-      let g = base + (r0 + r) * p.d + c;
-      switch src {
-        case 0u: { x = q[g]; }
-        case 1u: { x = k[g]; }
-        case 2u: { x = v[g]; }
-        default: { x = dout[g]; }
+    var x: array<f16, 8>;
+    for (var i = 0u; i < 8u; i++) {
+      x[i] = f16(0.0);
+      if (col + i < p.d) {
+        let g = base + (r0 + r) * p.d + col + i;
+        switch src {
+          case 0u: { x[i] = q[g]; }
+          case 1u: { x[i] = k[g]; }
+          case 2u: { x[i] = v[g]; }
+          default: { x[i] = dout[g]; }
+        }
       }
     }
-    if (dst == 0u) { A[r * KS + c] = x; } else { Bt[r * KS + c] = x; }
+    for (var i = 0u; i < 4u; i++) { w[i] = bitcast<u32>(vec2<f16>(x[2u * i], x[2u * i + 1u])); }
+#endif
+  }
+  return w;
+}
+
+// Writes a fetched chunk into tile `dst` (0 A, 1 Bt).
+fn put_chunk(dst: u32, c: u32, w: vec4<u32>) {
+  if (c >= CH) { return; }
+  let off = (c / (DP / 8u)) * KS + (c % (DP / 8u)) * 8u;
+  for (var i = 0u; i < 4u; i++) {
+    let h = bitcast<vec2<f16>>(w[i]);
+    if (dst == 0u) { A[off + 2u * i] = h.x; A[off + 2u * i + 1u] = h.y; }
+    else { Bt[off + 2u * i] = h.x; Bt[off + 2u * i + 1u] = h.y; }
   }
 }
-#endif
+
+// Stages rows [r0, r0 + 64) of `src` into tile `dst` without prefetch (the outer tile, once).
+fn stage(dst: u32, src: u32, lid: u32, base: u32, r0: u32, rows: u32) {
+  for (var i = 0u; i < PER; i++) { put_chunk(dst, lid + i * THREADS, fetch_chunk(src, lid + i * THREADS, base, r0, rows)); }
+}
 
 // Fragments of the staged tiles (which: 0 A, 1 Bt). rows_left: this subgroup's 16 rows, D columns f·16..;
 // cols_right: tile rows j·16.. as the columns of a right operand (the tile transposed); rows_right: tile rows
@@ -297,16 +308,30 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
   let prow = sg * 16u * TS + r * TS;
   var pv: array<f32, 32>;
 
+  var ra: array<vec4<u32>, PER>;   // the next Q and dO tiles' chunks
+  var rb: array<vec4<u32>, PER>;
+  for (var i = 0u; i < PER; i++) {
+    ra[i] = fetch_chunk(0u, lid + i * THREADS, qbase, 0u, p.nq);
+    rb[i] = fetch_chunk(3u, lid + i * THREADS, qbase, 0u, p.nq);
+  }
   for (var q0 = 0u; q0 < p.nq; q0 += BI) {
     workgroupBarrier();
-    stage(0u, 0u, lid, qbase, q0, p.nq);   // Q tile
-    stage(1u, 3u, lid, qbase, q0, p.nq);   // dO tile
+    for (var i = 0u; i < PER; i++) {
+      put_chunk(0u, lid + i * THREADS, ra[i]);   // Q tile
+      put_chunk(1u, lid + i * THREADS, rb[i]);   // dO tile
+    }
     if (lid < BI) {
       let i = min(q0 + lid, p.nq - 1u);
       lse_t[lid] = lse[lbase + i] * 1.4426950408889634;
       delta_t[lid] = delta[lbase + i];
     }
     workgroupBarrier();
+    if (q0 + BI < p.nq) {
+      for (var i = 0u; i < PER; i++) {
+        ra[i] = fetch_chunk(0u, lid + i * THREADS, qbase, q0 + BI, p.nq);
+        rb[i] = fetch_chunk(3u, lid + i * THREADS, qbase, q0 + BI, p.nq);
+      }
+    }
 
     // Sᵀ = K·Qᵀ (16 keys × 64 queries) → Pᵀ.
     times_tile_t(0u, sg, kf0, kf1, kf2, kf3, kf4, kf5, kf6, kf7);
@@ -531,11 +556,25 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
   let prow = sg * 16u * TS + r * TS;
   var pv: array<f32, 32>;
 
+  var ra: array<vec4<u32>, PER>;   // the next K and V tiles' chunks
+  var rb: array<vec4<u32>, PER>;
+  for (var i = 0u; i < PER; i++) {
+    ra[i] = fetch_chunk(1u, lid + i * THREADS, kbase, 0u, nk);
+    rb[i] = fetch_chunk(2u, lid + i * THREADS, kbase, 0u, nk);
+  }
   for (var k0 = 0u; k0 < nk; k0 += BI) {
     workgroupBarrier();
-    stage(0u, 1u, lid, kbase, k0, nk);   // K tile
-    stage(1u, 2u, lid, kbase, k0, nk);   // V tile
+    for (var i = 0u; i < PER; i++) {
+      put_chunk(0u, lid + i * THREADS, ra[i]);   // K tile
+      put_chunk(1u, lid + i * THREADS, rb[i]);   // V tile
+    }
     workgroupBarrier();
+    if (k0 + BI < nk) {
+      for (var i = 0u; i < PER; i++) {
+        ra[i] = fetch_chunk(1u, lid + i * THREADS, kbase, k0 + BI, nk);
+        rb[i] = fetch_chunk(2u, lid + i * THREADS, kbase, k0 + BI, nk);
+      }
+    }
 
     // S = Q·Kᵀ → P.
     times_tile_t(0u, sg, qf0, qf1, qf2, qf3, qf4, qf5, qf6, qf7);
