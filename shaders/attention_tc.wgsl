@@ -13,8 +13,8 @@
 // Code only main uses sits in the else branch of a PACK conditional with an empty if branch (the preprocessor
 // has no negation).
 // MASK: keys at positions ≥ kv_len[b] (caption lengths of cross-attention) get zero weight.
-// VEC (main; D a multiple of 8): K/V tiles move as 16-byte chunks, and the next tile is prefetched into
-// registers while the current one is used.
+// VEC (D a multiple of 8): K/V move as 16-byte loads, else as eight f16 loads a 16-byte chunk; main fetches the
+// next K/V tile into registers while the current one is used (shaders/attention_tc_staging.wgsl).
 // Dawn/NVIDIA pitfalls, measured on the H100 and with the removed two-pass forward (keep them): subgroup-matrix
 // variables declared inside loops are not reliably zeroed, so every accumulation starts with
 // subgroupMatrixMultiply (main declares its O accumulators once at function scope and still starts them so);
@@ -59,6 +59,7 @@ const DP = ${DP}u;            // head dim padded to a multiple of 16
 const DF = DP / 16u;          // 16-wide fragments along D (1..8; main's F2..F8 say which exist)
 const BQ = 64u;               // query rows per workgroup (16 per subgroup)
 const BKV = 64u;              // keys per tile
+const TILE_ROWS = BKV;        // rows of a staged K/V tile (attention_tc_staging.wgsl)
 const KS = max(DP, BKV) + 8u; // padded row stride (halves) of the Q/K/V tiles and of P
 const THREADS = 128u;
 #if ${PACK}
@@ -81,7 +82,20 @@ const O_STEP = (SW - 4u) / 16u; // O fragments staged per rescale / epilogue pas
 #endif
 var<workgroup> Ss: array<f32, 4u * 16u * SW>;  // per subgroup: scores, then P·V (packed) or O (main) fragments
 
-// K/V tile staging (fetch/put with VEC, else stage): shaders/attention_tc_staging.wgsl, appended by the TS op.
+// K/V tile staging (fetch_chunk / put_chunk; sources and tiles 0 K, 1 V): shaders/attention_tc_staging.wgsl,
+// appended by the TS op, through these accessors.
+#if ${VEC}
+fn load_chunk(src: u32, i: u32) -> vec4<u32> {
+#else
+fn load_half(src: u32, i: u32) -> f16 {
+#endif
+  if (src == 1u) { return v[i]; }
+  return k[i];
+}
+
+fn store_half(dst: u32, off: u32, x: f16) {
+  if (dst == 1u) { Vs[off] = x; } else { Ks[off] = x; }
+}
 
 #if ${PACK}
 #else
@@ -279,32 +293,24 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   let srow = sg * 16u * SW + r * SW;
   let prow = (sg * 16u + r) * KS;
 
-#if ${VEC}
-  var rk: array<vec4<u32>, PER>;
+  var rk: array<vec4<u32>, PER>;   // the next K and V tiles' chunks
   var rv: array<vec4<u32>, PER>;
   for (var i = 0u; i < PER; i++) {
-    rk[i] = fetch(false, lid + i * THREADS, kbase, 0u, nk);
-    rv[i] = fetch(true, lid + i * THREADS, kbase, 0u, nk);
+    rk[i] = fetch_chunk(0u, lid + i * THREADS, kbase, 0u, nk);
+    rv[i] = fetch_chunk(1u, lid + i * THREADS, kbase, 0u, nk);
   }
-#endif
   for (var k0 = 0u; k0 < nk; k0 += BKV) {
-#if ${VEC}
     for (var i = 0u; i < PER; i++) {
-      put(false, lid + i * THREADS, rk[i]);
-      put(true, lid + i * THREADS, rv[i]);
+      put_chunk(0u, lid + i * THREADS, rk[i]);
+      put_chunk(1u, lid + i * THREADS, rv[i]);
     }
     workgroupBarrier();
     if (k0 + BKV < nk) {
       for (var i = 0u; i < PER; i++) {
-        rk[i] = fetch(false, lid + i * THREADS, kbase, k0 + BKV, nk);
-        rv[i] = fetch(true, lid + i * THREADS, kbase, k0 + BKV, nk);
+        rk[i] = fetch_chunk(0u, lid + i * THREADS, kbase, k0 + BKV, nk);
+        rv[i] = fetch_chunk(1u, lid + i * THREADS, kbase, k0 + BKV, nk);
       }
     }
-#else
-    stage(false, lid, kbase, k0, nk);
-    stage(true, lid, kbase, k0, nk);
-    workgroupBarrier();
-#endif
     scores(sg, qf0, qf1, qf2, qf3, qf4, qf5, qf6, qf7);
     workgroupBarrier();   // scores visible; every subgroup is done with K: P may overwrite its rows
 

@@ -9,7 +9,7 @@
 // MASK: keys at positions ≥ kv_len[b] get zero weight and zero gradient.
 // Same layouts as attention_tc.wgsl: [B, H, N, D] head-major; D zero-padded to DP in workgroup memory.
 // VEC (D a multiple of 8): 16-byte loads of q/k/v/dO; otherwise eight f16 loads a 16-byte chunk. The next inner
-// tile is fetched into registers while the current one is used (see fetch_chunk).
+// tile is fetched into registers while the current one is used (shaders/attention_tc_staging.wgsl).
 // Lanes: two per row of 16, each taking 32 of the 64 columns in an order skewed by the row, so that the
 // lanes' simultaneous Ss reads (rows 64 floats apart) fall in different banks.
 // As in attention_tc.wgsl: each subgroup's fragments and accumulators are NAMED variables, one per 16-wide D
@@ -58,6 +58,7 @@ const DP = ${DP}u;
 const DF = DP / 16u;
 const BT = 64u;               // rows of the outer tile (keys for dkdv, queries for dq); 16 per subgroup
 const BI = 64u;               // rows of the inner tile
+const TILE_ROWS = BI;         // rows of a staged tile (attention_tc_staging.wgsl)
 const KS = max(DP, BI) + 8u;  // row stride (halves) of the staged tiles
 const TS = BI + 8u;           // row stride (halves) of P / dS
 const THREADS = 128u;
@@ -78,60 +79,23 @@ fn key_count(b: u32) -> u32 {
 #endif
 }
 
-// Tiles are staged in 16-byte chunks: chunk c of a 64-row tile is row c / (DP/8), columns 8·(c mod DP/8) .. +7,
-// zero-padded. The inner loops fetch the next tile's chunks into registers (PER a thread) while the tensor cores
-// work on the current one, and put them into workgroup memory after the loop's barrier.
-const CH = BI * DP / 8u;
-const PER = (CH + THREADS - 1u) / THREADS;
-
-// Chunk c of rows [r0, r0 + 64) of a [rows, D] matrix from `src` (0 q, 1 k, 2 v, 3 dout).
-fn fetch_chunk(src: u32, c: u32, base: u32, r0: u32, rows: u32) -> vec4<u32> {
-  let r = c / (DP / 8u);
-  let col = (c % (DP / 8u)) * 8u;
-  var w = vec4<u32>(0u);
-  if (c < CH && r0 + r < rows && col < p.d) {
+// Tile staging (fetch_chunk / put_chunk / stage; sources 0 q, 1 k, 2 v, 3 dout; tiles 0 A, 1 Bt):
+// shaders/attention_tc_staging.wgsl, appended by the TS op, through these accessors.
 #if ${VEC}
-    let g = (base + (r0 + r) * p.d + col) / 8u;
-    switch src {
-      case 0u: { w = q[g]; }
-      case 1u: { w = k[g]; }
-      case 2u: { w = v[g]; }
-      default: { w = dout[g]; }
-    }
+fn load_chunk(src: u32, i: u32) -> vec4<u32> {
 #else
-    var x: array<f16, 8>;
-    for (var i = 0u; i < 8u; i++) {
-      x[i] = f16(0.0);
-      if (col + i < p.d) {
-        let g = base + (r0 + r) * p.d + col + i;
-        switch src {
-          case 0u: { x[i] = q[g]; }
-          case 1u: { x[i] = k[g]; }
-          case 2u: { x[i] = v[g]; }
-          default: { x[i] = dout[g]; }
-        }
-      }
-    }
-    for (var i = 0u; i < 4u; i++) { w[i] = bitcast<u32>(vec2<f16>(x[2u * i], x[2u * i + 1u])); }
+fn load_half(src: u32, i: u32) -> f16 {
 #endif
-  }
-  return w;
-}
-
-// Writes a fetched chunk into tile `dst` (0 A, 1 Bt).
-fn put_chunk(dst: u32, c: u32, w: vec4<u32>) {
-  if (c >= CH) { return; }
-  let off = (c / (DP / 8u)) * KS + (c % (DP / 8u)) * 8u;
-  for (var i = 0u; i < 4u; i++) {
-    let h = bitcast<vec2<f16>>(w[i]);
-    if (dst == 0u) { A[off + 2u * i] = h.x; A[off + 2u * i + 1u] = h.y; }
-    else { Bt[off + 2u * i] = h.x; Bt[off + 2u * i + 1u] = h.y; }
+  switch src {
+    case 0u: { return q[i]; }
+    case 1u: { return k[i]; }
+    case 2u: { return v[i]; }
+    default: { return dout[i]; }
   }
 }
 
-// Stages rows [r0, r0 + 64) of `src` into tile `dst` without prefetch (the outer tile, once).
-fn stage(dst: u32, src: u32, lid: u32, base: u32, r0: u32, rows: u32) {
-  for (var i = 0u; i < PER; i++) { put_chunk(dst, lid + i * THREADS, fetch_chunk(src, lid + i * THREADS, base, r0, rows)); }
+fn store_half(dst: u32, off: u32, x: f16) {
+  if (dst == 0u) { A[off] = x; } else { Bt[off] = x; }
 }
 
 // Fragments of the staged tiles (which: 0 A, 1 Bt). rows_left: this subgroup's 16 rows, D columns f·16..;

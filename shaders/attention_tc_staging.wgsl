@@ -1,43 +1,49 @@
-// ---- K/V tile staging of attention_tc.wgsl (appended to its template by engine/ops/attention_tc.ts).
-// Uses the including kernel's k, v (VEC: vec4<u32> chunks, else
-// f16), p.d, the Ks/Vs tiles of BKV rows with row stride KS, DP (D padded) and THREADS. Constants and
-// functions only: no workgroup variables (their declaration order matters on Dawn/NVIDIA, see the kernels).
-#if ${VEC}
-// 16-byte chunks of a K or V tile: chunk c is row c / (DP/8), columns 8·(c mod DP/8) .. +7.
-const CHUNKS = BKV * DP / 8u;
+// ---- Tile staging of attention_tc.wgsl and attention_tc_backward.wgsl (appended to both templates by
+// engine/ops/attention_tc.ts). A tile is TILE_ROWS rows of a [rows, D] f16 matrix, moved as 16-byte chunks:
+// chunk c is row c / (DP/8), columns 8·(c mod DP/8) .. +7, zero past D and past `rows`. The kernels' key/query
+// loops fetch the next tile's chunks into registers (PER a thread) while the tensor cores work on the current
+// one, then put them into workgroup memory after the loop's barrier.
+// The including kernel provides TILE_ROWS, DP (D padded to 16), KS (tile row stride in halves), THREADS, p.d and:
+//   VEC (D a multiple of 8): load_chunk(src, i) -> vec4<u32>, the i-th 16-byte word of source `src`;
+//   else: load_half(src, i) -> f16, its i-th half (eight loads a chunk);
+//   store_half(dst, off, x), half `off` of tile `dst`.
+// Constants and functions only: no workgroup variables (their declaration order matters on Dawn/NVIDIA).
+const CHUNKS = TILE_ROWS * DP / 8u;
 const PER = (CHUNKS + THREADS - 1u) / THREADS;
 
-fn fetch(is_v: bool, c: u32, base: u32, r0: u32, rows: u32) -> vec4<u32> {
+// Chunk c of rows [r0, r0 + TILE_ROWS) of source `src` at element `base`.
+fn fetch_chunk(src: u32, c: u32, base: u32, r0: u32, rows: u32) -> vec4<u32> {
   let r = c / (DP / 8u);
   let col = (c % (DP / 8u)) * 8u;
+  var w = vec4<u32>(0u);
   if (c < CHUNKS && r0 + r < rows && col < p.d) {
-    let i = (base + (r0 + r) * p.d + col) / 8u;
-    if (is_v) { return v[i]; }
-    return k[i];
+#if ${VEC}
+    w = load_chunk(src, (base + (r0 + r) * p.d + col) / 8u);
+#else
+    for (var i = 0u; i < 4u; i++) {
+      let g = base + (r0 + r) * p.d + col + 2u * i;
+      var x = vec2<f16>(0.0);
+      if (col + 2u * i < p.d) { x.x = load_half(src, g); }
+      if (col + 2u * i + 1u < p.d) { x.y = load_half(src, g + 1u); }
+      w[i] = bitcast<u32>(x);
+    }
+#endif
   }
-  return vec4<u32>(0u);
+  return w;
 }
 
-fn put(is_v: bool, c: u32, w: vec4<u32>) {
+// Writes a fetched chunk c into tile `dst`.
+fn put_chunk(dst: u32, c: u32, w: vec4<u32>) {
   if (c >= CHUNKS) { return; }
   let off = (c / (DP / 8u)) * KS + (c % (DP / 8u)) * 8u;
   for (var i = 0u; i < 4u; i++) {
     let h = bitcast<vec2<f16>>(w[i]);
-    if (is_v) { Vs[off + 2u * i] = h.x; Vs[off + 2u * i + 1u] = h.y; }
-    else { Ks[off + 2u * i] = h.x; Ks[off + 2u * i + 1u] = h.y; }
+    store_half(dst, off + 2u * i, h.x);
+    store_half(dst, off + 2u * i + 1u, h.y);
   }
 }
-#else
-// Stages rows [r0, r0 + 64) of a [rows, D] matrix at `base` into the K or V tile, zero-padded.
-fn stage(is_v: bool, lid: u32, base: u32, r0: u32, rows: u32) {
-  for (var i = lid; i < BKV * DP; i += THREADS) {
-    let r = i / DP;
-    let c = i % DP;
-    var x = f16(0.0);
-    if (r0 + r < rows && c < p.d) {
-      if (is_v) { x = v[base + (r0 + r) * p.d + c]; } else { x = k[base + (r0 + r) * p.d + c]; }
-    }
-    if (is_v) { Vs[r * KS + c] = x; } else { Ks[r * KS + c] = x; }
-  }
+
+// Stages rows [r0, r0 + TILE_ROWS) of `src` into tile `dst` at once (no prefetch).
+fn stage(dst: u32, src: u32, lid: u32, base: u32, r0: u32, rows: u32) {
+  for (var i = 0u; i < PER; i++) { put_chunk(dst, lid + i * THREADS, fetch_chunk(src, lid + i * THREADS, base, r0, rows)); }
 }
-#endif

@@ -13,7 +13,7 @@ import stagingWgsl from '../../shaders/attention_tc_staging.wgsl';
 import mmaWgsl from '../../shaders/attention_tc_mma.wgsl';
 
 const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl + mmaWgsl };
-const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl + mmaWgsl };
+const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl + stagingWgsl + mmaWgsl };
 const DELTA = { name: 'attention_delta', template: attentionDeltaWgsl };
 
 export interface AttentionTcArgs {
