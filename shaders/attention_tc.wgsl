@@ -72,15 +72,22 @@ var<workgroup> wg_nk: u32;                     // keys in use, read back as a un
 #else
 var<workgroup> wg_raise: array<u32, 4>;        // main, per subgroup: 1 when it rescales after this tile's P
 #endif
-var<workgroup> Ks: array<f16, BKV * KS>;       // K tile (first the Q tile, later each subgroup's P rows)
-var<workgroup> Vs: array<f16, BKV * KS>;
-const SW = ${SW}u;             // row stride of Ss: (BKV or DP) + 4, the pad spreading rows over the banks
+// K tile (first the Q tile, later each subgroup's P rows), V tile, and Ss (per subgroup: scores, then P·V
+// (packed) or O (main) fragments). main keeps them in words of 4 halves, 8 halves and 4 floats (subgroup-matrix
+// offsets and strides then count words): its lanes move 4 scores / probabilities a load or store, and K/V
+// chunks go in as one or two stores (H200, B4 H16 N4096: 78.8 → 86.6 TFLOP/s against scalar f16/f32 tiles).
+const SW = ${SW}u;             // row stride of Ss (floats): (BKV or DP) + 4 or more, see stagingWidth in the op
 #if ${PACK}
+var<workgroup> Ks: array<f16, BKV * KS>;
+var<workgroup> Vs: array<f16, BKV * KS>;
+var<workgroup> Ss: array<f32, 4u * 16u * SW>;
 const PV_STEP = (SW - 4u) / 16u; // P·V fragments staged per pass
 #else
+var<workgroup> Ks: array<vec2<u32>, BKV * KS / 4u>;
+var<workgroup> Vs: array<vec4<u32>, BKV * KS / 8u>;
+var<workgroup> Ss: array<vec4<f32>, 4u * 16u * SW / 4u>;
 const O_STEP = (SW - 4u) / 16u; // O fragments staged per rescale / epilogue pass
 #endif
-var<workgroup> Ss: array<f32, 4u * 16u * SW>;  // per subgroup: scores, then P·V (packed) or O (main) fragments
 
 // K/V tile staging (fetch_chunk / put_chunk; sources and tiles 0 K, 1 V): shaders/attention_tc_staging.wgsl,
 // appended by the TS op, through these accessors.
@@ -93,9 +100,13 @@ fn load_half(src: u32, i: u32) -> f16 {
   return k[i];
 }
 
-fn store_half(dst: u32, off: u32, x: f16) {
-  if (dst == 1u) { Vs[off] = x; } else { Ks[off] = x; }
+#if ${PACK}
+fn store_chunk(dst: u32, off: u32, w: vec4<u32>) {} // unused: the packed entry stages its tiles in seq_rows
+#else
+fn store_chunk(dst: u32, off: u32, w: vec4<u32>) {
+  if (dst == 1u) { Vs[off / 8u] = w; } else { Ks[off / 4u] = w.xy; Ks[off / 4u + 1u] = w.zw; }
 }
+#endif
 
 #if ${PACK}
 #else
@@ -124,19 +135,19 @@ fn store_half(dst: u32, off: u32, x: f16) {
 // adds two (more with narrow Ss staging).
 
 fn kfrag(j: u32, f: u32) -> subgroup_matrix_right<f16, 16, 16> {
-  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS + f * 16u, KS);
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, (j * 16u * KS + f * 16u) / 4u, KS / 4u);
 }
 
 fn vfrag(kk: u32, f: u32) -> subgroup_matrix_right<f16, 16, 16> {
-  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, kk * 16u * KS + f * 16u, KS);
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, (kk * 16u * KS + f * 16u) / 8u, KS / 8u);
 }
 
 fn qfrag(sg: u32, f: u32) -> subgroup_matrix_left<f16, 16, 16> {
-  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + f * 16u, KS);
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, (sg * 16u * KS + f * 16u) / 4u, KS / 4u);
 }
 
 fn pfrag(sg: u32, kk: u32) -> subgroup_matrix_left<f16, 16, 16> {
-  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + kk * 16u, KS);
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, (sg * 16u * KS + kk * 16u) / 4u, KS / 4u);
 }
 
 // mma(first, a, b, acc): shaders/attention_tc_mma.wgsl, appended by the TS op.
@@ -195,23 +206,23 @@ fn scores(sg: u32,
   s2 = subgroupMatrixMultiplyAccumulate(q7, kfrag(2u, 7u), s2);
   s3 = subgroupMatrixMultiplyAccumulate(q7, kfrag(3u, 7u), s3);
 #endif
-  subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW, s0, SW);
-  subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + 16u, s1, SW);
-  subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + 32u, s2, SW);
-  subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + 48u, s3, SW);
+  subgroupMatrixStore<row_major>(&Ss, (sg * 16u * SW + 0u) / 4u, s0, SW / 4u);
+  subgroupMatrixStore<row_major>(&Ss, (sg * 16u * SW + 16u) / 4u, s1, SW / 4u);
+  subgroupMatrixStore<row_major>(&Ss, (sg * 16u * SW + 32u) / 4u, s2, SW / 4u);
+  subgroupMatrixStore<row_major>(&Ss, (sg * 16u * SW + 48u) / 4u, s3, SW / 4u);
 }
 
 // O fragment i goes to column (i − f0)·16 of this subgroup's Ss rows when it is in the pass starting at f0.
 fn stage_o(sg: u32, f0: u32, i: u32, acc: subgroup_matrix_result<f32, 16, 16>) {
   if (i >= f0 && i < f0 + O_STEP) {
-    subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + (i - f0) * 16u, acc, SW);
+    subgroupMatrixStore<row_major>(&Ss, (sg * 16u * SW + (i - f0) * 16u) / 4u, acc, SW / 4u);
   }
 }
 
 // O fragment i back from Ss when it is in the pass starting at f0 (else unchanged).
 fn unstage_o(sg: u32, f0: u32, i: u32, acc: subgroup_matrix_result<f32, 16, 16>) -> subgroup_matrix_result<f32, 16, 16> {
   if (i >= f0 && i < f0 + O_STEP) {
-    return subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&Ss, sg * 16u * SW + (i - f0) * 16u, SW);
+    return subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&Ss, (sg * 16u * SW + (i - f0) * 16u) / 4u, SW / 4u);
   }
   return acc;
 }
@@ -235,13 +246,15 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   }
   let nk = workgroupUniformLoad(&wg_nk);
 
-  // Q tile → Ks (as a staging area) → this subgroup's fragments, kept in registers.
-  for (var i = lid; i < BQ * DP; i += THREADS) {
-    let r = i / DP;
-    let c = i % DP;
-    var x = f16(0.0);
-    if (q0 + r < p.nq && c < p.d) { x = q[qbase + (q0 + r) * p.d + c]; }
-    Ks[r * KS + c] = x;
+  // Q tile → Ks (as a staging area, 4 halves a word) → this subgroup's fragments, kept in registers.
+  for (var i = lid; i < BQ * DP / 4u; i += THREADS) {
+    let r = i / (DP / 4u);
+    let c = (i % (DP / 4u)) * 4u;
+    var x = array<f16, 4>(f16(0.0), f16(0.0), f16(0.0), f16(0.0));
+    for (var e = 0u; e < 4u; e++) {
+      if (q0 + r < p.nq && c + e < p.d) { x[e] = q[qbase + (q0 + r) * p.d + c + e]; }
+    }
+    Ks[(r * KS + c) / 4u] = vec2<u32>(bitcast<u32>(vec2<f16>(x[0], x[1])), bitcast<u32>(vec2<f16>(x[2], x[3])));
   }
   workgroupBarrier();
   var qf0: subgroup_matrix_left<f16, 16, 16>;
@@ -314,17 +327,21 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     scores(sg, qf0, qf1, qf2, qf3, qf4, qf5, qf6, qf7);
     workgroupBarrier();   // scores visible; every subgroup is done with K: P may overwrite its rows
 
-    // This lane's 32 scores of its row (interleaved with its partner lane; skewed by row: conflict-free Ss reads
-    // and P writes), read once into registers as a whole (32 loads in flight: the loop has a constant trip count
-    // and is unrolled; measured on the H200, 53 → 80 TFLOP/s against a loop that read, maxed and exponentiated
-    // one score at a time in two passes). Masked keys read −1e30, so that exp2 gives them 0.
-    var sv: array<f32, 32>;
-    for (var c = 0u; c < 32u; c++) {
-      let key = 2u * ((c + r) % 32u) + h;
-      sv[c] = select(-1.0e30, Ss[srow + key], k0 + key < nk);
+    // This lane's 32 scores of its row, as 8 quads of adjacent keys (quad 2c + h: interleaved with its partner
+    // lane), read once into registers as a whole, branch-free (loads in flight together: the loop has a constant
+    // trip count and is unrolled; measured on the H200, 53 → 80 TFLOP/s against a loop that read, maxed and
+    // exponentiated one score at a time in two passes; 16-byte quads instead of single floats → 86.6). Masked
+    // keys read −1e30, so that exp2 gives them 0. Each quarter-warp's eight 16-byte reads (4 rows × 2 lanes) fall
+    // on distinct banks when SW ≡ 8 or 24 (mod 32) floats (stagingWidth in the op).
+    var sv: array<vec4<f32>, 8>;
+    for (var c = 0u; c < 8u; c++) {
+      let qd = 2u * c + h;
+      let keys = vec4<u32>(k0 + 4u * qd) + vec4<u32>(0u, 1u, 2u, 3u);
+      sv[c] = select(vec4<f32>(-1.0e30), Ss[srow / 4u + qd], keys < vec4<u32>(nk));
     }
-    var tmax = -1.0e30;
-    for (var c = 0u; c < 32u; c++) { tmax = max(tmax, sv[c]); }
+    var tm = sv[0];
+    for (var c = 1u; c < 8u; c++) { tm = max(tm, sv[c]); }
+    var tmax = max(max(tm.x, tm.y), max(tm.z, tm.w));
     tmax = max(tmax, subgroupShuffleXor(tmax, 1u)) * p.scale_log2;
     // Raise the reference only past TAU (first tile: m = −1e30, every row takes its tile max); once this
     // subgroup rescales, every row of it that grew takes its new max too.
@@ -333,12 +350,15 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     if (sg_raise) { raise = tmax > m; }
     let m_new = select(m, tmax, raise);
     let alpha = exp2(m - m_new);  // 1 for rows not raised; 0 in the first tile (l and O are still 0)
-    var psum = 0.0;
-    for (var c = 0u; c < 32u; c++) {
+    var ps = vec4<f32>(0.0);
+    for (var c = 0u; c < 8u; c++) {
       let pv = exp2(sv[c] * p.scale_log2 - m_new); // ≤ 2^TAU
-      psum += pv;
-      Ks[prow + 2u * ((c + r) % 32u) + h] = f16(pv);
+      ps += pv;
+      // P of the quad's 4 keys as one 8-byte word (KS/4 ≡ 2 mod 4: a half-warp's 16 stores on distinct banks)
+      let lo = bitcast<u32>(vec2<f16>(f16(pv.x), f16(pv.y)));
+      Ks[prow / 4u + 2u * c + h] = vec2<u32>(lo, bitcast<u32>(vec2<f16>(f16(pv.z), f16(pv.w))));
     }
+    var psum = (ps.x + ps.y) + (ps.z + ps.w);
     psum += subgroupShuffleXor(psum, 1u);
     l = l * alpha + psum;
     m = m_new;
@@ -372,7 +392,9 @@ fn main(@builtin(workgroup_id) wid: vec3u,
 #endif
         workgroupBarrier();
         for (var f = f0; f < min(f0 + O_STEP, DF); f++) {
-          for (var c = 0u; c < 8u; c++) { Ss[srow + (f - f0) * 16u + 2u * c + h] *= alpha; }
+          let i4 = (srow + (f - f0) * 16u + 8u * h) / 4u; // this lane's 8 of the row's 16 columns
+          Ss[i4] *= alpha;
+          Ss[i4 + 1u] *= alpha;
         }
         workgroupBarrier();
         o0 = unstage_o(sg, f0, 0u, o0);
@@ -485,12 +507,13 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     if (row < p.nq) {
       for (var f = f0; f < min(f0 + O_STEP, DF); f++) {
         for (var c = 0u; c < 8u; c++) {
-          let d = f * 16u + 2u * c + h;
+          let d = f * 16u + 8u * h + c;
+          let si = srow + (f - f0) * 16u + 8u * h + c;
           if (d < p.d) {
 #if ${OUT_F16}
-            o[qbase + row * p.d + d] = f16(Ss[srow + (f - f0) * 16u + 2u * c + h] * inv);
+            o[qbase + row * p.d + d] = f16(Ss[si / 4u][si % 4u] * inv);
 #else
-            o[qbase + row * p.d + d] = Ss[srow + (f - f0) * 16u + 2u * c + h] * inv;
+            o[qbase + row * p.d + d] = Ss[si / 4u][si % 4u] * inv;
 #endif
           }
         }

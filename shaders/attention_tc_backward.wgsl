@@ -94,8 +94,12 @@ fn load_half(src: u32, i: u32) -> f16 {
   }
 }
 
-fn store_half(dst: u32, off: u32, x: f16) {
-  if (dst == 0u) { A[off] = x; } else { Bt[off] = x; }
+fn store_chunk(dst: u32, off: u32, w: vec4<u32>) {
+  for (var i = 0u; i < 4u; i++) {
+    let h = bitcast<vec2<f16>>(w[i]);
+    if (dst == 0u) { A[off + 2u * i] = h.x; A[off + 2u * i + 1u] = h.y; }
+    else { Bt[off + 2u * i] = h.x; Bt[off + 2u * i + 1u] = h.y; }
+  }
 }
 
 // Fragments of the staged tiles (which: 0 A, 1 Bt). rows_left: this subgroup's 16 rows, D columns f·16..;

@@ -6,7 +6,7 @@
 // The including kernel provides TILE_ROWS, DP (D padded to 16), KS (tile row stride in halves), THREADS, p.d and:
 //   VEC (D a multiple of 8): load_chunk(src, i) -> vec4<u32>, the i-th 16-byte word of source `src`;
 //   else: load_half(src, i) -> f16, its i-th half (eight loads a chunk);
-//   store_half(dst, off, x), half `off` of tile `dst`.
+//   store_chunk(dst, off, w), the chunk's 8 halves into tile `dst` from half `off` (a multiple of 8) on.
 // Constants and functions only: no workgroup variables (their declaration order matters on Dawn/NVIDIA).
 const CHUNKS = TILE_ROWS * DP / 8u;
 const PER = (CHUNKS + THREADS - 1u) / THREADS;
@@ -35,12 +35,7 @@ fn fetch_chunk(src: u32, c: u32, base: u32, r0: u32, rows: u32) -> vec4<u32> {
 // Writes a fetched chunk c into tile `dst`.
 fn put_chunk(dst: u32, c: u32, w: vec4<u32>) {
   if (c >= CHUNKS) { return; }
-  let off = (c / (DP / 8u)) * KS + (c % (DP / 8u)) * 8u;
-  for (var i = 0u; i < 4u; i++) {
-    let h = bitcast<vec2<f16>>(w[i]);
-    store_half(dst, off + 2u * i, h.x);
-    store_half(dst, off + 2u * i + 1u, h.y);
-  }
+  store_chunk(dst, (c / (DP / 8u)) * KS + (c % (DP / 8u)) * 8u, w);
 }
 
 // Stages rows [r0, r0 + TILE_ROWS) of `src` into tile `dst` at once (no prefetch).

@@ -2,7 +2,7 @@
 // reference on the GPU; compiled on Dawn's null backend everywhere.
 import * as assert from 'uvu/assert';
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
-import { attentionForwardTc, attentionBackwardTc, attentionTcForwardKernel } from '../engine/ops/attention_tc.js';
+import { attentionForwardTc, attentionBackwardTc, attentionTcForwardKernel, stagingWidths } from '../engine/ops/attention_tc.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { roundToF16 } from '../engine/dtype.js';
 import { Gpu } from '../engine/gpu.js';
@@ -193,7 +193,7 @@ s.test('tensor-core forward and backward compile on Dawn null backend', async ()
 });
 
 // Every variant of the forward kernels the op can produce: general (main) with DP 16..128, f16/f32 o, masked or
-// not, 16-byte staging or not, Ss rows 64 or D wide (the null device's 16 KiB limit makes the op itself pick 64,
+// not, 16-byte staging or not, every Ss stride of stagingWidths (the null device's 16 KiB limit makes the op pick 68,
 // so the wide ones are requested here directly); packed with DP 16..128, f16/f32 o, masked or not (SW 68, no
 // VEC). Only the workgroup-memory limit may fail.
 s.test('tensor-core forward kernels compile on Dawn null backend for every define set', async () => {
@@ -202,7 +202,7 @@ s.test('tensor-core forward kernels compile on Dawn null backend for every defin
   let n = 0;
   for (const pack of [false, true])
     for (let DP = 16; DP <= 128; DP += 16)
-      for (const SW of pack ? [68] : new Set([68, Math.max(64, DP) + 4]))
+      for (const SW of pack ? [68] : stagingWidths(DP))
         for (const outF16 of [false, true])
           for (const mask of [false, true])
             for (const vec of pack ? [false] : [false, true]) {
@@ -214,7 +214,7 @@ s.test('tensor-core forward kernels compile on Dawn null backend for every defin
               }
               n++;
             }
-  assert.is(n, 4 * 8 + 4 * 16 + 4 * 8); // main: DP ≤ 64 one SW, wider two; packed: 8 DP × o × mask
+  assert.is(n, 4 * 16 + 4 * 24 + 4 * 8); // main: DP ≤ 64 two SW (72, 68), wider three; packed: 8 DP × o × mask
   await g.destroy();
 });
 

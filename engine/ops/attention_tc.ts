@@ -42,13 +42,21 @@ export function attentionTcSharedBytes(D: number, SW = 68): number {
 }
 
 /**
- * Ss row stride: wide enough for all O fragments in one pass when that fits the device, else 64; plus 4
- * floats so that the 16 rows a subgroup's lanes read at once fall in different banks.
+ * The general kernel's Ss row strides (floats), widest first: D wide (all O fragments staged in one pass) and
+ * 64 wide, each + 4 and rounded up to 8 (mod 16), i.e. 8 or 24 (mod 32), where each quarter-warp's 16-byte
+ * score reads fall on distinct banks; then 68 (2-way conflicts on those reads, still exact) for head dims where
+ * 72 does not fit (97–112 in 48 KiB).
  */
+export function stagingWidths(DP: number): number[] {
+  const conflictFree = (w: number) => Math.ceil((w - 8) / 16) * 16 + 8;
+  return [...new Set([conflictFree(Math.max(64, DP) + 4), 72, 68])];
+}
+
+/** The widest Ss stride that fits the device (the narrowest two only with `narrow`). */
 function stagingWidth(gpu: Gpu, D: number, narrow?: boolean): number {
-  const DP = Math.ceil(D / 16) * 16;
-  const wide = Math.max(64, DP) + 4;
-  return !narrow && attentionTcSharedBytes(D, wide) <= gpu.info.limits.maxComputeWorkgroupStorageSize ? wide : 68;
+  const widths = stagingWidths(Math.ceil(D / 16) * 16);
+  const fits = (narrow ? widths.slice(-2) : widths).filter((w) => attentionTcSharedBytes(D, w) <= gpu.info.limits.maxComputeWorkgroupStorageSize);
+  return fits[0] ?? 68;
 }
 
 /** F2..F8: which of the kernels' named, unrolled 16-wide D fragments exist for D padded to DP. */
