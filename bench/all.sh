@@ -5,7 +5,7 @@ set -uo pipefail
 out=${1:-bench-out}; mkdir -p "$out"
 export WEBGPU_DEVICE=${WEBGPU_DEVICE:-gpu}
 status=0
-for b in matmul attention layernorm adaln activation optim; do
+for b in subgroup_matrix matmul attention layernorm adaln activation optim; do
   [ -f "dist/bench/$b.mjs" ] || continue
   echo "=== $b"
   extra=(); [ "$b" = matmul ] && extra=(--f16x3) # the f32-from-f16x3 forms beside the f32 kernel
