@@ -13,6 +13,18 @@ import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 const ITER = 2000;
 const WORKGROUPS = 132 * 8;
 
+/** A probe loading one fragment of `side` from T per product (20 a step), the other operand in registers. */
+function loadedPerProduct(side: 'left' | 'right', layout: 'row_major' | 'col_major'): { name: string; products: number; body: string } {
+  return {
+    name: `${side} fragment loaded (${layout === 'row_major' ? 'row' : 'column'}-major) per product`,
+    products: 20,
+    body: `for (var f = 0u; f < 20u; f++) {
+      let x = subgroupMatrixLoad<subgroup_matrix_${side}<f16, 16, 16>, ${layout}>(&T, (f % 4u) * 16u * KS + (f / 4u) * 16u, KS);
+      acc = subgroupMatrixMultiplyAccumulate(${side === 'left' ? 'x, bb' : 'a, x'}, acc);
+    }`,
+  };
+}
+
 /** Probe bodies: one iteration of the loop over j; `a`/`bb` are register fragments, T an f16 64×88 tile. */
 const PROBES: { name: string; products: number; body: string }[] = [
   {
@@ -21,30 +33,9 @@ const PROBES: { name: string; products: number; body: string }[] = [
     body: `let b = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&T, (j % 4u) * 16u * KS + (sg % 5u) * 16u, KS);
     for (var f = 0u; f < 20u; f++) { acc = subgroupMatrixMultiplyAccumulate(a, b, acc); }`,
   },
-  {
-    name: 'right fragment loaded (row-major) per product',
-    products: 20,
-    body: `for (var f = 0u; f < 20u; f++) {
-      let b = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&T, (f % 4u) * 16u * KS + (f / 4u) * 16u, KS);
-      acc = subgroupMatrixMultiplyAccumulate(a, b, acc);
-    }`,
-  },
-  {
-    name: 'right fragment loaded (column-major) per product',
-    products: 20,
-    body: `for (var f = 0u; f < 20u; f++) {
-      let b = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&T, (f % 4u) * 16u * KS + (f / 4u) * 16u, KS);
-      acc = subgroupMatrixMultiplyAccumulate(a, b, acc);
-    }`,
-  },
-  {
-    name: 'left fragment loaded (row-major) per product',
-    products: 20,
-    body: `for (var f = 0u; f < 20u; f++) {
-      let l = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&T, (f % 4u) * 16u * KS + (f / 4u) * 16u, KS);
-      acc = subgroupMatrixMultiplyAccumulate(l, bb, acc);
-    }`,
-  },
+  loadedPerProduct('right', 'row_major'),
+  loadedPerProduct('right', 'col_major'),
+  loadedPerProduct('left', 'row_major'),
   {
     name: 'f32 result stored + reloaded per 4 products',
     products: 16,
