@@ -89,8 +89,10 @@ var<workgroup> Ss: array<vec4<f32>, 4u * 16u * SW / 4u>;
 const O_STEP = (SW - 4u) / 16u; // O fragments staged per rescale / epilogue pass
 #endif
 
-// K/V tile staging (fetch_chunk / put_chunk; sources and tiles 0 K, 1 V): shaders/attention_tc_staging.wgsl,
-// appended by the TS op, through these accessors.
+#if ${PACK}
+#else
+// main's K/V tile staging (fetch_chunk / put_chunk; sources and tiles 0 K, 1 V): shaders/attention_tc_staging.wgsl,
+// appended to main's renders by the TS op, through these accessors.
 #if ${VEC}
 fn load_chunk(src: u32, i: u32) -> vec4<u32> {
 #else
@@ -100,16 +102,10 @@ fn load_half(src: u32, i: u32) -> f16 {
   return k[i];
 }
 
-#if ${PACK}
-fn store_chunk(dst: u32, off: u32, w: vec4<u32>) {} // unused: the packed entry stages its tiles in seq_rows
-#else
 fn store_chunk(dst: u32, off: u32, w: vec4<u32>) {
   if (dst == 1u) { Vs[off / 8u] = w; } else { Ks[off / 4u] = w.xy; Ks[off / 4u + 1u] = w.zw; }
 }
-#endif
 
-#if ${PACK}
-#else
 // ---- main: O in subgroup-matrix accumulators, reference max raised lazily.
 // Each subgroup keeps O = Σ_tiles P·V in DF subgroup_matrix_result accumulators (one per 16-wide D fragment) for
 // the whole key loop: no per-tile P·V store / re-read / rescale through workgroup memory.

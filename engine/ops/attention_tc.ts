@@ -13,6 +13,8 @@ import stagingWgsl from '../../shaders/attention_tc_staging.wgsl';
 import mmaWgsl from '../../shaders/attention_tc_mma.wgsl';
 
 const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl + mmaWgsl };
+// The packed entry stages its tiles itself (seq_rows) and has no key loop: neither the staging nor mma.
+const PACKED = { name: 'attention_tc_packed', template: attentionTcWgsl };
 const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl + stagingWgsl + mmaWgsl };
 const DELTA = { name: 'attention_delta', template: attentionDeltaWgsl };
 
@@ -85,7 +87,7 @@ export interface AttentionTcForwardVariant {
 export function attentionTcForwardKernel(gpu: Gpu, v: AttentionTcForwardVariant): Kernel {
   const { DP, SW } = v;
   const defines: Defines = { DP, OUT_F16: v.outF16, MASK: v.mask, VEC: v.vec, PACK: !!v.pack, SW, ...fragmentFlags(DP) };
-  return gpu.kernel(SHADER, v.pack ? 'packed' : 'main', defines);
+  return v.pack ? gpu.kernel(PACKED, 'packed', defines) : gpu.kernel(SHADER, 'main', defines);
 }
 
 export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
