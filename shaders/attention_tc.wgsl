@@ -351,8 +351,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       let pv = exp2(sv[c] * p.scale_log2 - m_new); // ≤ 2^TAU
       ps += pv;
       // P of the quad's 4 keys as one 8-byte word (KS/4 ≡ 2 mod 4: a half-warp's 16 stores on distinct banks)
-      let lo = bitcast<u32>(vec2<f16>(f16(pv.x), f16(pv.y)));
-      Ks[prow / 4u + 2u * c + h] = vec2<u32>(lo, bitcast<u32>(vec2<f16>(f16(pv.z), f16(pv.w))));
+      Ks[prow / 4u + 2u * c + h] = pack4(pv);
     }
     var psum = (ps.x + ps.y) + (ps.z + ps.w);
     psum += subgroupShuffleXor(psum, 1u);
