@@ -45,12 +45,23 @@ struct Params {
 #endif
 @group(0) @binding(4) var<storage, read> lse: array<f32>;
 @group(0) @binding(5) var<storage, read> delta: array<f32>;
+// dkdv: g0 dK, g1 dV; dq: g0 dQ. VEC: 16-byte words (8 halves or 4 floats).
+#if ${VEC}
 #if ${OUT_F16}
-@group(0) @binding(6) var<storage, read_write> g0: array<f16>; // dkdv: dK; dq: dQ
-@group(0) @binding(7) var<storage, read_write> g1: array<f16>; // dkdv: dV
+@group(0) @binding(6) var<storage, read_write> g0: array<vec4<u32>>;
+@group(0) @binding(7) var<storage, read_write> g1: array<vec4<u32>>;
+#else
+@group(0) @binding(6) var<storage, read_write> g0: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> g1: array<vec4<f32>>;
+#endif
+#else
+#if ${OUT_F16}
+@group(0) @binding(6) var<storage, read_write> g0: array<f16>;
+@group(0) @binding(7) var<storage, read_write> g1: array<f16>;
 #else
 @group(0) @binding(6) var<storage, read_write> g0: array<f32>;
 @group(0) @binding(7) var<storage, read_write> g1: array<f32>;
+#endif
 #endif
 #if ${MASK}
 @group(0) @binding(8) var<storage, read> kv_len: array<u32>;
@@ -173,6 +184,26 @@ fn stage_acc(sg: u32, f0: u32, i: u32, acc: subgroup_matrix_result<f32, 16, 16>)
 // `mul` into rows row0.. of g0 (which = 0) or g1.
 fn write_rows(which: u32, sg: u32, lane: u32, base: u32, row0: u32, rows: u32, f0: u32, mul: f32) {
   let cs = sg * 16u * BI;
+#if ${VEC}
+  // chunks of 8 columns as 16-byte words (p.d a multiple of 8: a chunk is in or out as a whole)
+  for (var e = lane; e < 16u * 8u; e += 32u) {
+    let r = e / 8u;
+    let c = (e % 8u) * 8u;
+    let d = f0 * 16u + c;
+    if (row0 + r < rows && d < p.d && c < (min(f0 + 4u, DF) - f0) * 16u) {
+      let si = (cs + r * BI + c) / 4u;
+      let lo = Ss[si] * mul;
+      let hi = Ss[si + 1u] * mul;
+      let g = base + (row0 + r) * p.d + d;
+#if ${OUT_F16}
+      let w = vec4<u32>(pack4(lo), pack4(hi));
+      if (which == 0u) { g0[g / 8u] = w; } else { g1[g / 8u] = w; }
+#else
+      if (which == 0u) { g0[g / 4u] = lo; g0[g / 4u + 1u] = hi; } else { g1[g / 4u] = lo; g1[g / 4u + 1u] = hi; }
+#endif
+    }
+  }
+#else
   for (var e = lane; e < 16u * 64u; e += 32u) {
     let r = e / 64u;
     let c = e % 64u;
@@ -187,6 +218,7 @@ fn write_rows(which: u32, sg: u32, lane: u32, base: u32, row0: u32, rows: u32, f
 #endif
     }
   }
+#endif
 }
 
 // ---- dkdv ------------------------------------------------------------------------------------------------
