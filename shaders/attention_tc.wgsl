@@ -19,8 +19,8 @@
 // 16-byte Q loads and O stores instead of scalar ones took B4 H16 N4096 87.5 → 94.4 TFLOP/s, spatial 64×256
 // 37.7 → 65.8.
 // Dawn/NVIDIA pitfalls, measured on the H100 and with the removed two-pass forward (keep them): subgroup-matrix
-// variables declared inside loops are not reliably zeroed, so every accumulation starts with
-// subgroupMatrixMultiply (main declares its O accumulators once at function scope and still starts them so);
+// variables declared inside loops are not reliably zeroed, so main's O accumulators (declared once at function
+// scope) start from a zero fragment loaded from zeroed workgroup memory (attention_tc_mma.wgsl);
 // the scalar workgroup variables (wg_nk, wg_raise) are declared before the tiles — with wg_nk declared after
 // them, every result was wrong; main keeps named fragments/accumulators rather than arrays indexed in loops
 // (F2..F8 say which exist) and subgroup-uniform load/store offsets; subgroup-matrix loads/stores must be in
@@ -96,6 +96,7 @@ var<workgroup> Ks: array<vec2<u32>, BKV * KS / 4u>;
 var<workgroup> Vs: array<vec4<u32>, BKV * KS / 8u>;
 var<workgroup> Ss: array<vec4<f32>, 4u * 16u * SW / 4u>;
 const O_STEP = (SW - 4u) / 16u; // O fragments staged per rescale / epilogue pass
+const SS_ROW = SW;             // for zero_rows / zero_acc (attention_tc_mma.wgsl)
 #endif
 
 #if ${PACK}
@@ -156,7 +157,7 @@ fn pfrag(sg: u32, kk: u32) -> subgroup_matrix_left<f16, 16, 16> {
   return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, (sg * 16u * KS + kk * 16u) / 4u, KS / 4u);
 }
 
-// mma(first, a, b, acc): shaders/attention_tc_mma.wgsl, appended by the TS op.
+// zero_rows / zero_acc / pack4: shaders/attention_tc_mma.wgsl, appended by the TS op.
 
 // S = Q·Kᵀ for this subgroup's 16 rows × the 64 keys of the staged tile, stored to its rows of Ss. The four
 // 16-key fragments accumulate side by side (four independent chains over D; measured on the H200: +3 % over one
@@ -254,6 +255,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
 
   // Q tile → Ks (as a staging area) → this subgroup's fragments, kept in registers.
   stage(0u, 2u, lid, qbase, q0, p.nq);
+  zero_rows(sg, lane);
   workgroupBarrier();
   var qf0: subgroup_matrix_left<f16, 16, 16>;
   var qf1: subgroup_matrix_left<f16, 16, 16>;
@@ -285,15 +287,16 @@ fn main(@builtin(workgroup_id) wid: vec3u,
 #if ${F8}
   qf7 = qfrag(sg, 7u);
 #endif
-  // O accumulators: function scope, outside every loop, one per D fragment; relative to each row's m.
-  var o0: subgroup_matrix_result<f32, 16, 16>;
-  var o1: subgroup_matrix_result<f32, 16, 16>;
-  var o2: subgroup_matrix_result<f32, 16, 16>;
-  var o3: subgroup_matrix_result<f32, 16, 16>;
-  var o4: subgroup_matrix_result<f32, 16, 16>;
-  var o5: subgroup_matrix_result<f32, 16, 16>;
-  var o6: subgroup_matrix_result<f32, 16, 16>;
-  var o7: subgroup_matrix_result<f32, 16, 16>;
+  // O accumulators: function scope, outside every loop, one per D fragment; relative to each row's m; zero.
+  let zero = zero_acc(sg);
+  var o0 = zero;
+  var o1 = zero;
+  var o2 = zero;
+  var o3 = zero;
+  var o4 = zero;
+  var o5 = zero;
+  var o6 = zero;
+  var o7 = zero;
   workgroupBarrier();   // Q fragments loaded: the K tile may overwrite the staging area
 
   // Lanes: row r of this subgroup's 16, half h of the keys (and of each 16-wide D fragment when O is staged).
@@ -420,33 +423,8 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       }
     }
 
-    // O += P·V: each P fragment is loaded once and multiplies every V fragment of its 16 keys; the key
-    // loop's very first product starts the accumulators.
-    let first = k0 == 0u;
-    let pf0 = pfrag(sg, 0u);
-    o0 = mma(first, pf0, vfrag(0u, 0u), o0);
-#if ${F2}
-    o1 = mma(first, pf0, vfrag(0u, 1u), o1);
-#endif
-#if ${F3}
-    o2 = mma(first, pf0, vfrag(0u, 2u), o2);
-#endif
-#if ${F4}
-    o3 = mma(first, pf0, vfrag(0u, 3u), o3);
-#endif
-#if ${F5}
-    o4 = mma(first, pf0, vfrag(0u, 4u), o4);
-#endif
-#if ${F6}
-    o5 = mma(first, pf0, vfrag(0u, 5u), o5);
-#endif
-#if ${F7}
-    o6 = mma(first, pf0, vfrag(0u, 6u), o6);
-#endif
-#if ${F8}
-    o7 = mma(first, pf0, vfrag(0u, 7u), o7);
-#endif
-    for (var kk = 1u; kk < BKV / 16u; kk++) {
+    // O += P·V: each P fragment is loaded once and multiplies every V fragment of its 16 keys.
+    for (var kk = 0u; kk < BKV / 16u; kk++) {
       let pf = pfrag(sg, kk);
       o0 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 0u), o0);
 #if ${F2}

@@ -16,9 +16,9 @@
 // 8-byte Ps writes fall on distinct banks (rows 64 floats apart). Measured on the H200 (B4 H16 N4096 D72):
 // 42.3 → 53.1 TFLOP/s against scalar tiles with one column a step.
 // As in attention_tc.wgsl: each subgroup's fragments and accumulators are NAMED variables, one per 16-wide D
-// fragment (F2..F8 say which exist), not arrays indexed in loops (slower on NVIDIA); every accumulation starts
-// with subgroupMatrixMultiply (subgroup-matrix variables declared in loops are not reliably zeroed); the scalar
-// workgroup variable is declared before the tiles.
+// fragment (F2..F8 say which exist), not arrays indexed in loops (slower on NVIDIA); the accumulators start from
+// a zero fragment loaded from zeroed workgroup memory (declared subgroup-matrix variables are not reliably zeroed;
+// attention_tc_mma.wgsl); the scalar workgroup variable is declared before the tiles.
 enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -76,6 +76,7 @@ const TILE_ROWS = BI;         // rows of a staged tile (attention_tc_staging.wgs
 const KS = max(DP, BI) + 8u;  // row stride (halves) of the staged tiles
 const TS = BI + 8u;           // row stride (halves) of P / dS
 const THREADS = 128u;
+const SS_ROW = BI;            // row stride of Ss (floats), for zero_rows / zero_acc (attention_tc_mma.wgsl)
 
 var<workgroup> wg_nk: u32;
 var<workgroup> A: array<vec2<u32>, BI * KS / 4u>;        // inner tile 1 (dkdv: Q, dq: K); first the outer-tile rows
@@ -138,7 +139,7 @@ fn pfrag(sg: u32, kk: u32) -> subgroup_matrix_left<f16, 16, 16> {
   return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ps, (sg * 16u * TS + kk * 16u) / 4u, TS / 4u);
 }
 
-// mma(first, a, b, acc): shaders/attention_tc_mma.wgsl, appended by the TS op.
+// zero_rows / zero_acc / pack4: shaders/attention_tc_mma.wgsl, appended by the TS op.
 
 // X·Tᵀ for this subgroup's 16 rows X (D fragments x0..) and the 64 rows of tile `which`, to its Ss rows.
 fn times_tile_t(which: u32, sg: u32,
@@ -240,6 +241,7 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
   // This subgroup's 16 keys as left fragments of K and V (rows = keys), via the A / Bt tiles.
   stage(0u, 1u, lid, kbase, k0, nk);
   stage(1u, 2u, lid, kbase, k0, nk);
+  zero_rows(sg, lane);
   workgroupBarrier();
   var kf0: subgroup_matrix_left<f16, 16, 16>;
   var kf1: subgroup_matrix_left<f16, 16, 16>;
@@ -287,22 +289,23 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
   kf7 = rows_left(0u, sg, 7u);
   vf7 = rows_left(1u, sg, 7u);
 #endif
-  var dk0: subgroup_matrix_result<f32, 16, 16>;
-  var dk1: subgroup_matrix_result<f32, 16, 16>;
-  var dk2: subgroup_matrix_result<f32, 16, 16>;
-  var dk3: subgroup_matrix_result<f32, 16, 16>;
-  var dk4: subgroup_matrix_result<f32, 16, 16>;
-  var dk5: subgroup_matrix_result<f32, 16, 16>;
-  var dk6: subgroup_matrix_result<f32, 16, 16>;
-  var dk7: subgroup_matrix_result<f32, 16, 16>;
-  var dv0: subgroup_matrix_result<f32, 16, 16>;
-  var dv1: subgroup_matrix_result<f32, 16, 16>;
-  var dv2: subgroup_matrix_result<f32, 16, 16>;
-  var dv3: subgroup_matrix_result<f32, 16, 16>;
-  var dv4: subgroup_matrix_result<f32, 16, 16>;
-  var dv5: subgroup_matrix_result<f32, 16, 16>;
-  var dv6: subgroup_matrix_result<f32, 16, 16>;
-  var dv7: subgroup_matrix_result<f32, 16, 16>;
+  let zero = zero_acc(sg);
+  var dk0 = zero;
+  var dk1 = zero;
+  var dk2 = zero;
+  var dk3 = zero;
+  var dk4 = zero;
+  var dk5 = zero;
+  var dk6 = zero;
+  var dk7 = zero;
+  var dv0 = zero;
+  var dv1 = zero;
+  var dv2 = zero;
+  var dv3 = zero;
+  var dv4 = zero;
+  var dv5 = zero;
+  var dv6 = zero;
+  var dv7 = zero;
 
   let r = lane / 2u;          // key row of this subgroup's 16
   let h = lane % 2u;          // half of the 64 queries
@@ -351,31 +354,29 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
     workgroupBarrier();
 
     // dV += Pᵀ·dO ; dPᵀ = V·dOᵀ.
-    let first = q0 == 0u;
     for (var kk = 0u; kk < BI / 16u; kk++) {
       let pf = pfrag(sg, kk);
-      let f1 = first && kk == 0u;
-      dv0 = mma(f1, pf, rows_right(1u, kk, 0u), dv0);
+      dv0 = subgroupMatrixMultiplyAccumulate(pf, rows_right(1u, kk, 0u), dv0);
 #if ${F2}
-      dv1 = mma(f1, pf, rows_right(1u, kk, 1u), dv1);
+      dv1 = subgroupMatrixMultiplyAccumulate(pf, rows_right(1u, kk, 1u), dv1);
 #endif
 #if ${F3}
-      dv2 = mma(f1, pf, rows_right(1u, kk, 2u), dv2);
+      dv2 = subgroupMatrixMultiplyAccumulate(pf, rows_right(1u, kk, 2u), dv2);
 #endif
 #if ${F4}
-      dv3 = mma(f1, pf, rows_right(1u, kk, 3u), dv3);
+      dv3 = subgroupMatrixMultiplyAccumulate(pf, rows_right(1u, kk, 3u), dv3);
 #endif
 #if ${F5}
-      dv4 = mma(f1, pf, rows_right(1u, kk, 4u), dv4);
+      dv4 = subgroupMatrixMultiplyAccumulate(pf, rows_right(1u, kk, 4u), dv4);
 #endif
 #if ${F6}
-      dv5 = mma(f1, pf, rows_right(1u, kk, 5u), dv5);
+      dv5 = subgroupMatrixMultiplyAccumulate(pf, rows_right(1u, kk, 5u), dv5);
 #endif
 #if ${F7}
-      dv6 = mma(f1, pf, rows_right(1u, kk, 6u), dv6);
+      dv6 = subgroupMatrixMultiplyAccumulate(pf, rows_right(1u, kk, 6u), dv6);
 #endif
 #if ${F8}
-      dv7 = mma(f1, pf, rows_right(1u, kk, 7u), dv7);
+      dv7 = subgroupMatrixMultiplyAccumulate(pf, rows_right(1u, kk, 7u), dv7);
 #endif
     }
     times_tile_t(1u, sg, vf0, vf1, vf2, vf3, vf4, vf5, vf6, vf7);
@@ -390,28 +391,27 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
     // dK += dSᵀ·Q (scaled at the end).
     for (var kk = 0u; kk < BI / 16u; kk++) {
       let pf = pfrag(sg, kk);
-      let f1 = first && kk == 0u;
-      dk0 = mma(f1, pf, rows_right(0u, kk, 0u), dk0);
+      dk0 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 0u), dk0);
 #if ${F2}
-      dk1 = mma(f1, pf, rows_right(0u, kk, 1u), dk1);
+      dk1 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 1u), dk1);
 #endif
 #if ${F3}
-      dk2 = mma(f1, pf, rows_right(0u, kk, 2u), dk2);
+      dk2 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 2u), dk2);
 #endif
 #if ${F4}
-      dk3 = mma(f1, pf, rows_right(0u, kk, 3u), dk3);
+      dk3 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 3u), dk3);
 #endif
 #if ${F5}
-      dk4 = mma(f1, pf, rows_right(0u, kk, 4u), dk4);
+      dk4 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 4u), dk4);
 #endif
 #if ${F6}
-      dk5 = mma(f1, pf, rows_right(0u, kk, 5u), dk5);
+      dk5 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 5u), dk5);
 #endif
 #if ${F7}
-      dk6 = mma(f1, pf, rows_right(0u, kk, 6u), dk6);
+      dk6 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 6u), dk6);
 #endif
 #if ${F8}
-      dk7 = mma(f1, pf, rows_right(0u, kk, 7u), dk7);
+      dk7 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 7u), dk7);
 #endif
     }
   }
@@ -491,6 +491,7 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
   // This subgroup's 16 queries as left fragments of Q and dO, via the A / Bt tiles.
   stage(0u, 0u, lid, qbase, q0, p.nq);
   stage(1u, 3u, lid, qbase, q0, p.nq);
+  zero_rows(sg, lane);
   workgroupBarrier();
   var qf0: subgroup_matrix_left<f16, 16, 16>;
   var qf1: subgroup_matrix_left<f16, 16, 16>;
@@ -538,14 +539,15 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
   qf7 = rows_left(0u, sg, 7u);
   df7 = rows_left(1u, sg, 7u);
 #endif
-  var dqa0: subgroup_matrix_result<f32, 16, 16>;
-  var dqa1: subgroup_matrix_result<f32, 16, 16>;
-  var dqa2: subgroup_matrix_result<f32, 16, 16>;
-  var dqa3: subgroup_matrix_result<f32, 16, 16>;
-  var dqa4: subgroup_matrix_result<f32, 16, 16>;
-  var dqa5: subgroup_matrix_result<f32, 16, 16>;
-  var dqa6: subgroup_matrix_result<f32, 16, 16>;
-  var dqa7: subgroup_matrix_result<f32, 16, 16>;
+  let zero = zero_acc(sg);
+  var dqa0 = zero;
+  var dqa1 = zero;
+  var dqa2 = zero;
+  var dqa3 = zero;
+  var dqa4 = zero;
+  var dqa5 = zero;
+  var dqa6 = zero;
+  var dqa7 = zero;
 
   let r = lane / 2u;          // query row of this subgroup's 16
   let h = lane % 2u;          // half of the 64 keys
@@ -598,31 +600,29 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
     for (var c = 0u; c < 8u; c++) { Ps[prow / 4u + quad(c, r, h)] = pack4(pv[c] * (sv[c] - delta_r)); }
     workgroupBarrier();
     // dQ += dS·K.
-    let first = k0 == 0u;
     for (var kk = 0u; kk < BI / 16u; kk++) {
       let pf = pfrag(sg, kk);
-      let f1 = first && kk == 0u;
-      dqa0 = mma(f1, pf, rows_right(0u, kk, 0u), dqa0);
+      dqa0 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 0u), dqa0);
 #if ${F2}
-      dqa1 = mma(f1, pf, rows_right(0u, kk, 1u), dqa1);
+      dqa1 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 1u), dqa1);
 #endif
 #if ${F3}
-      dqa2 = mma(f1, pf, rows_right(0u, kk, 2u), dqa2);
+      dqa2 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 2u), dqa2);
 #endif
 #if ${F4}
-      dqa3 = mma(f1, pf, rows_right(0u, kk, 3u), dqa3);
+      dqa3 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 3u), dqa3);
 #endif
 #if ${F5}
-      dqa4 = mma(f1, pf, rows_right(0u, kk, 4u), dqa4);
+      dqa4 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 4u), dqa4);
 #endif
 #if ${F6}
-      dqa5 = mma(f1, pf, rows_right(0u, kk, 5u), dqa5);
+      dqa5 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 5u), dqa5);
 #endif
 #if ${F7}
-      dqa6 = mma(f1, pf, rows_right(0u, kk, 6u), dqa6);
+      dqa6 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 6u), dqa6);
 #endif
 #if ${F8}
-      dqa7 = mma(f1, pf, rows_right(0u, kk, 7u), dqa7);
+      dqa7 = subgroupMatrixMultiplyAccumulate(pf, rows_right(0u, kk, 7u), dqa7);
 #endif
     }
   }
