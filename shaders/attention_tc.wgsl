@@ -95,11 +95,7 @@ const PV_STEP = (SW - 4u) / 16u; // P·V fragments staged per pass
 var<workgroup> Ks: array<vec2<u32>, BKV * KS / 4u>;
 var<workgroup> Vs: array<vec4<u32>, BKV * KS / 8u>;
 var<workgroup> Ss: array<vec4<f32>, 4u * 16u * SW / 4u>;
-#if ${SPLIT}
-const TS = BKV + 8u;           // SPLIT: row stride (halves) of P's own tile
-var<workgroup> Ps: array<vec2<u32>, 4u * 16u * TS / 4u>;
-#endif
-const O_STEP = SW / 16u;       // O fragments staged per rescale / epilogue pass
+const O_STEP = (SW - 4u) / 16u; // O fragments staged per rescale / epilogue pass
 const SS_ROW = SW;             // for zero_rows / zero_acc (attention_tc_mma.wgsl)
 #endif
 
@@ -158,11 +154,7 @@ fn qfrag(sg: u32, f: u32) -> subgroup_matrix_left<f16, 16, 16> {
 }
 
 fn pfrag(sg: u32, kk: u32) -> subgroup_matrix_left<f16, 16, 16> {
-#if ${SPLIT}
-  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ps, (sg * 16u * TS + kk * 16u) / 4u, TS / 4u);
-#else
   return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, (sg * 16u * KS + kk * 16u) / 4u, KS / 4u);
-#endif
 }
 
 // zero_rows / zero_acc / pack4: shaders/attention_tc_mma.wgsl, appended by the TS op.
@@ -313,11 +305,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   var m = -1.0e30;      // reference max (log2 domain): ≤ the running max, ≥ it − TAU
   var l = 0.0;          // Σ exp2(s − m) over the keys so far
   let srow = sg * 16u * SW + r * SW;
-#if ${SPLIT}
-  let prow = (sg * 16u + r) * TS;
-#else
   let prow = (sg * 16u + r) * KS;
-#endif
 
   var rk: array<vec4<u32>, PER>;   // the next K and V tiles' chunks
   var rv: array<vec4<u32>, PER>;
@@ -325,23 +313,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     rk[i] = fetch_chunk(0u, lid + i * THREADS, kbase, 0u, nk);
     rv[i] = fetch_chunk(1u, lid + i * THREADS, kbase, 0u, nk);
   }
-#if ${SPLIT}
-  for (var i = 0u; i < PER; i++) { put_chunk(0u, lid + i * THREADS, rk[i]); }
-  workgroupBarrier();
-#endif
   for (var k0 = 0u; k0 < nk; k0 += BKV) {
-#if ${SPLIT}
-    // K of this tile is staged; V of this tile waits in rv. Fetch the next K while S is computed.
-    if (k0 + BKV < nk) {
-      for (var i = 0u; i < PER; i++) { rk[i] = fetch_chunk(0u, lid + i * THREADS, kbase, k0 + BKV, nk); }
-    }
-    scores(sg, qf0, qf1, qf2, qf3, qf4, qf5, qf6, qf7);
-    workgroupBarrier();   // scores visible; every subgroup is done with this K and with the last tile's V and P
-    for (var i = 0u; i < PER; i++) { put_chunk(1u, lid + i * THREADS, rv[i]); }
-    if (k0 + BKV < nk) {
-      for (var i = 0u; i < PER; i++) { rv[i] = fetch_chunk(1u, lid + i * THREADS, kbase, k0 + BKV, nk); }
-    }
-#else
     for (var i = 0u; i < PER; i++) {
       put_chunk(0u, lid + i * THREADS, rk[i]);
       put_chunk(1u, lid + i * THREADS, rv[i]);
@@ -355,22 +327,16 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     }
     scores(sg, qf0, qf1, qf2, qf3, qf4, qf5, qf6, qf7);
     workgroupBarrier();   // scores visible; every subgroup is done with K: P may overwrite its rows
-#endif
 
     // This lane's 32 scores of its row, as 8 quads of adjacent keys (quad 2c + h: interleaved with its partner
     // lane), read once into registers as a whole, branch-free (loads in flight together: the loop has a constant
     // trip count and is unrolled; measured on the H200, 53 → 80 TFLOP/s against a loop that read, maxed and
     // exponentiated one score at a time in two passes; 16-byte quads instead of single floats → 86.6). Masked
     // keys read −1e30, so that exp2 gives them 0. Each quarter-warp's eight 16-byte reads (4 rows × 2 lanes) fall
-    // on distinct banks when SW ≡ 8 or 24 (mod 32) floats (stagingWidth in the op), or (SPLIT, SW 64) with the
-    // quads skewed by row (quad(), attention_tc_mma.wgsl).
+    // on distinct banks when SW ≡ 8 or 24 (mod 32) floats (stagingWidth in the op).
     var sv: array<vec4<f32>, 8>;
     for (var c = 0u; c < 8u; c++) {
-#if ${SPLIT}
-      let qd = quad(c, r, h);
-#else
       let qd = 2u * c + h;
-#endif
       let keys = vec4<u32>(k0 + 4u * qd) + vec4<u32>(0u, 1u, 2u, 3u);
       sv[c] = select(vec4<f32>(-1.0e30), Ss[srow / 4u + qd], keys < vec4<u32>(nk));
     }
@@ -389,20 +355,15 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     for (var c = 0u; c < 8u; c++) {
       let pv = exp2(sv[c] * p.scale_log2 - m_new); // ≤ 2^TAU
       ps += pv;
-      // P of the quad's 4 keys as one 8-byte word (KS/4 or TS/4 ≡ 2 mod 4: a half-warp's 16 stores on distinct
-      // banks)
-#if ${SPLIT}
-      Ps[prow / 4u + quad(c, r, h)] = pack4(pv);
-#else
+      // P of the quad's 4 keys as one 8-byte word (KS/4 ≡ 2 mod 4: a half-warp's 16 stores on distinct banks)
       Ks[prow / 4u + 2u * c + h] = pack4(pv);
-#endif
     }
     var psum = (ps.x + ps.y) + (ps.z + ps.w);
     psum += subgroupShuffleXor(psum, 1u);
     l = l * alpha + psum;
     m = m_new;
     if (lane == 0u) { wg_raise[sg] = select(0u, 1u, sg_raise && k0 > 0u); }
-    let raised = workgroupUniformLoad(&wg_raise); // also the barrier after P (and after the lanes' Ss reads; SPLIT: V)
+    let raised = workgroupUniformLoad(&wg_raise); // also the barrier after P (and after the lanes' Ss reads)
 
     // Rare: some subgroup raised its reference: O rows ×= alpha through Ss (whole workgroup, uniform).
     if (raised[0] + raised[1] + raised[2] + raised[3] != 0u) {
@@ -462,12 +423,6 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       }
     }
 
-#if ${SPLIT}
-    // The next K into Ks (free since the barrier after S), visible after this tile's closing barrier.
-    if (k0 + BKV < nk) {
-      for (var i = 0u; i < PER; i++) { put_chunk(0u, lid + i * THREADS, rk[i]); }
-    }
-#endif
     // O += P·V: each P fragment is loaded once and multiplies every V fragment of its 16 keys.
     for (var kk = 0u; kk < BKV / 16u; kk++) {
       let pf = pfrag(sg, kk);
@@ -494,8 +449,7 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       o7 = subgroupMatrixMultiplyAccumulate(pf, vfrag(kk, 7u), o7);
 #endif
     }
-    workgroupBarrier();   // every subgroup is done with this tile's Ks / Vs: the next one may be staged (SPLIT:
-                          // the next K is staged)
+    workgroupBarrier();   // every subgroup is done with this tile's Ks / Vs: the next one may be staged
   }
 
   // Epilogue: O through this subgroup's Ss rows (O_STEP fragments per pass), divided by l, bounds-checked.

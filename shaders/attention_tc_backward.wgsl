@@ -113,6 +113,8 @@ fn store_chunk(dst: u32, off: u32, w: vec4<u32>) {
   if (dst == 0u) { A[off / 4u] = w.xy; A[off / 4u + 1u] = w.zw; } else { Bt[off / 4u] = w.xy; Bt[off / 4u + 1u] = w.zw; }
 }
 
+// The quad (4 adjacent columns of 64) lane h of row r takes at step c of 8: skewed by r mod 4 and (r / 4) mod 2.
+fn quad(c: u32, r: u32, h: u32) -> u32 { return 2u * ((c + r % 4u + (r / 4u) % 2u) % 8u) + h; }
 
 // Fragments of the staged tiles (which: 0 A, 1 Bt). rows_left: this subgroup's 16 rows, D columns f·16..;
 // cols_right: tile rows j·16.. as the columns of a right operand (the tile transposed); rows_right: tile rows

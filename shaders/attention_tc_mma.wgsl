@@ -17,11 +17,6 @@ fn zero_acc(sg: u32) -> subgroup_matrix_result<f32, 16, 16> {
   return subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&Ss, (sg * 16u * SS_ROW) / 4u, SS_ROW / 4u);
 }
 
-// The quad (4 adjacent columns of a 64-float Ss row) lane h of row r takes at step c of 8, skewed by r mod 4 and
-// (r / 4) mod 2: a quarter-warp's 16-byte reads of unpadded rows and a half-warp's 8-byte writes of P rows
-// (stride ≡ 2 mod 4 words) fall on distinct banks.
-fn quad(c: u32, r: u32, h: u32) -> u32 { return 2u * ((c + r % 4u + (r / 4u) % 2u) % 8u) + h; }
-
 // Four f32 values as one word of 4 halves (the kernels' P / dS tiles).
 fn pack4(x: vec4<f32>) -> vec2<u32> {
   return vec2<u32>(bitcast<u32>(vec2<f16>(f16(x.x), f16(x.y))), bitcast<u32>(vec2<f16>(f16(x.z), f16(x.w))));

@@ -14,7 +14,7 @@ import { refBackward, refForward } from './ref/attention.js';
  * reference max must be raised (by more than its TAU = 8 several times): 'ramp' adds `log2` over the whole
  * sequence, 'spike' one key `log2` above the rest in the middle. See growScores.
  */
-interface Case { B: number; H: number; Nq: number; Nk: number; D: number; kvLen?: number[]; outF16?: boolean; noVec?: boolean; noPack?: boolean; narrow?: boolean; noSplit?: boolean; grow?: { kind: 'ramp' | 'spike'; log2: number } }
+interface Case { B: number; H: number; Nq: number; Nk: number; D: number; kvLen?: number[]; outF16?: boolean; noVec?: boolean; noPack?: boolean; narrow?: boolean; grow?: { kind: 'ramp' | 'spike'; log2: number } }
 
 const cases: Case[] = [
 
@@ -30,8 +30,6 @@ const cases: Case[] = [
   { B: 3, H: 2, Nq: 50, Nk: 12, D: 72, kvLen: [1, 7, 12] },
   { B: 1, H: 1, Nq: 33, Nk: 130, D: 24, outF16: true },
   { B: 2, H: 3, Nq: 77, Nk: 77, D: 72, noVec: true },
-  { B: 2, H: 3, Nq: 77, Nk: 140, D: 72, noSplit: true },
-  { B: 3, H: 2, Nq: 70, Nk: 200, D: 64, kvLen: [200, 130, 64], noSplit: true },
   { B: 1, H: 2, Nq: 200, Nk: 150, D: 72, noVec: true },
   { B: 3, H: 2, Nq: 70, Nk: 200, D: 72, kvLen: [200, 130, 64] },
   { B: 1, H: 1, Nq: 33, Nk: 130, D: 20, outF16: true },
@@ -91,7 +89,7 @@ async function check({ gpu, rng }: Ctx, c: Case): Promise<void> {
   gpu.fill(lse, NaN);
   const kvLen = c.kvLen ? gpu.upload(c.kvLen, [B], 'u32') : undefined;
   const scale = 1 / Math.sqrt(D);
-  attentionForwardTc(gpu, { q, k, v, o, lse, kvLen, scale, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow, noSplit: c.noSplit });
+  attentionForwardTc(gpu, { q, k, v, o, lse, kvLen, scale, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow });
   const ref = refForward(roundToF16(qd), roundToF16(kd), roundToF16(vd), c, scale, c.kvLen);
   // P is rounded to f16 before P·V (as FlashAttention does on tensor cores): 1e-2 covers it.
   assertClose(await o.read(), ref.o, { rtol: 1e-2, what: `o ${JSON.stringify(c)}` });
@@ -122,7 +120,6 @@ const growing: Case[] = [
   { B: 2, H: 2, Nq: 70, Nk: 400, D: 72, kvLen: [400, 250], grow: { kind: 'ramp', log2: 50 } },
   { B: 1, H: 2, Nq: 77, Nk: 500, D: 72, grow: { kind: 'spike', log2: 40 } },
   { B: 1, H: 2, Nq: 77, Nk: 300, D: 72, narrow: true, grow: { kind: 'ramp', log2: 50 } },
-  { B: 1, H: 2, Nq: 100, Nk: 700, D: 72, noSplit: true, grow: { kind: 'ramp', log2: 60 } },
   { B: 1, H: 1, Nq: 50, Nk: 260, D: 112, grow: { kind: 'ramp', log2: 40 } },
   { B: 1, H: 2, Nq: 40, Nk: 330, D: 40, noVec: true, outF16: true, grow: { kind: 'ramp', log2: 40 } },
 ];
@@ -187,7 +184,7 @@ s.test('tensor-core forward and backward compile on Dawn null backend', async ()
     const v = g.tensor([B, H, Nk, D], 'f16');
     const lse = g.tensor([B, H, Nq]);
     const kvLen = c.kvLen ? g.tensor([B], 'u32') : undefined;
-    await compiles(() => attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow, noSplit: c.noSplit }));
+    await compiles(() => attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow }));
     const dt = c.outF16 ? 'f16' : 'f32';
     const dout = g.tensor([B, H, Nq, D], o.dtype);
     await compiles(() => attentionBackwardTc(g, { q, k, v, o, dout, lse, kvLen, scale: 0.1, noVec: c.noVec, dq: g.tensor([B, H, Nq, D], dt), dk: g.tensor([B, H, Nk, D], dt), dv: g.tensor([B, H, Nk, D], dt) }));
@@ -205,11 +202,11 @@ s.test('tensor-core forward kernels compile on Dawn null backend for every defin
   let n = 0;
   for (const pack of [false, true])
     for (let DP = 16; DP <= 128; DP += 16)
-      for (const [SW, split] of pack ? [[68, false] as const] : [...stagingWidths(DP).map((w) => [w, false] as const), [64, true] as const])
+      for (const SW of pack ? [68] : stagingWidths(DP))
         for (const outF16 of [false, true])
           for (const mask of [false, true])
             for (const vec of pack ? [false] : [false, true]) {
-              attentionTcForwardKernel(g, { DP, outF16, mask, vec, SW, pack, split });
+              attentionTcForwardKernel(g, { DP, outF16, mask, vec, SW, pack });
               try {
                 await g.sync();
               } catch (e) {
@@ -217,7 +214,7 @@ s.test('tensor-core forward kernels compile on Dawn null backend for every defin
               }
               n++;
             }
-  assert.is(n, 4 * 24 + 4 * 32 + 4 * 8); // main: DP ≤ 64 two SW (72, 68) and split, wider three and split; packed: 8 DP × o × mask
+  assert.is(n, 4 * 16 + 4 * 24 + 4 * 8); // main: DP ≤ 64 two SW (72, 68), wider three; packed: 8 DP × o × mask
   await g.destroy();
 });
 

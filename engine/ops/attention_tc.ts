@@ -32,26 +32,15 @@ export interface AttentionTcArgs {
   noPack?: boolean;
   /** Stage O (rescales, epilogue) through a 64-wide area in several passes even when a D-wide one fits (tests). */
   narrowStaging?: boolean;
-  /** Keep P over the K tile (4 barriers a tile) even where P's own tile fits (tests). */
-  noSplit?: boolean;
 }
 
 /**
- * Workgroup memory the general kernel needs for head dim D and score-staging row stride SW (f16 K/V tiles, f32
- * staging, P's own tile when split, wg_nk and the wg_raise flags); the packed one needs 16 bytes less.
+ * Workgroup memory the general kernel needs for head dim D and score-staging row stride SW (f16 K/V/P tiles, f32
+ * staging, wg_nk and the wg_raise flags); the packed one needs 16 bytes less.
  */
-export function attentionTcSharedBytes(D: number, SW = 68, split = false): number {
+export function attentionTcSharedBytes(D: number, SW = 68): number {
   const DP = Math.ceil(D / 16) * 16;
-  return 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * SW * 4 + (split ? 4 * 16 * 72 * 2 : 0) + 4 + 16;
-}
-
-/**
- * Whether the general kernel runs SPLIT: P in its own tile and Ss rows 64 floats (SW 64, lanes' quads skewed by
- * row), so the next K tile is staged during P·V and a tile takes 3 barriers instead of 4 (fits 48 KiB up to
- * head dim 80; H200, B4 H16 N4096 D72: see the shader's header).
- */
-function splitFits(gpu: Gpu, D: number): boolean {
-  return attentionTcSharedBytes(D, 64, true) <= gpu.info.limits.maxComputeWorkgroupStorageSize;
+  return 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * SW * 4 + 4 + 16;
 }
 
 /**
@@ -86,8 +75,6 @@ export interface AttentionTcForwardVariant {
   mask: boolean;
   vec: boolean;
   SW: number;
-  /** P in its own tile, 3 barriers a tile (SW must be 64); see splitFits. */
-  split?: boolean;
   /** Entry packed (four sequences of ≤ 16 per workgroup, VEC off) instead of the general entry main. */
   pack?: boolean;
 }
@@ -99,8 +86,7 @@ export interface AttentionTcForwardVariant {
  */
 export function attentionTcForwardKernel(gpu: Gpu, v: AttentionTcForwardVariant): Kernel {
   const { DP, SW } = v;
-  if (v.split && SW !== 64) throw new Error(`attention_tc: the split forward stages scores in rows of 64 floats, got SW ${SW}`);
-  const defines: Defines = { DP, OUT_F16: v.outF16, MASK: v.mask, VEC: v.vec, PACK: !!v.pack, SPLIT: !!v.split, SW, ...fragmentFlags(DP) };
+  const defines: Defines = { DP, OUT_F16: v.outF16, MASK: v.mask, VEC: v.vec, PACK: !!v.pack, SW, ...fragmentFlags(DP) };
   return v.pack ? gpu.kernel(PACKED, 'packed', defines) : gpu.kernel(SHADER, 'main', defines);
 }
 
@@ -124,9 +110,7 @@ export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
     return;
   }
   const vec = D % 8 === 0 && !a.noVec;
-  const split = !a.noSplit && !a.narrowStaging && splitFits(gpu, D);
-  const SW = split ? 64 : stagingWidth(gpu, D, a.narrowStaging);
-  const kernel = attentionTcForwardKernel(gpu, { DP, outF16, mask, vec, SW, split });
+  const kernel = attentionTcForwardKernel(gpu, { DP, outF16, mask, vec, SW: stagingWidth(gpu, D, a.narrowStaging) });
   gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }, B * H, 0], [Math.ceil(Nq / 64), B * H, 1]);
 }
 
