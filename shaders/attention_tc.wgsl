@@ -333,14 +333,10 @@ fn main(@builtin(workgroup_id) wid: vec3u,
     // keys read −1e30, so that exp2 gives them 0. Each quarter-warp's eight 16-byte reads (4 rows × 2 lanes) fall
     // on distinct banks when SW ≡ 8 or 24 (mod 32) floats (stagingWidth in the op).
     var sv: array<vec4<f32>, 8>;
-    if (k0 + BKV <= nk) { // a whole tile of keys: no masks
-      for (var c = 0u; c < 8u; c++) { sv[c] = Ss[srow / 4u + 2u * c + h]; }
-    } else {
-      for (var c = 0u; c < 8u; c++) {
-        let qd = 2u * c + h;
-        let keys = vec4<u32>(k0 + 4u * qd) + vec4<u32>(0u, 1u, 2u, 3u);
-        sv[c] = select(vec4<f32>(-1.0e30), Ss[srow / 4u + qd], keys < vec4<u32>(nk));
-      }
+    for (var c = 0u; c < 8u; c++) {
+      let qd = 2u * c + h;
+      let keys = vec4<u32>(k0 + 4u * qd) + vec4<u32>(0u, 1u, 2u, 3u);
+      sv[c] = select(vec4<f32>(-1.0e30), Ss[srow / 4u + qd], keys < vec4<u32>(nk));
     }
     var tm = sv[0];
     for (var c = 1u; c < 8u; c++) { tm = max(tm, sv[c]); }
