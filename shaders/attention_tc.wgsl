@@ -20,7 +20,7 @@
 // 37.7 → 65.8.
 // Dawn/NVIDIA pitfalls, measured on the H100 and with the removed two-pass forward (keep them): subgroup-matrix
 // variables declared inside loops are not reliably zeroed, so main's O accumulators (declared once at function
-// scope) start from a zero fragment loaded from zeroed workgroup memory (attention_tc_mma.wgsl);
+// scope) start from a zero fragment loaded from zeroed workgroup memory (attention_tc_common.wgsl);
 // the scalar workgroup variables (wg_nk, wg_raise) are declared before the tiles — with wg_nk declared after
 // them, every result was wrong; main keeps named fragments/accumulators rather than arrays indexed in loops
 // (F2..F8 say which exist) and subgroup-uniform load/store offsets; subgroup-matrix loads/stores must be in
@@ -96,7 +96,7 @@ var<workgroup> Ks: array<vec2<u32>, BKV * KS / 4u>;
 var<workgroup> Vs: array<vec4<u32>, BKV * KS / 8u>;
 var<workgroup> Ss: array<vec4<f32>, 4u * 16u * SW / 4u>;
 const O_STEP = (SW - 4u) / 16u; // O fragments staged per rescale / epilogue pass
-const SS_ROW = SW;             // for zero_rows / zero_acc (attention_tc_mma.wgsl)
+const SS_ROW = SW;             // for zero_rows / zero_acc (attention_tc_common.wgsl)
 #endif
 
 #if ${PACK}
@@ -157,7 +157,7 @@ fn pfrag(sg: u32, kk: u32) -> subgroup_matrix_left<f16, 16, 16> {
   return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, (sg * 16u * KS + kk * 16u) / 4u, KS / 4u);
 }
 
-// zero_rows / zero_acc / pack4: shaders/attention_tc_mma.wgsl, appended by the TS op.
+// zero_rows / zero_acc / pack4: shaders/attention_tc_common.wgsl, appended by the TS op.
 
 // S = Q·Kᵀ for this subgroup's 16 rows × the 64 keys of the staged tile, stored to its rows of Ss. The four
 // 16-key fragments accumulate side by side (four independent chains over D; measured on the H200: +3 % over one

@@ -18,7 +18,7 @@
 // As in attention_tc.wgsl: each subgroup's fragments and accumulators are NAMED variables, one per 16-wide D
 // fragment (F2..F8 say which exist), not arrays indexed in loops (slower on NVIDIA); the accumulators start from
 // a zero fragment loaded from zeroed workgroup memory (declared subgroup-matrix variables are not reliably zeroed;
-// attention_tc_mma.wgsl); the scalar workgroup variable is declared before the tiles.
+// attention_tc_common.wgsl); the scalar workgroup variable is declared before the tiles.
 enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -76,7 +76,7 @@ const TILE_ROWS = BI;         // rows of a staged tile (attention_tc_staging.wgs
 const KS = max(DP, BI) + 8u;  // row stride (halves) of the staged tiles
 const TS = BI + 8u;           // row stride (halves) of P / dS
 const THREADS = 128u;
-const SS_ROW = BI;            // row stride of Ss (floats), for zero_rows / zero_acc (attention_tc_mma.wgsl)
+const SS_ROW = BI;            // row stride of Ss (floats), for zero_rows / zero_acc (attention_tc_common.wgsl)
 
 var<workgroup> wg_nk: u32;
 var<workgroup> A: array<vec2<u32>, BI * KS / 4u>;        // inner tile 1 (dkdv: Q, dq: K); first the outer-tile rows
@@ -139,7 +139,7 @@ fn pfrag(sg: u32, kk: u32) -> subgroup_matrix_left<f16, 16, 16> {
   return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ps, (sg * 16u * TS + kk * 16u) / 4u, TS / 4u);
 }
 
-// zero_rows / zero_acc / pack4: shaders/attention_tc_mma.wgsl, appended by the TS op.
+// zero_rows / zero_acc / pack4: shaders/attention_tc_common.wgsl, appended by the TS op.
 
 // X·Tᵀ for this subgroup's 16 rows X (D fragments x0..) and the 64 rows of tile `which`, to its Ss rows.
 fn times_tile_t(which: u32, sg: u32,

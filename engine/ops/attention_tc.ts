@@ -10,12 +10,12 @@ import attentionTcWgsl from '../../shaders/attention_tc.wgsl';
 import attentionTcBackwardWgsl from '../../shaders/attention_tc_backward.wgsl';
 import attentionDeltaWgsl from '../../shaders/attention_delta.wgsl';
 import stagingWgsl from '../../shaders/attention_tc_staging.wgsl';
-import mmaWgsl from '../../shaders/attention_tc_mma.wgsl';
+import commonWgsl from '../../shaders/attention_tc_common.wgsl';
 
-const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl + mmaWgsl };
+const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl + commonWgsl };
 // The packed entry stages its tiles itself (seq_rows) and has no key loop: neither the staging nor mma.
 const PACKED = { name: 'attention_tc_packed', template: attentionTcWgsl };
-const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl + stagingWgsl + mmaWgsl };
+const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl + stagingWgsl + commonWgsl };
 const DELTA = { name: 'attention_delta', template: attentionDeltaWgsl };
 
 export interface AttentionTcArgs {
@@ -26,7 +26,7 @@ export interface AttentionTcArgs {
   lse: Tensor; // [B, H, Nq] f32
   kvLen?: Tensor; // [B] u32/i32
   scale: number;
-  /** Stage K/V with scalar loads and no prefetch even when D allows 16-byte chunks (tests compare both). */
+  /** Scalar Q/K/V loads and O stores even when D allows 16-byte words (tests compare both). */
   noVec?: boolean;
   /** Use the general kernel even for sequences short enough to pack four per workgroup. */
   noPack?: boolean;
@@ -126,7 +126,7 @@ export interface AttentionTcBackwardArgs {
   dv: Tensor;
   kvLen?: Tensor;
   scale: number;
-  /** Stage tiles with scalar loads even when D allows 16-byte chunks (tests compare both). */
+  /** Scalar tile loads and dQ/dK/dV stores even when D allows 16-byte words (tests compare both). */
   noVec?: boolean;
 }
 
