@@ -101,8 +101,8 @@ const SS_ROW = SW;             // for zero_rows / zero_acc (attention_tc_common.
 
 #if ${PACK}
 #else
-// main's Q/K/V tile staging (fetch_chunk / put_chunk; sources 0 K, 1 V, 2 Q; tiles 0 Ks, 1 Vs): shaders/attention_tc_staging.wgsl,
-// appended to main's renders by the TS op, through these accessors.
+// main's Q/K/V tile staging (fetch_chunk / put_chunk; sources 0 K, 1 V, 2 Q; tiles 0 Ks, 1 Vs):
+// shaders/attention_tc_staging.wgsl, appended to main's renders by the TS op, through these accessors.
 #if ${VEC}
 fn load_chunk(src: u32, i: u32) -> vec4<u32> {
 #else
@@ -319,7 +319,9 @@ fn main(@builtin(workgroup_id) wid: vec3u,
       put_chunk(1u, lid + i * THREADS, rv[i]);
     }
     workgroupBarrier();
-    for (var i = 0u; i < PER; i++) { // past the last tile every chunk is out of range: zeros, no loads
+    // The next tile, unconditionally: past the last one every chunk is out of range (zeros, no loads). An
+    // `if (k0 + BKV < nk)` around this loop cost 9 % (H200, B4 H16 N4096: 97.9 vs 106.8 TFLOP/s).
+    for (var i = 0u; i < PER; i++) {
       rk[i] = fetch_chunk(0u, lid + i * THREADS, kbase, k0 + BKV, nk);
       rv[i] = fetch_chunk(1u, lid + i * THREADS, kbase, k0 + BKV, nk);
     }
