@@ -13,7 +13,8 @@ import stagingWgsl from '../../shaders/attention_tc_staging.wgsl';
 import commonWgsl from '../../shaders/attention_tc_common.wgsl';
 
 const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl + commonWgsl };
-// The packed entry stages its tiles itself (seq_rows) and has no key loop: neither the staging nor mma.
+// The packed entry stages its tiles itself (seq_rows) and has no key loop: it needs neither the staging nor the
+// common helpers (zero accumulator, pack4).
 const PACKED = { name: 'attention_tc_packed', template: attentionTcWgsl };
 const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl + stagingWgsl + commonWgsl };
 const DELTA = { name: 'attention_delta', template: attentionDeltaWgsl };
