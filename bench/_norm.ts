@@ -2,6 +2,7 @@
 // rows, variant labels, the forward's part of a variant, the packed f16 kernel's block/slot settings and the
 // packed-vs-unit summary printed after the table.
 import type { NormBackwardVariant, NormVariant } from '../engine/ops/layernorm.js';
+import { table, torch } from './_harness.js';
 
 export interface NormRow {
   name: string;
@@ -51,4 +52,27 @@ export function printPackedVsUnit(title: string, results: readonly NormRow[], co
   const width = Math.max(...cases.map((c) => c.length));
   console.log(`\n${title}`);
   for (const c of cases) console.log(`  ${c.padEnd(width)}  packed ${pct(`${c} packed`)}  |  unit ${pct(`${c} unit`)}`);
+}
+
+/** One of our rows beside PyTorch's (bench/torch_norm.py): [our dtype, our row name, torch case, pass]. */
+export type TorchPair = readonly ['f32' | 'f16', string, string, 'fwd' | 'bwd'];
+
+/**
+ * Prints our GB/s beside PyTorch's for the same case, dtype (f16 ↔ float16; bfloat16 for context) and byte
+ * count, measured on the same GPU in the same run; nothing when PyTorch is absent (--no-torch or no python).
+ */
+export function printVsTorch(title: string, results: readonly NormRow[], rows: number, C: number, samples: number, pairs: readonly TorchPair[]): void {
+  const ref = torch('torch_norm.py', [JSON.stringify({ rows, C, samples })]);
+  if (!ref) return;
+  const gbs = (kase: string, dtype: string, pass: string) => {
+    const r = ref.find((q) => q.case === kase && q.dtype === dtype);
+    return r ? Number(r[`${pass}_gbs`]) : NaN;
+  };
+  const cells = pairs.map(([dtype, name, kase, pass]) => {
+    const ours = results.find((q) => q.dtype === dtype && q.name === name)?.gbs ?? NaN;
+    const t = gbs(kase, dtype === 'f32' ? 'float32' : 'float16', pass);
+    return [`${name}`, dtype, ours, t, ours / t, gbs(kase, 'bfloat16', pass)];
+  });
+  console.log(`\n${title}`);
+  console.log(table(['case', 'dtype', 'GB/s', 'torch GB/s', 'ratio', 'torch bf16 GB/s'], cells));
 }

@@ -11,13 +11,14 @@
 // --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows); --profile prints the kernels of one
 // f32 backward call per variant and of the f16 packed and unit backward (row kernel vs weight-gradient sum).
 // --per sweeps threads per row against units (f32) or words (f16 packed) a thread (NormVariant.perThread), with slots.
+// Last: PyTorch F.layer_norm at the same size in the same run (bench/torch_norm.py; --no-torch skips it).
 //   node dist/bench/layernorm.mjs [--quick] [--sweep] [--per] [--subgroup-rows] [--profile] [--safe]
 import { layernorm, layernormBackward, subgroupRowsUnavailable, unitLayout, type LayerNormBackwardOptions } from '../engine/ops/layernorm.js';
 import { cast } from '../engine/ops/cast.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { best, copyCeiling, finish, openBenchGpu, printBreakdown, table, time } from './_harness.js';
-import { forwardVariant, PACKED_SETTINGS, printPackedVsUnit, variantTag, type NormBenchVariant, type NormRow } from './_norm.js';
+import { forwardVariant, PACKED_SETTINGS, printPackedVsUnit, printVsTorch, variantTag, type NormBenchVariant, type NormRow, type TorchPair } from './_norm.js';
 
 const quick = process.argv.includes('--quick');
 const rows = quick ? 1024 : 16384;
@@ -160,4 +161,10 @@ const sameSize = { f32: (await copyCeiling(gpu, (rows * C * 4) / 2 ** 20)).copy1
 console.log(`\nlayernorm [${rows}, ${C}]; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer); the same copy of one [${rows}, ${C}] tensor: f32 ${sameSize.f32.toFixed(0)} GB/s, f16 ${sameSize.f16.toFixed(0)} GB/s`);
 console.log(table(['case', 'dtype', 'ms', 'GB/s', '% copy16', '% same-size copy'], results.map((r) => [r.name, r.dtype, r.ms, r.gbs, (100 * r.gbs) / ceiling.copy16, (100 * r.gbs) / sameSize[r.dtype as 'f32' | 'f16']])));
 printPackedVsUnit(`f16 [${rows}, ${C}], % of copy16 — packed kernel (the default) vs unit kernel ({packed: false}, the previous default):`, results, ceiling.copy16, ['backward affine', 'backward plain', 'forward affine', 'forward plain']);
+const vsTorch: TorchPair[] = (['affine', 'plain'] as const).flatMap((a) =>
+  (['forward', 'backward'] as const).flatMap((d): TorchPair[] => [
+    ['f32', `${d} ${a}`, `layernorm ${a}`, d === 'forward' ? 'fwd' : 'bwd'],
+    ['f16', `${d} ${a} packed`, `layernorm ${a}`, d === 'forward' ? 'fwd' : 'bwd'],
+  ]));
+printVsTorch(`layernorm [${rows}, ${C}] beside PyTorch F.layer_norm (same GPU, same run, same bytes counted):`, results, rows, C, 4, vsTorch);
 finish();

@@ -209,14 +209,14 @@ fn backward(
   for (var step = 0u; step < steps; step++) {
     let on = r < r1;
     let nr = r + SLOTS;
-    if (nr < r1) { // prefetch: the next row's loads are in flight while this row is reduced and written
-      for (var k = 0u; k < PER; k++) {
-        let j = t + k * WG;
-        if (j < p.units) {
-          nx[k] = x[nr * p.units + j];
-          nd[k] = dy[nr * p.units + j];
-        }
-      }
+    // prefetch: the next row's loads are in flight while this row is reduced and written; branch-free (past the
+    // block the last row again, unused; words past the row's end 0)
+    let nrc = min(nr, r1 - 1u);
+    for (var k = 0u; k < PER; k++) {
+      let j = t + k * WG;
+      let jc = min(j, p.units - 1u);
+      nx[k] = select(W(), x[nrc * p.units + jc], j < p.units);
+      nd[k] = select(W(), dy[nrc * p.units + jc], j < p.units);
     }
     let rr = min(r, r1 - 1u);
     let m = mean[rr];
@@ -336,13 +336,10 @@ fn forward(
   for (var step = 0u; step < steps; step++) {
     let on = r < r1;
     let nr = r + SLOTS;
-    if (nr < r1) {
-      for (var k = 0u; k < PER; k++) {
-        let j = t + k * WG;
-        if (j < p.units) {
-          nx[k] = x[nr * p.units + j];
-        }
-      }
+    let nrc = min(nr, r1 - 1u); // branch-free prefetch (see backward)
+    for (var k = 0u; k < PER; k++) {
+      let j = t + k * WG;
+      nx[k] = select(W(), x[nrc * p.units + min(j, p.units - 1u)], j < p.units);
     }
     let rr = min(r, r1 - 1u);
     let shift = h2(x[rr * p.units], 0u).x; // K = x[row, 0]: shifted sums (no cancellation when |mean| ≫ std)
