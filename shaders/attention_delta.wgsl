@@ -13,7 +13,13 @@ struct Params {
 @group(0) @binding(0) var<storage, read> o: array<f32>;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 #endif
+#if ${LSE}
+// LSE (the packed tensor-core backward, short of storage bindings): (lse · log2 e, Δ) pairs in one buffer
+@group(0) @binding(2) var<storage, read_write> delta: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read> lse: array<f32>;
+#else
 @group(0) @binding(2) var<storage, read_write> delta: array<f32>;
+#endif
 @group(0) @binding(3) var<uniform> p: Params;
 
 fn at(i: u32) -> vec2<f32> {
@@ -34,5 +40,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let x = at(row * p.d + c);
     acc += x.x * x.y;
   }
+#if ${LSE}
+  delta[row] = vec2<f32>(lse[row] * 1.4426950408889634, acc);
+#else
   delta[row] = acc;
+#endif
 }

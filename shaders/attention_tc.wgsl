@@ -86,23 +86,14 @@ var<workgroup> wg_raise: array<u32, 4>;        // main, per subgroup: 1 when it 
 // offsets and strides then count words): its lanes move 4 scores / probabilities a load or store, and K/V
 // chunks go in as one or two stores (H200, B4 H16 N4096: 78.8 → 86.6 TFLOP/s against scalar f16/f32 tiles).
 const SW = ${SW}u;             // row stride of Ss (floats): (BKV or DP) + 4 or more, see stagingWidth in the op
-#if ${PACK}
-var<workgroup> Ks: array<f16, BKV * KS>;
-var<workgroup> Vs: array<f16, BKV * KS>;
-var<workgroup> Ss: array<f32, 4u * 16u * SW>;
-const PV_STEP = (SW - 4u) / 16u; // P·V fragments staged per pass
-#else
 var<workgroup> Ks: array<vec2<u32>, BKV * KS / 4u>;
 var<workgroup> Vs: array<vec4<u32>, BKV * KS / 8u>;
 var<workgroup> Ss: array<vec4<f32>, 4u * 16u * SW / 4u>;
 const O_STEP = (SW - 4u) / 16u; // O fragments staged per rescale / epilogue pass
 const SS_ROW = SW;             // for zero_rows / zero_acc (attention_tc_common.wgsl)
-#endif
 
-#if ${PACK}
-#else
-// main's Q/K/V tile staging (fetch_chunk / put_chunk; sources 0 K, 1 V, 2 Q; tiles 0 Ks, 1 Vs):
-// shaders/attention_tc_staging.wgsl, appended to main's renders by the TS op, through these accessors.
+// Q/K/V tile staging (fetch_chunk / put_chunk; sources 0 K, 1 V, 2 Q; tiles 0 Ks, 1 Vs):
+// shaders/attention_tc_staging.wgsl, appended to both entries' renders by the TS op, through these accessors.
 #if ${VEC}
 fn load_chunk(src: u32, i: u32) -> vec4<u32> {
 #else
@@ -117,6 +108,24 @@ fn store_chunk(dst: u32, off: u32, w: vec4<u32>) {
   if (dst == 1u) { Vs[off / 8u] = w; } else { Ks[off / 4u] = w.xy; Ks[off / 4u + 1u] = w.zw; }
 }
 
+fn kfrag(j: u32, f: u32) -> subgroup_matrix_right<f16, 16, 16> {
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, (j * 16u * KS + f * 16u) / 4u, KS / 4u);
+}
+
+fn vfrag(kk: u32, f: u32) -> subgroup_matrix_right<f16, 16, 16> {
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, (kk * 16u * KS + f * 16u) / 8u, KS / 8u);
+}
+
+fn qfrag(sg: u32, f: u32) -> subgroup_matrix_left<f16, 16, 16> {
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, (sg * 16u * KS + f * 16u) / 4u, KS / 4u);
+}
+
+fn pfrag(sg: u32, kk: u32) -> subgroup_matrix_left<f16, 16, 16> {
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, (sg * 16u * KS + kk * 16u) / 4u, KS / 4u);
+}
+
+#if ${PACK}
+#else
 // ---- main: O in subgroup-matrix accumulators, reference max raised lazily.
 // Each subgroup keeps O = Σ_tiles P·V in DF subgroup_matrix_result accumulators (one per 16-wide D fragment) for
 // the whole key loop: no per-tile P·V store / re-read / rescale through workgroup memory.
@@ -140,22 +149,6 @@ fn store_chunk(dst: u32, off: u32, w: vec4<u32>) {
 // may overwrite its rows); after P (workgroupUniformLoad of the raise flags: a barrier, the load, a barrier);
 // after P·V (every subgroup done with this tile's Ks / Vs before the next tile is staged). The rare rescale
 // adds two (more with narrow Ss staging).
-
-fn kfrag(j: u32, f: u32) -> subgroup_matrix_right<f16, 16, 16> {
-  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, (j * 16u * KS + f * 16u) / 4u, KS / 4u);
-}
-
-fn vfrag(kk: u32, f: u32) -> subgroup_matrix_right<f16, 16, 16> {
-  return subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, (kk * 16u * KS + f * 16u) / 8u, KS / 8u);
-}
-
-fn qfrag(sg: u32, f: u32) -> subgroup_matrix_left<f16, 16, 16> {
-  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, (sg * 16u * KS + f * 16u) / 4u, KS / 4u);
-}
-
-fn pfrag(sg: u32, kk: u32) -> subgroup_matrix_left<f16, 16, 16> {
-  return subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, (sg * 16u * KS + kk * 16u) / 4u, KS / 4u);
-}
 
 // zero_rows / zero_acc / pack4: shaders/attention_tc_common.wgsl, appended by the TS op.
 
@@ -515,27 +508,44 @@ fn main(@builtin(workgroup_id) wid: vec3u,
 #endif
 
 #if ${PACK}
-// ---- packed (PACK): four short sequences per workgroup. Subgroup sg owns sequence bh0 + sg; tile rows
-// 16·sg .. 16·sg + 15 hold its queries (then its keys / values). Scores against the other subgroups' keys are
-// computed and masked.
-fn seq_rows(lid: u32, bh0: u32, which: u32) {
-  for (var i = lid; i < BKV * DP; i += THREADS) {
-    let r = i / DP;
-    let c = i % DP;
-    let bh = bh0 + r / 16u;
-    let j = r % 16u;
-    var x = f16(0.0);
-    if (which == 0u) {
-      if (bh < p.bh_total && j < p.nq && c < p.d) { x = q[(bh * p.nq + j) * p.d + c]; }
-      Ks[r * KS + c] = x;
-    } else if (which == 1u) {
-      if (bh < p.bh_total && j < p.nk && c < p.d) { x = k[(bh * p.nk + j) * p.d + c]; }
-      Ks[r * KS + c] = x;
-    } else {
-      if (bh < p.bh_total && j < p.nk && c < p.d) { x = v[(bh * p.nk + j) * p.d + c]; }
-      Vs[r * KS + c] = x;
+// ---- packed (PACK): short sequences (Nq, Nk ≤ 16, e.g. temporal attention over 16 frames), four per workgroup.
+// Subgroup sg owns sequence bh0 + sg in tile rows 16·sg .. 16·sg + 15 (its queries, then its keys and values,
+// then its P), and every product is its own 16 × 16 diagonal block: DF products for S, DF for O, nothing
+// computed against another sequence's keys. Q, K and V are all fetched at once as 16-byte chunks (one
+// round of latency), O leaves as 16-byte words.
+
+// Chunk c of the packed tile of source src: tile row r is row r mod 16 of sequence bh0 + r / 16 (n rows);
+// zero past the sequence, past D and past the last sequence.
+fn seq_chunk(src: u32, c: u32, bh0: u32, n: u32) -> vec4<u32> {
+  let r = c / (DP / 8u);
+  let bh = bh0 + r / 16u;
+  if (c >= CHUNKS || bh >= p.bh_total) { return vec4<u32>(0u); }
+  return fetch_chunk(src, (r % 16u) * (DP / 8u) + c % (DP / 8u), bh * n * p.d, 0u, n);
+}
+
+// Columns d .. d + 7 of O row `row` (a, b: already divided by l); the caller checks the row.
+fn write_o8(row: u32, d: u32, a: vec4<f32>, b: vec4<f32>) {
+#if ${VEC}
+  if (d < p.d) {
+#if ${OUT_F16}
+    o[(row * p.d + d) / 8u] = vec4<u32>(pack4(a), pack4(b));
+#else
+    o[(row * p.d + d) / 4u] = a;
+    o[(row * p.d + d) / 4u + 1u] = b;
+#endif
+  }
+#else
+  for (var c = 0u; c < 8u; c++) {
+    if (d + c < p.d) {
+      let x = select(b[c % 4u], a[c % 4u], c < 4u);
+#if ${OUT_F16}
+      o[row * p.d + d + c] = f16(x);
+#else
+      o[row * p.d + d + c] = x;
+#endif
     }
   }
+#endif
 }
 
 @compute @workgroup_size(THREADS)
@@ -545,82 +555,68 @@ fn packed(@builtin(workgroup_id) wid: vec3u,
           @builtin(subgroup_invocation_id) lane: u32) {
   let bh0 = (wid.x + wid.y * p.groups_x) * 4u;
   let bh = bh0 + sg;
-  seq_rows(lid, bh0, 0u);
+  var rq: array<vec4<u32>, PER>;
+  var rk: array<vec4<u32>, PER>;
+  var rv: array<vec4<u32>, PER>;
+  for (var i = 0u; i < PER; i++) {
+    rq[i] = seq_chunk(2u, lid + i * THREADS, bh0, p.nq);
+    rk[i] = seq_chunk(0u, lid + i * THREADS, bh0, p.nk);
+    rv[i] = seq_chunk(1u, lid + i * THREADS, bh0, p.nk);
+  }
+  for (var i = 0u; i < PER; i++) {
+    put_chunk(0u, lid + i * THREADS, rq[i]);
+    put_chunk(1u, lid + i * THREADS, rv[i]);
+  }
   workgroupBarrier();
   var qf: array<subgroup_matrix_left<f16, 16, 16>, DF>;
-  for (var f = 0u; f < DF; f++) {
-    qf[f] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + f * 16u, KS);
-  }
+  for (var f = 0u; f < DF; f++) { qf[f] = qfrag(sg, f); }
   workgroupBarrier();
-  seq_rows(lid, bh0, 1u);
-  seq_rows(lid, bh0, 2u);
-  workgroupBarrier();
-  for (var j = 0u; j < BKV / 16u; j++) {
-    let kt0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS, KS);
-    var s = subgroupMatrixMultiply<f32>(qf[0], kt0);
-    for (var f = 1u; f < DF; f++) {
-      let kt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Ks, j * 16u * KS + f * 16u, KS);
-      s = subgroupMatrixMultiplyAccumulate(qf[f], kt, s);
-    }
-    subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + j * 16u, s, SW);
-  }
+  for (var i = 0u; i < PER; i++) { put_chunk(0u, lid + i * THREADS, rk[i]); }
   workgroupBarrier();
 
-  // Softmax over this sequence's keys only (columns 16·sg .. 16·sg + nk): two lanes per row, 8 keys each.
+  // S = Q·Kᵀ of the subgroup's own block, to its rows of Ss.
+  var s = subgroupMatrixMultiply<f32>(qf[0], kfrag(sg, 0u));
+  for (var f = 1u; f < DF; f++) { s = subgroupMatrixMultiplyAccumulate(qf[f], kfrag(sg, f), s); }
+  subgroupMatrixStore<row_major>(&Ss, (sg * 16u * SW) / 4u, s, SW / 4u);
+  workgroupBarrier();
+
+  // Softmax over the sequence's nk keys: two lanes a row, 8 keys each.
   let r = lane / 2u;
   let h = lane % 2u;
   var nk = p.nk;
 #if ${MASK}
   if (bh < p.bh_total) { nk = min(p.nk, kv_len[bh / p.heads]); }
 #endif
-  let srow = sg * 16u * SW + r * SW;
-  var mx = -1.0e30;
-  for (var c = 0u; c < 8u; c++) {
-    let j = h * 8u + c;
-    if (j < nk) { mx = max(mx, Ss[srow + sg * 16u + j] * p.scale_log2); }
-  }
+  let si = (sg * 16u * SW + r * SW + h * 8u) / 4u;
+  let key0 = vec4<u32>(0u, 1u, 2u, 3u) + h * 8u;
+  let s0 = Ss[si] * p.scale_log2;
+  let s1 = Ss[si + 1u] * p.scale_log2;
+  let lo = vec4<f32>(-1.0e30);
+  let m4 = max(select(lo, s0, key0 < vec4<u32>(nk)), select(lo, s1, key0 + 4u < vec4<u32>(nk)));
+  var mx = max(max(m4.x, m4.y), max(m4.z, m4.w));
   mx = max(mx, subgroupShuffleXor(mx, 1u));
-  var l = 0.0;
-  let prow = (sg * 16u + r) * KS;
-  workgroupBarrier();   // every subgroup has read K: P rows may overwrite it
-  for (var c = 0u; c < BKV / 2u; c++) {
-    let key = h * (BKV / 2u) + c;
-    let j = key - sg * 16u;
-    var pv = 0.0;
-    if (key >= sg * 16u && j < 16u && j < nk) { pv = exp2(Ss[srow + key] * p.scale_log2 - mx); }
-    l += pv;
-    Ks[prow + key] = f16(pv);
-  }
+  let p0 = select(vec4<f32>(0.0), exp2(s0 - mx), key0 < vec4<u32>(nk));
+  let p1 = select(vec4<f32>(0.0), exp2(s1 - mx), key0 + 4u < vec4<u32>(nk));
+  var l = dot(p0 + p1, vec4<f32>(1.0));
   l += subgroupShuffleXor(l, 1u);
+  // P over the subgroup's own K rows (its K fragments were read before the barrier above)
+  let pw = (sg * 16u * KS + r * KS + h * 8u) / 4u;
+  Ks[pw] = pack4(p0);
+  Ks[pw + 1u] = pack4(p1);
   workgroupBarrier();
 
-  // O = P·V through Ss, four D fragments at a time, written out directly.
-  for (var f0 = 0u; f0 < DF; f0 += PV_STEP) {
-    for (var f = f0; f < min(f0 + PV_STEP, DF); f++) {
-      let pf0 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS, KS);
-      let vf0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, f * 16u, KS);
-      var pv = subgroupMatrixMultiply<f32>(pf0, vf0);
-      for (var kk = 1u; kk < BKV / 16u; kk++) {
-        let pf = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&Ks, sg * 16u * KS + kk * 16u, KS);
-        let vf = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&Vs, kk * 16u * KS + f * 16u, KS);
-        pv = subgroupMatrixMultiplyAccumulate(pf, vf, pv);
-      }
-      subgroupMatrixStore<row_major>(&Ss, sg * 16u * SW + (f - f0) * 16u, pv, SW);
+  // O = P·V, O_STEP fragments a pass through the subgroup's Ss rows, written as 8 columns a lane.
+  let pf = pfrag(sg, 0u);
+  let inv = 1.0 / l;
+  for (var f0 = 0u; f0 < DF; f0 += O_STEP) {
+    for (var f = f0; f < min(f0 + O_STEP, DF); f++) {
+      subgroupMatrixStore<row_major>(&Ss, (sg * 16u * SW + (f - f0) * 16u) / 4u, subgroupMatrixMultiply<f32>(pf, vfrag(sg, f)), SW / 4u);
     }
     workgroupBarrier();
     if (bh < p.bh_total && r < p.nq) {
-      for (var f = f0; f < min(f0 + PV_STEP, DF); f++) {
-        for (var c = 0u; c < 8u; c++) {
-          let d = f * 16u + h * 8u + c;
-          if (d < p.d) {
-            let val = Ss[srow + (f - f0) * 16u + h * 8u + c] / l;
-#if ${OUT_F16}
-            o[(bh * p.nq + r) * p.d + d] = f16(val);
-#else
-            o[(bh * p.nq + r) * p.d + d] = val;
-#endif
-          }
-        }
+      for (var f = f0; f < min(f0 + O_STEP, DF); f++) {
+        let oi = si + (f - f0) * 4u;
+        write_o8(bh * p.nq + r, f * 16u + h * 8u, Ss[oi] * inv, Ss[oi + 1u] * inv);
       }
     }
     workgroupBarrier();

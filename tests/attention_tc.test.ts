@@ -2,7 +2,7 @@
 // reference on the GPU; compiled on Dawn's null backend everywhere.
 import * as assert from 'uvu/assert';
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
-import { attentionForwardTc, attentionBackwardTc, attentionTcForwardKernel, stagingWidths } from '../engine/ops/attention_tc.js';
+import { attentionForwardTc, attentionBackwardTc, attentionTcBackwardPackedKernel, attentionTcForwardKernel, stagingWidths } from '../engine/ops/attention_tc.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { roundToF16 } from '../engine/dtype.js';
 import { Gpu } from '../engine/gpu.js';
@@ -34,6 +34,9 @@ const cases: Case[] = [
   { B: 3, H: 2, Nq: 70, Nk: 200, D: 72, kvLen: [200, 130, 64] },
   { B: 1, H: 1, Nq: 33, Nk: 130, D: 20, outF16: true },
   { B: 2, H: 2, Nq: 40, Nk: 90, D: 40, kvLen: [90, 33] },
+  { B: 7, H: 1, Nq: 16, Nk: 16, D: 20, outF16: true }, // packed, scalar loads (D % 8 ≠ 0), 7 sequences: a partial workgroup
+  { B: 3, H: 3, Nq: 8, Nk: 16, D: 72, noVec: true }, // packed, Nq < Nk, scalar loads and stores
+  { B: 2, H: 5, Nq: 16, Nk: 16, D: 128, outF16: true }, // packed, widest D (8 fragments, two O passes)
 ];
 
 // Scores that grow along the keys (case.grow): dimension 0 of every query is one of ±4, 2, 0.5 (cycling over
@@ -147,7 +150,7 @@ async function checkBackward({ gpu, rng }: Ctx, c: Case): Promise<void> {
   const dq = gpu.tensor([B, H, Nq, D], dt);
   const dk = gpu.tensor([B, H, Nk, D], dt);
   const dv = gpu.tensor([B, H, Nk, D], dt);
-  attentionBackwardTc(gpu, { q, k, v, o, dout, lse, dq, dk, dv, kvLen, scale, noVec: c.noVec });
+  attentionBackwardTc(gpu, { q, k, v, o, dout, lse, dq, dk, dv, kvLen, scale, noVec: c.noVec, noPack: c.noPack });
   const ref = refBackward(roundToF16(qd), roundToF16(kd), roundToF16(vd), roundToF16(dd), c, scale, c.kvLen);
   const name = JSON.stringify(c);
   assertClose(await dv.read(), ref.dv, { rtol: 1e-2, what: `dv ${name}` });
@@ -187,16 +190,16 @@ s.test('tensor-core forward and backward compile on Dawn null backend', async ()
     await compiles(() => attentionForwardTc(g, { q, k, v, o, lse, kvLen, scale: 0.1, noVec: c.noVec, noPack: c.noPack, narrowStaging: c.narrow }));
     const dt = c.outF16 ? 'f16' : 'f32';
     const dout = g.tensor([B, H, Nq, D], o.dtype);
-    await compiles(() => attentionBackwardTc(g, { q, k, v, o, dout, lse, kvLen, scale: 0.1, noVec: c.noVec, dq: g.tensor([B, H, Nq, D], dt), dk: g.tensor([B, H, Nk, D], dt), dv: g.tensor([B, H, Nk, D], dt) }));
+    await compiles(() => attentionBackwardTc(g, { q, k, v, o, dout, lse, kvLen, scale: 0.1, noVec: c.noVec, noPack: c.noPack, dq: g.tensor([B, H, Nq, D], dt), dk: g.tensor([B, H, Nk, D], dt), dv: g.tensor([B, H, Nk, D], dt) }));
   }
   await g.destroy();
 });
 
 // Every variant of the forward kernels the op can produce: general (main) with DP 16..128, f16/f32 o, masked or
 // not, 16-byte staging or not, every Ss stride of stagingWidths (the null device's 16 KiB limit makes the op pick 68,
-// so the wide ones are requested here directly); packed with DP 16..128, f16/f32 o, masked or not (SW 68, no
-// VEC). Only the workgroup-memory limit may fail.
-s.test('tensor-core forward kernels compile on Dawn null backend for every define set', async () => {
+// so the wide ones are requested here directly); packed with DP 16..128, f16/f32 o, masked or not, 16-byte words
+// or not (SW 68). Only the workgroup-memory limit may fail.
+s.test('tensor-core forward kernels and the packed backward compile on Dawn null backend for every define set', async () => {
   const g = await Gpu.open({ device: 'null' });
   const limitOnly = /total use of workgroup storage \(\d+ bytes\) is larger than the maximum allowed \(16384 bytes\)/;
   let n = 0;
@@ -205,7 +208,7 @@ s.test('tensor-core forward kernels compile on Dawn null backend for every defin
       for (const SW of pack ? [68] : stagingWidths(DP))
         for (const outF16 of [false, true])
           for (const mask of [false, true])
-            for (const vec of pack ? [false] : [false, true]) {
+            for (const vec of [false, true]) {
               attentionTcForwardKernel(g, { DP, outF16, mask, vec, SW, pack });
               try {
                 await g.sync();
@@ -214,7 +217,21 @@ s.test('tensor-core forward kernels compile on Dawn null backend for every defin
               }
               n++;
             }
-  assert.is(n, 4 * 16 + 4 * 24 + 4 * 8); // main: DP ≤ 64 two SW (72, 68), wider three; packed: 8 DP × o × mask
+  assert.is(n, 4 * 16 + 4 * 24 + 8 * 8); // main: DP ≤ 64 two SW (72, 68), wider three; packed: 8 DP × o × mask × VEC
+  // the packed backward (short sequences): DP 16..128, f16/f32 gradients, 16-byte words or not
+  let m = 0;
+  for (let DP = 16; DP <= 128; DP += 16)
+    for (const outF16 of [false, true])
+      for (const vec of [false, true]) {
+        attentionTcBackwardPackedKernel(g, { DP, outF16, vec });
+        try {
+          await g.sync();
+        } catch (e) {
+          if (!(e instanceof GpuError && e.kind === 'validation' && /total use of workgroup storage \(\d+ bytes\)/.test(e.message))) throw e;
+        }
+        m++;
+      }
+  assert.is(m, 8 * 4);
   await g.destroy();
 });
 

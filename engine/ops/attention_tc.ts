@@ -8,15 +8,16 @@ import type { Defines, Kernel } from '../shader.js';
 import { ShapeError } from '../errors.js';
 import attentionTcWgsl from '../../shaders/attention_tc.wgsl';
 import attentionTcBackwardWgsl from '../../shaders/attention_tc_backward.wgsl';
+import attentionTcBackwardPackedWgsl from '../../shaders/attention_tc_backward_packed.wgsl';
 import attentionDeltaWgsl from '../../shaders/attention_delta.wgsl';
 import stagingWgsl from '../../shaders/attention_tc_staging.wgsl';
 import commonWgsl from '../../shaders/attention_tc_common.wgsl';
 
 const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl + commonWgsl };
-// The packed entry stages its tiles itself (seq_rows) and has no key loop: it needs neither the staging nor the
-// common helpers (zero accumulator, pack4).
-const PACKED = { name: 'attention_tc_packed', template: attentionTcWgsl };
+// The packed entry stages its tiles through the same chunk fetches (seq_chunk → fetch_chunk) and packs with pack4.
+const PACKED = { name: 'attention_tc_packed', template: attentionTcWgsl + stagingWgsl + commonWgsl };
 const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl + stagingWgsl + commonWgsl };
+const PACKED_BACKWARD = { name: 'attention_tc_backward_packed', template: attentionTcBackwardPackedWgsl + stagingWgsl + commonWgsl };
 const DELTA = { name: 'attention_delta', template: attentionDeltaWgsl };
 
 export interface AttentionTcArgs {
@@ -106,7 +107,7 @@ export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
   if (pack) {
     // short sequences (temporal attention): four (b, h) per workgroup, one per subgroup
     const grid = gpu.grid1d(Math.ceil((B * H) / 4));
-    const kernel = attentionTcForwardKernel(gpu, { DP, outF16, mask, vec: false, SW: 68, pack: true });
+    const kernel = attentionTcForwardKernel(gpu, { DP, outF16, mask, vec: D % 8 === 0 && !a.noVec, SW: 68, pack: true });
     gpu.dispatch(kernel, tensors, [Nq, Nk, D, H, { f32: a.scale * Math.LOG2E }, B * H, grid[0]], grid);
     return;
   }
@@ -129,15 +130,34 @@ export interface AttentionTcBackwardArgs {
   scale: number;
   /** Scalar tile loads and dQ/dK/dV stores even when D allows 16-byte words (tests compare both). */
   noVec?: boolean;
+  /** Use the general kernels even for sequences short enough for the packed one. */
+  noPack?: boolean;
 }
 
-/** Δ_i = Σ_d dO_id · O_id ([B, H, Nq] f32) for the attention backward. */
-export function attentionDelta(gpu: Gpu, o: Tensor, dout: Tensor, delta: Tensor): void {
+/** Sequences (one a subgroup) a workgroup of the packed backward takes. */
+const PACKED_BACKWARD_SEQS = 2;
+
+/** The packed backward kernel for one variant (exported so that the null-backend test compiles every variant). */
+export function attentionTcBackwardPackedKernel(gpu: Gpu, v: { DP: number; outF16: boolean; vec: boolean }): Kernel {
+  return gpu.kernel(PACKED_BACKWARD, 'packed', { DP: v.DP, NS: PACKED_BACKWARD_SEQS, OUT_F16: v.outF16, VEC: v.vec });
+}
+
+/** Workgroup memory of the packed backward (attention_tc_backward_packed.wgsl): 4 tiles, Ss, Ps. */
+export function packedBackwardBytes(DP: number): number {
+  const rows = 16 * PACKED_BACKWARD_SEQS;
+  return 4 * rows * (DP + 8) * 2 + rows * 68 * 4 + rows * 40 * 2;
+}
+
+/**
+ * Δ_i = Σ_d dO_id · O_id ([B, H, Nq] f32) for the attention backward; with lse, (lse_i · log2 e, Δ_i) pairs
+ * ([B, H, Nq, 2] f32) for the packed backward.
+ */
+export function attentionDelta(gpu: Gpu, o: Tensor, dout: Tensor, delta: Tensor, lse?: Tensor): void {
   const D = o.shape[o.rank - 1]!;
   const rows = o.size / D;
   if (o.dtype !== dout.dtype) throw new ShapeError(`attention backward: o (${o.dtype}) and dout (${dout.dtype}) must share a dtype for the Δ kernel`);
   const g = gpu.grid1d(Math.ceil(rows / 64));
-  gpu.dispatch(gpu.kernel(DELTA, 'main', { F16: o.dtype === 'f16' }), [o, dout, delta], [rows, D, g[0]], g);
+  gpu.dispatch(gpu.kernel(DELTA, 'main', { F16: o.dtype === 'f16', LSE: !!lse }), lse ? [o, dout, delta, lse] : [o, dout, delta], [rows, D, g[0]], g);
 }
 
 /** dQ, dK, dV on tensor cores, recomputing the scores from q, k and lse (no N×N matrix). */
@@ -151,11 +171,22 @@ export function attentionBackwardTc(gpu: Gpu, a: AttentionTcBackwardArgs): void 
   }
   const dout = a.dout;
   if (a.o.dtype !== dout.dtype) throw new ShapeError(`attention backward: o (${a.o.dtype}) and dout (${dout.dtype}) must share a dtype`);
+  const vec = D % 8 === 0 && !a.noVec;
+  if (Nq <= 16 && Nk <= 16 && !a.kvLen && !a.noPack && packedBackwardBytes(DP) <= gpu.info.limits.maxComputeWorkgroupStorageSize) {
+    // short sequences (temporal attention): dQ, dK, dV in one pass, one sequence a subgroup
+    const lseDelta = gpu.tensor([B, H, Nq, 2], 'f32', 'attention lse·log2e, delta');
+    attentionDelta(gpu, a.o, dout, lseDelta, a.lse);
+    const grid = gpu.grid1d(Math.ceil((B * H) / PACKED_BACKWARD_SEQS));
+    const kernel = attentionTcBackwardPackedKernel(gpu, { DP, outF16: a.dq.dtype === 'f16', vec });
+    gpu.dispatch(kernel, [a.q, a.k, a.v, dout, lseDelta, a.dq, a.dk, a.dv], [Nq, Nk, D, H, { f32: a.scale }, { f32: a.scale * Math.LOG2E }, B * H, grid[0]], grid);
+    lseDelta.release();
+    return;
+  }
   const delta = gpu.tensor([B, H, Nq], 'f32', 'attention delta'); // allocated only once the inputs are checked
   attentionDelta(gpu, a.o, dout, delta);
-  const defines: Defines = { DP, OUT_F16: a.dq.dtype === 'f16', MASK: !!a.kvLen, VEC: D % 8 === 0 && !a.noVec, ...fragmentFlags(DP) };
-  const params = [Nq, Nk, D, H, { f32: a.scale }, { f32: a.scale * Math.LOG2E }];
   const mask = a.kvLen ? [a.kvLen] : [];
+  const defines: Defines = { DP, OUT_F16: a.dq.dtype === 'f16', MASK: !!a.kvLen, VEC: vec, ...fragmentFlags(DP) };
+  const params = [Nq, Nk, D, H, { f32: a.scale }, { f32: a.scale * Math.LOG2E }];
   gpu.dispatch(gpu.kernel(BACKWARD, 'dkdv', defines), [a.q, a.k, a.v, dout, a.lse, delta, a.dk, a.dv, ...mask], params, [Math.ceil(Nk / 64), B * H, 1]);
   // dq writes only its first gradient binding; dv fills the second slot of the shared layout.
   gpu.dispatch(gpu.kernel(BACKWARD, 'dq', defines), [a.q, a.k, a.v, dout, a.lse, delta, a.dq, a.dv, ...mask], params, [Math.ceil(Nq / 64), B * H, 1]);
