@@ -6,7 +6,8 @@
 //   (cross-attention to padded captions); kvLen[b] must be ≥ 1 (0 gives o = 0).
 // Variants: 'tiled' (portable, f32 math, q/k/v/o stored f32 or packed f16: shaders/attention.wgsl and
 // shaders/attention_backward.wgsl); 'tensorcore' (f16 q/k/v on subgroup matrices, engine/ops/attention_tc.ts,
-// only when asked for); 'auto' picks tensor cores for f16 with more than 16 keys. The tiled forward's options prefetch (K/V a tile ahead in
+// only when asked for); 'auto' picks tensor cores for f16 with more than 16 keys or short unmasked sequences (≤ 16
+// queries and keys, the packed kernels: temporal attention). The tiled forward's options prefetch (K/V a tile ahead in
 // registers), wideLoads (16-byte f16 loads) and stageOutput (o stored in whole units) default on; benchmarks
 // turn them off to compare.
 // The backward is FlashAttention-2: Dr = rowsum(dO∘O), then one kernel per key tile (dK, dV) and one per
@@ -200,12 +201,15 @@ function checkQkv(op: string, q: Tensor, k: Tensor, v: Tensor, kvLen: Tensor | u
 
 /**
  * Whether the tensor-core kernels run: variant 'tensorcore' (f16 q/k/v and the device features), or 'auto' for
- * f16 on such a device when there are more than 16 keys (H100: 19 vs 3.6 TFLOP/s forward at N4096; for
- * sequences of ≤ 16 tokens the tiled kernel is as fast forward and 6× faster backward).
+ * f16 on such a device when there are more than 16 keys (H100: 19 vs 3.6 TFLOP/s forward at N4096) or when
+ * queries and keys are both ≤ 16 without a key mask (the packed kernels, one sequence a subgroup; H200, temporal
+ * 1024×16 D72: forward 8.85 vs 2.96 TFLOP/s for the tiled kernel on f16 storage, backward 6.25 vs 3.3 for the
+ * tiled f32 one). Few keys for many queries, or masked short sequences, stay on the tiled kernels.
  */
-function tensorcore(gpu: Gpu, op: string, q: Tensor, variant: AttentionVariant, Nk: number): boolean {
+function tensorcore(gpu: Gpu, op: string, q: Tensor, variant: AttentionVariant, Nk: number, masked: boolean): boolean {
   if (variant === 'tiled') return false;
-  if (variant === 'auto') return q.dtype === 'f16' && Nk > 16 && !tensorcoreUnavailable(gpu);
+  const packed = q.shape[2]! <= 16 && Nk <= 16 && !masked;
+  if (variant === 'auto') return q.dtype === 'f16' && (Nk > 16 || packed) && !tensorcoreUnavailable(gpu);
   if (variant !== 'tensorcore') throw new ShapeError(`${op}: unknown variant "${variant}"; use 'auto', 'tiled' or 'tensorcore'`);
   if (q.dtype !== 'f16') throw new ShapeError(`${op}: the tensorcore variant takes f16 q, k and v (got ${q.dtype}); cast them or use variant 'tiled'`);
   const why = tensorcoreUnavailable(gpu);
@@ -229,7 +233,7 @@ export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: Atten
   const o = output(gpu, op, q.shape, outDtype, opts.out);
   const lse = output(gpu, op, [B, H, Nq], 'f32', opts.lse);
   const scale = opts.scale ?? 1 / Math.sqrt(D);
-  const tc = tensorcore(gpu, op, q, opts.variant ?? 'auto', k.shape[2]!);
+  const tc = tensorcore(gpu, op, q, opts.variant ?? 'auto', k.shape[2]!, !!opts.kvLen);
   if (B * H * Nq === 0) return { o, lse };
   if (tc) {
     attentionForwardTc(gpu, { q, k, v, o, lse, kvLen: opts.kvLen, scale });
@@ -288,7 +292,7 @@ export function attentionBackward(
   const dk = output(gpu, op, k.shape, k.dtype, opts.dk);
   const dv = output(gpu, op, v.shape, v.dtype, opts.dv);
   const scale = opts.scale ?? 1 / Math.sqrt(D);
-  const tc = tensorcore(gpu, op, q, opts.variant ?? 'auto', k.shape[2]!);
+  const tc = tensorcore(gpu, op, q, opts.variant ?? 'auto', k.shape[2]!, !!opts.kvLen);
   if (tc && dO.dtype !== 'f16') throw new ShapeError(`${op}: the tensorcore variant takes f16 dO and o (got ${dO.dtype}); use variant 'tiled'`);
   if (B * H * Nk === 0) return { dq, dk, dv };
   if (tc) {
