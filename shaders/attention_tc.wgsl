@@ -514,15 +514,6 @@ fn main(@builtin(workgroup_id) wid: vec3u,
 // computed against another sequence's keys. Q, K and V are all fetched at once as 16-byte chunks (one
 // round of latency), O leaves as 16-byte words.
 
-// Chunk c of the packed tile of source src: tile row r is row r mod 16 of sequence bh0 + r / 16 (n rows);
-// zero past the sequence, past D and past the last sequence.
-fn seq_chunk(src: u32, c: u32, bh0: u32, n: u32) -> vec4<u32> {
-  let r = c / (DP / 8u);
-  let bh = bh0 + r / 16u;
-  if (c >= CHUNKS || bh >= p.bh_total) { return vec4<u32>(0u); }
-  return fetch_chunk(src, (r % 16u) * (DP / 8u) + c % (DP / 8u), bh * n * p.d, 0u, n);
-}
-
 // Columns d .. d + 7 of O row `row` (a, b: already divided by l); the caller checks the row.
 fn write_o8(row: u32, d: u32, a: vec4<f32>, b: vec4<f32>) {
 #if ${VEC}
@@ -559,9 +550,9 @@ fn packed(@builtin(workgroup_id) wid: vec3u,
   var rk: array<vec4<u32>, PER>;
   var rv: array<vec4<u32>, PER>;
   for (var i = 0u; i < PER; i++) {
-    rq[i] = seq_chunk(2u, lid + i * THREADS, bh0, p.nq);
-    rk[i] = seq_chunk(0u, lid + i * THREADS, bh0, p.nk);
-    rv[i] = seq_chunk(1u, lid + i * THREADS, bh0, p.nk);
+    rq[i] = seq_chunk(2u, lid + i * THREADS, bh0, p.nq, p.bh_total);
+    rk[i] = seq_chunk(0u, lid + i * THREADS, bh0, p.nk, p.bh_total);
+    rv[i] = seq_chunk(1u, lid + i * THREADS, bh0, p.nk, p.bh_total);
   }
   for (var i = 0u; i < PER; i++) {
     put_chunk(0u, lid + i * THREADS, rq[i]);

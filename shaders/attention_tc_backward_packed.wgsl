@@ -98,15 +98,6 @@ fn store_chunk(dst: u32, off: u32, w: vec4<u32>) {
   }
 }
 
-// Chunk c of the packed tile of source src: tile row r is row r mod 16 of sequence bh0 + r / 16 (n rows);
-// zero past the sequence, past D and past the last sequence.
-fn seq_chunk(src: u32, c: u32, bh0: u32, n: u32) -> vec4<u32> {
-  let r = c / (DP / 8u);
-  let bh = bh0 + r / 16u;
-  if (c >= CHUNKS || bh >= p.bh_total) { return vec4<u32>(0u); }
-  return fetch_chunk(src, (r % 16u) * (DP / 8u) + c % (DP / 8u), bh * n * p.d, 0u, n);
-}
-
 // Subgroup sg's 16 rows of a tile, D columns f·16.., as a left operand / as a right operand; its 16 rows as the
 // columns of a right operand (the block transposed).
 fn rows_left(t: u32, sg: u32, f: u32) -> subgroup_matrix_left<f16, 16, 16> {
@@ -173,10 +164,10 @@ fn packed(@builtin(workgroup_id) wid: vec3u,
   var rv: array<vec4<u32>, PER>;
   var ro: array<vec4<u32>, PER>;
   for (var i = 0u; i < PER; i++) {
-    rq[i] = seq_chunk(0u, lid + i * THREADS, bh0, p.nq);
-    rk[i] = seq_chunk(1u, lid + i * THREADS, bh0, p.nk);
-    rv[i] = seq_chunk(2u, lid + i * THREADS, bh0, p.nk);
-    ro[i] = seq_chunk(3u, lid + i * THREADS, bh0, p.nq);
+    rq[i] = seq_chunk(0u, lid + i * THREADS, bh0, p.nq, p.bh_total);
+    rk[i] = seq_chunk(1u, lid + i * THREADS, bh0, p.nk, p.bh_total);
+    rv[i] = seq_chunk(2u, lid + i * THREADS, bh0, p.nk, p.bh_total);
+    ro[i] = seq_chunk(3u, lid + i * THREADS, bh0, p.nq, p.bh_total);
   }
   // this lane's row r (two lanes a row, columns h·8 .. h·8 + 7 of each 16) and its lse (log2 domain) and Δ
   let r = lane / 2u;

@@ -42,3 +42,13 @@ fn put_chunk(dst: u32, c: u32, w: vec4<u32>) {
 fn stage(dst: u32, src: u32, lid: u32, base: u32, r0: u32, rows: u32) {
   for (var i = 0u; i < PER; i++) { put_chunk(dst, lid + i * THREADS, fetch_chunk(src, lid + i * THREADS, base, r0, rows)); }
 }
+
+// The packed entries' tile (short sequences, attention_tc.wgsl's packed and attention_tc_backward_packed.wgsl):
+// chunk c of tile row r = row r mod 16 of sequence bh0 + r / 16 (n rows each, `total` sequences in all); zero past
+// the sequence, past D and past the last sequence.
+fn seq_chunk(src: u32, c: u32, bh0: u32, n: u32, total: u32) -> vec4<u32> {
+  let r = c / (DP / 8u);
+  let bh = bh0 + r / 16u;
+  if (c >= CHUNKS || bh >= total) { return vec4<u32>(0u); }
+  return fetch_chunk(src, (r % 16u) * (DP / 8u) + c % (DP / 8u), bh * n * p.d, 0u, n);
+}
