@@ -5,24 +5,12 @@
 import json, sys
 import torch
 import torch.nn.functional as F
+from _torch_timing import timed
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 cases = json.loads(sys.argv[1])
 dev = 'cuda'
-
-
-def timed(f, iters):
-    for _ in range(3):
-        f()
-    torch.cuda.synchronize()
-    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    s.record()
-    for _ in range(iters):
-        f()
-    e.record()
-    torch.cuda.synchronize()
-    return s.elapsed_time(e) / iters
 
 
 for (name, B, H, Nq, Nk, D), dtype in [(c, t) for t in (torch.float32, torch.float16, torch.bfloat16) for c in cases]:

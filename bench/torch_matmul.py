@@ -2,6 +2,7 @@
 # usage: python3 bench/torch_matmul.py '<json list of [name, M, N, K, transA, transB]>'
 import json, sys
 import torch
+from _torch_timing import timed
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
@@ -14,15 +15,5 @@ for dtype in (torch.float32, torch.float16, torch.bfloat16):
         a = torch.randn(*((K, M) if ta else (M, K)), device=dev, dtype=dtype)
         b = torch.randn(*((N, K) if tb else (K, N)), device=dev, dtype=dtype)
         f = lambda: torch.matmul(a.t() if ta else a, b.t() if tb else b)
-        for _ in range(3):
-            f()
-        torch.cuda.synchronize()
-        iters = 20
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        for _ in range(iters):
-            f()
-        e.record()
-        torch.cuda.synchronize()
-        ms = s.elapsed_time(e) / iters
+        ms = timed(f, 20)
         print(json.dumps({"name": name, "dtype": str(dtype).split('.')[-1], "ms": ms, "tflops": 2 * M * N * K / ms / 1e9}))

@@ -9,26 +9,11 @@
 import json, sys
 import torch
 import torch.nn.functional as F
+from _torch_timing import timed
 
 cfg = json.loads(sys.argv[1])
 R, C, B = cfg["rows"], cfg["C"], cfg.get("samples", 4)
 dev = 'cuda'
-
-
-def timed(f, iters=50):
-    for _ in range(5):
-        f()
-    torch.cuda.synchronize()
-    best = float('inf')
-    for _ in range(3):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        for _ in range(iters):
-            f()
-        e.record()
-        torch.cuda.synchronize()
-        best = min(best, s.elapsed_time(e) / iters)
-    return best
 
 
 def report(case, dtype, eb, fwd, bwd):
@@ -46,10 +31,10 @@ for dtype in (torch.float32, torch.float16, torch.bfloat16):
         b = torch.randn(C, device=dev, dtype=dtype, requires_grad=True) if affine else None
         ln = lambda: F.layer_norm(x, (C,), w, b, 1e-6)
         with torch.no_grad():
-            fwd = timed(ln)
+            fwd = timed(ln, 50, 5, 3)
         y = ln()
         wrt = (x, w, b) if affine else (x,)
-        bwd = timed(lambda: torch.autograd.grad(y, wrt, dy, retain_graph=True))
+        bwd = timed(lambda: torch.autograd.grad(y, wrt, dy, retain_graph=True), 50, 5, 3)
         report('layernorm ' + ('affine' if affine else 'plain'), dtype, eb, fwd, bwd)
     # adaLN modulate, [B, R / B, C] with per-sample shift/scale
     xm = x.detach().view(B, R // B, C).requires_grad_(True)
@@ -57,7 +42,7 @@ for dtype in (torch.float32, torch.float16, torch.bfloat16):
     scale = torch.randn(B, 1, C, device=dev, dtype=dtype, requires_grad=True)
     mod = lambda: F.layer_norm(xm, (C,), None, None, 1e-6) * (1 + scale) + shift
     with torch.no_grad():
-        fwd = timed(mod)
+        fwd = timed(mod, 50, 5, 3)
     y = mod()
-    bwd = timed(lambda: torch.autograd.grad(y, (xm, shift, scale), dy.view(B, R // B, C), retain_graph=True))
+    bwd = timed(lambda: torch.autograd.grad(y, (xm, shift, scale), dy.view(B, R // B, C), retain_graph=True), 50, 5, 3)
     report('modulate', dtype, eb, fwd, bwd)
