@@ -2,7 +2,7 @@
 // reference on the GPU; compiled on Dawn's null backend everywhere.
 import * as assert from 'uvu/assert';
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
-import { attentionForwardTc, attentionBackwardTc, attentionTcBackwardPackedKernel, attentionTcForwardKernel, stagingWidths } from '../engine/ops/attention_tc.js';
+import { attentionDelta, attentionForwardTc, attentionBackwardTc, attentionTcBackwardPackedKernel, attentionTcForwardKernel, stagingWidths } from '../engine/ops/attention_tc.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { roundToF16 } from '../engine/dtype.js';
 import { Gpu } from '../engine/gpu.js';
@@ -162,6 +162,36 @@ async function checkBackward({ gpu, rng }: Ctx, c: Case): Promise<void> {
 s.gpuTest('tensor-core backward: dq, dk, dv against the f64 reference', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
   await assertThrows(() => checkBackward(ctx, { B: 1, H: 1, Nq: 20, Nk: 20, D: 112 }), /needs \d+ bytes of workgroup memory for head dim 112.*use variant 'tiled'/, 'D 112');
   await checkAll(cases.filter((c) => c.D <= 80), (c) => checkBackward(ctx, c)); // the backward's tiles fit 48 KiB up to head dim 80
+});
+
+// The backward's Δ kernel (portable WGSL, runs everywhere): Δ_i = Σ_d dO_id · O_id, and with lse the
+// (lse_i · log2 e, Δ_i) pairs the packed backward reads; f32 and f16 storage, head dims even and odd.
+s.test('attention Δ kernel: Σ dO·O per row, and (lse·log2 e, Δ) pairs, against f64', async ({ gpu, rng }) => {
+  for (const [rows, D, dtype] of [[37, 72, 'f16'], [64, 20, 'f16'], [29, 13, 'f32'], [130, 72, 'f32']] as const) {
+    const od = rng.normal(rows * D);
+    const dd = rng.normal(rows * D);
+    const ld = rng.normal(rows);
+    const o = gpu.upload(od, [rows, D], dtype);
+    const dout = gpu.upload(dd, [rows, D], dtype);
+    const lse = gpu.upload(ld, [rows], 'f32');
+    const [ov, dv] = dtype === 'f16' ? [roundToF16(od), roundToF16(dd)] : [Float64Array.from(od), Float64Array.from(dd)];
+    const ref = new Float64Array(rows);
+    for (let i = 0; i < rows; i++) for (let d = 0; d < D; d++) ref[i] += ov[i * D + d]! * dv[i * D + d]!;
+    const delta = gpu.tensor([rows], 'f32');
+    gpu.fill(delta, NaN); // poisoned
+    attentionDelta(gpu, o, dout, delta);
+    assertClose(await delta.read(), ref, { rtol: 1e-5, what: `Δ ${rows}×${D} ${dtype}` });
+    const pairs = gpu.tensor([rows, 2], 'f32');
+    gpu.fill(pairs, NaN);
+    attentionDelta(gpu, o, dout, pairs, lse);
+    const refPairs = new Float64Array(2 * rows);
+    for (let i = 0; i < rows; i++) {
+      refPairs[2 * i] = Math.fround(ld[i]!) * Math.LOG2E;
+      refPairs[2 * i + 1] = ref[i]!;
+    }
+    assertClose(await pairs.read(), refPairs, { rtol: 1e-5, what: `(lse·log2 e, Δ) ${rows}×${D} ${dtype}` });
+    for (const t of [o, dout, lse, delta, pairs]) t.release();
+  }
 });
 
 s.test('tensor-core forward and backward compile on Dawn null backend', async () => {
