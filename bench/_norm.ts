@@ -15,8 +15,8 @@ export interface NormBenchVariant extends NormBackwardVariant {
   rowsPerBlock?: number;
 }
 
-const KEYS = ['packed', 'subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'perThread', 'rowsPerBlock', 'forwardRowsPerBlock', 'finalSum'] as const;
-const SHORT: Partial<Record<(typeof KEYS)[number], string>> = { rowsPerBlock: 'rpb', forwardRowsPerBlock: 'frpb', perThread: 'per' };
+const KEYS = ['packed', 'subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'perThread', 'rowsPerBlock', 'forwardRowsPerBlock', 'finalSum', 'colsumTile'] as const;
+const SHORT: Partial<Record<(typeof KEYS)[number], string>> = { rowsPerBlock: 'rpb', forwardRowsPerBlock: 'frpb', perThread: 'per', colsumTile: 'ct' };
 
 /** ' packed slots 4 rpb 64 finalSum colsum' for the fields set ({packed: false}: ' unit'). */
 export const variantTag = (v: NormBenchVariant): string =>

@@ -110,6 +110,9 @@ if (process.argv.includes('--sweep')) {
     ['f16', { slots: 4, wideF16: true, fastPack: true, finalSum: 'colsum' }],
     ['f16', { slots: 4, wideF16: true, fastPack: true, rowsPerBlock: 128, finalSum: 'colsum' }],
     ['f16', { slots: 8, fastPack: true, finalSum: 'colsum' }],
+    // the column sum's tile (column units a workgroup; default 4 here): H200 session 11, 1 and 2 were slower
+    ...[1, 2, 8].map((colsumTile) => ['f32', { colsumTile }] as ['f32', NormBenchVariant]),
+    ...[1, 2, 8].map((colsumTile) => ['f16', { packed: true, colsumTile }] as ['f16', NormBenchVariant]),
   ];
   for (const [dtype, v] of bwd) results.push(...(await bench(gpu, dtype, true, sg, unitOf(dtype, v))).slice(1));
 }

@@ -9,7 +9,7 @@
 //     m raised only when a tile's row max exceeds it by more than 8 (log2), so P ≤ 256 in f16; a raise rescales
 //     O through workgroup memory for the whole workgroup (details in main's section below).
 //   packed (PACK; the op sends Nq ≤ 16 and Nk ≤ 16 here, e.g. STDiT's temporal attention over 16 frames): each
-//     subgroup takes its own (b, h) sequence, four per workgroup, in one 64-row tile (block-diagonal keys).
+//     subgroup takes its own (b, h) sequence, four per workgroup, and multiplies only its own 16 × 16 blocks.
 // Code only main uses sits in the else branch of a PACK conditional with an empty if branch (the preprocessor
 // has no negation).
 // MASK: keys at positions ≥ kv_len[b] (caption lengths of cross-attention) get zero weight.
