@@ -2,7 +2,7 @@
 // reference on the GPU; compiled on Dawn's null backend everywhere.
 import * as assert from 'uvu/assert';
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
-import { attentionDelta, attentionForwardTc, attentionBackwardTc, attentionTcBackwardPackedKernel, attentionTcForwardKernel, stagingWidths } from '../engine/ops/attention_tc.js';
+import { attentionDelta, attentionTcFits, attentionForwardTc, attentionBackwardTc, attentionTcBackwardPackedKernel, attentionTcForwardKernel, stagingWidths } from '../engine/ops/attention_tc.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { roundToF16 } from '../engine/dtype.js';
 import { Gpu } from '../engine/gpu.js';
@@ -162,6 +162,17 @@ async function checkBackward({ gpu, rng }: Ctx, c: Case): Promise<void> {
 s.gpuTest('tensor-core backward: dq, dk, dv against the f64 reference', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
   await assertThrows(() => checkBackward(ctx, { B: 1, H: 1, Nq: 20, Nk: 20, D: 112 }), /needs \d+ bytes of workgroup memory for head dim 112.*use variant 'tiled'/, 'D 112');
   await checkAll(cases.filter((c) => c.D <= 80), (c) => checkBackward(ctx, c)); // the backward's tiles fit 48 KiB up to head dim 80
+});
+
+// What variant 'auto' asks before taking tensor cores: the kernels' workgroup memory against a 48 KiB device.
+s.test('attentionTcFits: forward to D 112, general backward to D 80, packed backward to D 128 in 48 KiB', () => {
+  const g = { info: { limits: { maxComputeWorkgroupStorageSize: 49152 } } } as unknown as Gpu;
+  const fits = (pass: 'forward' | 'backward', D: number, Nq: number, Nk: number, masked = false) => attentionTcFits(g, pass, D, Nq, Nk, masked);
+  assert.ok(fits('forward', 112, 4096, 4096) && !fits('forward', 128, 4096, 4096), 'forward');
+  assert.ok(fits('forward', 72, 16, 16) && !fits('forward', 128, 16, 16), 'packed forward: the general forward\'s check');
+  assert.ok(fits('backward', 80, 300, 300) && !fits('backward', 96, 300, 300), 'general backward');
+  assert.ok(fits('backward', 128, 16, 16) && fits('backward', 72, 8, 16), 'packed backward');
+  assert.ok(!fits('backward', 96, 16, 16, true), 'masked short sequences take the general backward');
 });
 
 // The backward's Δ kernel (portable WGSL, runs everywhere): Δ_i = Σ_d dO_id · O_id, and with lse the

@@ -18,7 +18,7 @@ import type { Gpu } from '../gpu.js';
 import type { Defines } from '../shader.js';
 import type { Tensor } from '../tensor.js';
 import { expectDType, expectLive, output, sameShape } from './common.js';
-import { attentionBackwardTc, attentionForwardTc } from './attention_tc.js';
+import { attentionBackwardTc, attentionForwardTc, attentionTcFits } from './attention_tc.js';
 import { tensorcoreUnavailable } from './matmul.js';
 import attentionWgsl from '../../shaders/attention.wgsl';
 import attentionBackwardWgsl from '../../shaders/attention_backward.wgsl';
@@ -204,12 +204,15 @@ function checkQkv(op: string, q: Tensor, k: Tensor, v: Tensor, kvLen: Tensor | u
  * f16 on such a device when there are more than 16 keys (H100: 19 vs 3.6 TFLOP/s forward at N4096) or when
  * queries and keys are both ≤ 16 without a key mask (the packed kernels, one sequence a subgroup; H200, temporal
  * 1024×16 D72: forward 8.85 vs 2.96 TFLOP/s for the tiled kernel on f16 storage, backward 6.25 vs 3.3 for the
- * tiled f32 one). Few keys for many queries, or masked short sequences, stay on the tiled kernels.
+ * tiled f32 one). Few keys for many queries, or masked short sequences, stay on the tiled kernels, and so does a
+ * pass whose tensor-core kernel would not fit the device's workgroup memory (attentionTcFits: e.g. the general
+ * backward past head dim 80 in 48 KiB; the forward and backward then may differ, which their outputs allow).
  */
-function tensorcore(gpu: Gpu, op: string, q: Tensor, variant: AttentionVariant, Nk: number, masked: boolean): boolean {
+function tensorcore(gpu: Gpu, op: string, q: Tensor, variant: AttentionVariant, Nk: number, masked: boolean, pass: 'forward' | 'backward'): boolean {
   if (variant === 'tiled') return false;
-  const packed = q.shape[2]! <= 16 && Nk <= 16 && !masked;
-  if (variant === 'auto') return q.dtype === 'f16' && (Nk > 16 || packed) && !tensorcoreUnavailable(gpu);
+  const [Nq, D] = [q.shape[2]!, q.shape[3]!];
+  const packed = Nq <= 16 && Nk <= 16 && !masked;
+  if (variant === 'auto') return q.dtype === 'f16' && (Nk > 16 || packed) && !tensorcoreUnavailable(gpu) && attentionTcFits(gpu, pass, D, Nq, Nk, masked);
   if (variant !== 'tensorcore') throw new ShapeError(`${op}: unknown variant "${variant}"; use 'auto', 'tiled' or 'tensorcore'`);
   if (q.dtype !== 'f16') throw new ShapeError(`${op}: the tensorcore variant takes f16 q, k and v (got ${q.dtype}); cast them or use variant 'tiled'`);
   const why = tensorcoreUnavailable(gpu);
@@ -233,7 +236,7 @@ export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: Atten
   const o = output(gpu, op, q.shape, outDtype, opts.out);
   const lse = output(gpu, op, [B, H, Nq], 'f32', opts.lse);
   const scale = opts.scale ?? 1 / Math.sqrt(D);
-  const tc = tensorcore(gpu, op, q, opts.variant ?? 'auto', k.shape[2]!, !!opts.kvLen);
+  const tc = tensorcore(gpu, op, q, opts.variant ?? 'auto', k.shape[2]!, !!opts.kvLen, 'forward');
   if (B * H * Nq === 0) return { o, lse };
   if (tc) {
     attentionForwardTc(gpu, { q, k, v, o, lse, kvLen: opts.kvLen, scale });
@@ -292,7 +295,7 @@ export function attentionBackward(
   const dk = output(gpu, op, k.shape, k.dtype, opts.dk);
   const dv = output(gpu, op, v.shape, v.dtype, opts.dv);
   const scale = opts.scale ?? 1 / Math.sqrt(D);
-  const tc = tensorcore(gpu, op, q, opts.variant ?? 'auto', k.shape[2]!, !!opts.kvLen);
+  const tc = tensorcore(gpu, op, q, opts.variant ?? 'auto', k.shape[2]!, !!opts.kvLen, 'backward');
   if (tc && dO.dtype !== 'f16') throw new ShapeError(`${op}: the tensorcore variant takes f16 dO and o (got ${dO.dtype}); use variant 'tiled'`);
   if (B * H * Nk === 0) return { dq, dk, dv };
   if (tc) {

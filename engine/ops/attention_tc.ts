@@ -134,6 +134,24 @@ export interface AttentionTcBackwardArgs {
   noPack?: boolean;
 }
 
+/** Workgroup memory of the general backward (dkdv / dq): tiles, Ss, Ps, wg_nk, lse_t / delta_t. */
+function generalBackwardBytes(DP: number): number {
+  return 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * 64 * 4 + 4 * 16 * 72 * 2 + 4 + 2 * 64 * 4;
+}
+
+/**
+ * Whether the tensor-core kernels for this shape fit the device's workgroup memory (what the ops would otherwise
+ * reject with "use variant 'tiled'"): the forward up to head dim 112 in 48 KiB, the general backward up to 80,
+ * the packed backward (≤ 16 queries and keys, unmasked) up to 128. Variant 'auto' asks this first.
+ */
+export function attentionTcFits(gpu: Gpu, pass: 'forward' | 'backward', D: number, Nq: number, Nk: number, masked: boolean): boolean {
+  const DP = Math.ceil(D / 16) * 16;
+  const limit = gpu.info.limits.maxComputeWorkgroupStorageSize;
+  if (pass === 'forward') return attentionTcSharedBytes(D, 68) <= limit;
+  const packed = Nq <= 16 && Nk <= 16 && !masked;
+  return (packed ? packedBackwardBytes(DP) : generalBackwardBytes(DP)) <= limit;
+}
+
 /** Sequences (one a subgroup) a workgroup of the packed backward takes. */
 const PACKED_BACKWARD_SEQS = 2;
 
@@ -165,7 +183,7 @@ export function attentionBackwardTc(gpu: Gpu, a: AttentionTcBackwardArgs): void 
   const [B, H, Nq, D] = a.q.shape as [number, number, number, number];
   const Nk = a.k.shape[2]!;
   const DP = Math.ceil(D / 16) * 16;
-  const need = 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * 64 * 4 + 4 * 16 * 72 * 2 + 4 + 2 * 64 * 4; // tiles, Ss, Ps, wg_nk, lse_t/delta_t
+  const need = generalBackwardBytes(DP);
   if (need > gpu.info.limits.maxComputeWorkgroupStorageSize && gpu.info.backend !== 'null') {
     throw new ShapeError(`attention backward: the tensor-core kernel needs ${need} bytes of workgroup memory for head dim ${D}, over this device's ${gpu.info.limits.maxComputeWorkgroupStorageSize}; use variant 'tiled'`);
   }
