@@ -183,15 +183,18 @@ export function attentionBackwardTc(gpu: Gpu, a: AttentionTcBackwardArgs): void 
   const [B, H, Nq, D] = a.q.shape as [number, number, number, number];
   const Nk = a.k.shape[2]!;
   const DP = Math.ceil(D / 16) * 16;
+  const limit = gpu.info.limits.maxComputeWorkgroupStorageSize;
+  const packed = Nq <= 16 && Nk <= 16 && !a.kvLen && !a.noPack && packedBackwardBytes(DP) <= limit;
   const need = generalBackwardBytes(DP);
-  if (need > gpu.info.limits.maxComputeWorkgroupStorageSize && gpu.info.backend !== 'null') {
-    throw new ShapeError(`attention backward: the tensor-core kernel needs ${need} bytes of workgroup memory for head dim ${D}, over this device's ${gpu.info.limits.maxComputeWorkgroupStorageSize}; use variant 'tiled'`);
+  if (!packed && need > limit && gpu.info.backend !== 'null') {
+    throw new ShapeError(`attention backward: the tensor-core kernel needs ${need} bytes of workgroup memory for head dim ${D}, over this device's ${limit}; use variant 'tiled'`);
   }
   const dout = a.dout;
   if (a.o.dtype !== dout.dtype) throw new ShapeError(`attention backward: o (${a.o.dtype}) and dout (${dout.dtype}) must share a dtype`);
   const vec = D % 8 === 0 && !a.noVec;
-  if (Nq <= 16 && Nk <= 16 && !a.kvLen && !a.noPack && packedBackwardBytes(DP) <= gpu.info.limits.maxComputeWorkgroupStorageSize) {
-    // short sequences (temporal attention): dQ, dK, dV in one pass, one sequence a subgroup
+  if (packed) {
+    // short sequences (temporal attention): dQ, dK, dV in one pass, one sequence a subgroup; (lse · log2 e, Δ)
+    // pairs a query row, one binding for both (8 storage buffers)
     const lseDelta = gpu.tensor([B, H, Nq, 2], 'f32', 'attention lse·log2e, delta');
     attentionDelta(gpu, a.o, dout, lseDelta, a.lse);
     const grid = gpu.grid1d(Math.ceil((B * H) / PACKED_BACKWARD_SEQS));
