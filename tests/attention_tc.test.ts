@@ -150,12 +150,15 @@ async function checkBackward({ gpu, rng }: Ctx, c: Case): Promise<void> {
   const dq = gpu.tensor([B, H, Nq, D], dt);
   const dk = gpu.tensor([B, H, Nk, D], dt);
   const dv = gpu.tensor([B, H, Nk, D], dt);
+  for (const t of [dq, dk, dv]) gpu.fill(t, NaN); // poisoned: an element the kernels leave unwritten fails
   attentionBackwardTc(gpu, { q, k, v, o, dout, lse, dq, dk, dv, kvLen, scale, noVec: c.noVec, noPack: c.noPack });
   const ref = refBackward(roundToF16(qd), roundToF16(kd), roundToF16(vd), roundToF16(dd), c, scale, c.kvLen);
   const name = JSON.stringify(c);
-  assertClose(await dv.read(), ref.dv, { rtol: 1e-2, what: `dv ${name}` });
-  assertClose(await dk.read(), ref.dk, { rtol: 2e-2, what: `dk ${name}` });
-  assertClose(await dq.read(), ref.dq, { rtol: 2e-2, what: `dq ${name}` });
+  const ev = assertClose(await dv.read(), ref.dv, { rtol: 1e-2, what: `dv ${name}` });
+  const ek = assertClose(await dk.read(), ref.dk, { rtol: 2e-2, what: `dk ${name}` });
+  const eq = assertClose(await dq.read(), ref.dq, { rtol: 2e-2, what: `dq ${name}` });
+  // dS = P∘(dP − Δ) is rounded to f16 before dK and dQ: the issue's f16 bar is 1e-2; print how close each case is
+  console.log(`  backward ${name}: max rel err dv ${ev.maxRel.toExponential(1)}, dk ${ek.maxRel.toExponential(1)}, dq ${eq.maxRel.toExponential(1)}`);
   for (const t of [q, k, v, dout, o, lse, dq, dk, dv, kvLen]) t?.release();
 }
 
