@@ -18,7 +18,7 @@ import type { Gpu } from '../gpu.js';
 import type { Defines } from '../shader.js';
 import type { Tensor } from '../tensor.js';
 import { expectDType, expectLive, output, sameShape } from './common.js';
-import { attentionBackwardTc, attentionForwardTc, attentionTcFits } from './attention_tc.js';
+import { attentionBackwardTc, attentionForwardTc, attentionTcFits, packable } from './attention_tc.js';
 import { tensorcoreUnavailable } from './matmul.js';
 import attentionWgsl from '../../shaders/attention.wgsl';
 import attentionBackwardWgsl from '../../shaders/attention_backward.wgsl';
@@ -211,8 +211,7 @@ function checkQkv(op: string, q: Tensor, k: Tensor, v: Tensor, kvLen: Tensor | u
 function tensorcore(gpu: Gpu, op: string, q: Tensor, variant: AttentionVariant, Nk: number, masked: boolean, pass: 'forward' | 'backward'): boolean {
   if (variant === 'tiled') return false;
   const [Nq, D] = [q.shape[2]!, q.shape[3]!];
-  const packed = Nq <= 16 && Nk <= 16 && !masked;
-  if (variant === 'auto') return q.dtype === 'f16' && (Nk > 16 || packed) && !tensorcoreUnavailable(gpu) && attentionTcFits(gpu, pass, D, Nq, Nk, masked);
+  if (variant === 'auto') return q.dtype === 'f16' && (Nk > 16 || (packable(Nq, Nk) && !masked)) && !tensorcoreUnavailable(gpu) && attentionTcFits(gpu, pass, D, Nq, Nk, masked);
   if (variant !== 'tensorcore') throw new ShapeError(`${op}: unknown variant "${variant}"; use 'auto', 'tiled' or 'tensorcore'`);
   if (q.dtype !== 'f16') throw new ShapeError(`${op}: the tensorcore variant takes f16 q, k and v (got ${q.dtype}); cast them or use variant 'tiled'`);
   const why = tensorcoreUnavailable(gpu);

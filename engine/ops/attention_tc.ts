@@ -13,9 +13,9 @@ import attentionDeltaWgsl from '../../shaders/attention_delta.wgsl';
 import stagingWgsl from '../../shaders/attention_tc_staging.wgsl';
 import commonWgsl from '../../shaders/attention_tc_common.wgsl';
 
+// Both forward entries (main, packed) render from one source: the packed one stages its tiles through the same
+// chunk fetches (seq_chunk → fetch_chunk) and packs with pack4.
 const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl + commonWgsl };
-// The packed entry stages its tiles through the same chunk fetches (seq_chunk → fetch_chunk) and packs with pack4.
-const PACKED = { name: 'attention_tc_packed', template: attentionTcWgsl + stagingWgsl + commonWgsl };
 const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl + stagingWgsl + commonWgsl };
 const PACKED_BACKWARD = { name: 'attention_tc_backward_packed', template: attentionTcBackwardPackedWgsl + stagingWgsl + commonWgsl };
 const DELTA = { name: 'attention_delta', template: attentionDeltaWgsl };
@@ -89,7 +89,7 @@ export interface AttentionTcForwardVariant {
 export function attentionTcForwardKernel(gpu: Gpu, v: AttentionTcForwardVariant): Kernel {
   const { DP, SW } = v;
   const defines: Defines = { DP, OUT_F16: v.outF16, MASK: v.mask, VEC: v.vec, PACK: !!v.pack, SW, ...fragmentFlags(DP) };
-  return v.pack ? gpu.kernel(PACKED, 'packed', defines) : gpu.kernel(SHADER, 'main', defines);
+  return gpu.kernel(SHADER, v.pack ? 'packed' : 'main', defines);
 }
 
 export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
@@ -101,7 +101,7 @@ export function attentionForwardTc(gpu: Gpu, a: AttentionTcArgs): void {
   const Nk = a.k.shape[2]!;
   const DP = Math.ceil(D / 16) * 16;
   const tensors = [a.q, a.k, a.v, a.o, a.lse, ...(a.kvLen ? [a.kvLen] : [])];
-  const pack = Nq <= 16 && Nk <= 16 && !a.noPack;
+  const pack = packable(Nq, Nk) && !a.noPack;
   const outF16 = a.o.dtype === 'f16';
   const mask = !!a.kvLen;
   if (pack) {
@@ -134,6 +134,14 @@ export interface AttentionTcBackwardArgs {
   noPack?: boolean;
 }
 
+/**
+ * Sequences short enough for the packed kernels (one sequence a subgroup, its own 16 × 16 blocks): ≤ 16 queries
+ * and keys. The packed forward also takes a key mask; the packed backward does not (masked: the general kernels).
+ */
+export function packable(Nq: number, Nk: number): boolean {
+  return Nq <= 16 && Nk <= 16;
+}
+
 /** Workgroup memory of the general backward (dkdv / dq): tiles, Ss, Ps, wg_nk, lse_t / delta_t. */
 function generalBackwardBytes(DP: number): number {
   return 2 * 64 * (Math.max(DP, 64) + 8) * 2 + 4 * 16 * 64 * 4 + 4 * 16 * 72 * 2 + 4 + 2 * 64 * 4;
@@ -148,8 +156,7 @@ export function attentionTcFits(gpu: Gpu, pass: 'forward' | 'backward', D: numbe
   const DP = Math.ceil(D / 16) * 16;
   const limit = gpu.info.limits.maxComputeWorkgroupStorageSize;
   if (pass === 'forward') return attentionTcSharedBytes(D, 68) <= limit;
-  const packed = Nq <= 16 && Nk <= 16 && !masked;
-  return (packed ? packedBackwardBytes(DP) : generalBackwardBytes(DP)) <= limit;
+  return (packable(Nq, Nk) && !masked ? packedBackwardBytes(DP) : generalBackwardBytes(DP)) <= limit;
 }
 
 /** Sequences (one a subgroup) a workgroup of the packed backward takes. */
@@ -161,7 +168,7 @@ export function attentionTcBackwardPackedKernel(gpu: Gpu, v: { DP: number; outF1
 }
 
 /** Workgroup memory of the packed backward (attention_tc_backward_packed.wgsl): 4 tiles, Ss, Ps. */
-export function packedBackwardBytes(DP: number): number {
+function packedBackwardBytes(DP: number): number {
   const rows = 16 * PACKED_BACKWARD_SEQS;
   return 4 * rows * (DP + 8) * 2 + rows * 68 * 4 + rows * 40 * 2;
 }
@@ -184,7 +191,7 @@ export function attentionBackwardTc(gpu: Gpu, a: AttentionTcBackwardArgs): void 
   const Nk = a.k.shape[2]!;
   const DP = Math.ceil(D / 16) * 16;
   const limit = gpu.info.limits.maxComputeWorkgroupStorageSize;
-  const packed = Nq <= 16 && Nk <= 16 && !a.kvLen && !a.noPack && packedBackwardBytes(DP) <= limit;
+  const packed = packable(Nq, Nk) && !a.kvLen && !a.noPack && packedBackwardBytes(DP) <= limit;
   const need = generalBackwardBytes(DP);
   if (!packed && need > limit && gpu.info.backend !== 'null') {
     throw new ShapeError(`attention backward: the tensor-core kernel needs ${need} bytes of workgroup memory for head dim ${D}, over this device's ${limit}; use variant 'tiled'`);
