@@ -1,4 +1,5 @@
-// Δ_i = Σ_d dO_id · O_id for every query row (the attention backward's per-row correction term).
+// Δ_i = Σ_d dO_id · O_id for every query row (the attention backward's per-row correction term), written beside
+// lse_i · log2 e as one (lse, Δ) pair a row: the tensor-core backward kernels read both through one binding.
 // o / dout: f32 or f16 storage (packed words read with unpack2x16float); one thread per row.
 struct Params {
   rows: u32,
@@ -13,13 +14,8 @@ struct Params {
 @group(0) @binding(0) var<storage, read> o: array<f32>;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 #endif
-#if ${LSE}
-// LSE (the packed tensor-core backward, short of storage bindings): (lse · log2 e, Δ) pairs in one buffer
-@group(0) @binding(2) var<storage, read_write> delta: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read_write> lse_delta: array<vec2<f32>>;
 @group(0) @binding(4) var<storage, read> lse: array<f32>;
-#else
-@group(0) @binding(2) var<storage, read_write> delta: array<f32>;
-#endif
 @group(0) @binding(3) var<uniform> p: Params;
 
 fn at(i: u32) -> vec2<f32> {
@@ -40,9 +36,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let x = at(row * p.d + c);
     acc += x.x * x.y;
   }
-#if ${LSE}
-  delta[row] = vec2<f32>(lse[row] * 1.4426950408889634, acc);
-#else
-  delta[row] = acc;
-#endif
+  lse_delta[row] = vec2<f32>(lse[row] * 1.4426950408889634, acc);
 }

@@ -246,6 +246,12 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   }
   let nk = workgroupUniformLoad(&wg_nk);
 
+  var rk: array<vec4<u32>, PER>;   // the next K and V tiles' chunks (the first ones fetched before Q is staged)
+  var rv: array<vec4<u32>, PER>;
+  for (var i = 0u; i < PER; i++) {
+    rk[i] = fetch_chunk(0u, lid + i * THREADS, kbase, 0u, nk);
+    rv[i] = fetch_chunk(1u, lid + i * THREADS, kbase, 0u, nk);
+  }
   // Q tile → Ks (as a staging area) → this subgroup's fragments, kept in registers.
   stage(0u, 2u, lid, qbase, q0, p.nq);
   zero_rows(sg, lane);
@@ -300,12 +306,6 @@ fn main(@builtin(workgroup_id) wid: vec3u,
   let srow = sg * 16u * SW + r * SW;
   let prow = (sg * 16u + r) * KS;
 
-  var rk: array<vec4<u32>, PER>;   // the next K and V tiles' chunks
-  var rv: array<vec4<u32>, PER>;
-  for (var i = 0u; i < PER; i++) {
-    rk[i] = fetch_chunk(0u, lid + i * THREADS, kbase, 0u, nk);
-    rv[i] = fetch_chunk(1u, lid + i * THREADS, kbase, 0u, nk);
-  }
   for (var k0 = 0u; k0 < nk; k0 += BKV) {
     for (var i = 0u; i < PER; i++) {
       put_chunk(0u, lid + i * THREADS, rk[i]);

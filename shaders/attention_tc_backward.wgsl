@@ -43,30 +43,31 @@ struct Params {
 @group(0) @binding(2) var<storage, read> v: array<f16>;
 @group(0) @binding(3) var<storage, read> dout: array<f16>;
 #endif
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
-@group(0) @binding(5) var<storage, read> delta: array<f32>;
+// (lse · log2 e, Δ) a query row, from attention_delta.wgsl: one binding for both keeps the masked
+// kernels at 8 storage buffers (WebGPU's default maxStorageBuffersPerShaderStage)
+@group(0) @binding(4) var<storage, read> lse_delta: array<vec2<f32>>;
 // dkdv: g0 dK, g1 dV; dq: g0 dQ. VEC: 16-byte words (8 halves or 4 floats).
 #if ${VEC}
 #if ${OUT_F16}
-@group(0) @binding(6) var<storage, read_write> g0: array<vec4<u32>>;
-@group(0) @binding(7) var<storage, read_write> g1: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read_write> g0: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read_write> g1: array<vec4<u32>>;
 #else
-@group(0) @binding(6) var<storage, read_write> g0: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> g1: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> g0: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> g1: array<vec4<f32>>;
 #endif
 #else
 #if ${OUT_F16}
-@group(0) @binding(6) var<storage, read_write> g0: array<f16>;
-@group(0) @binding(7) var<storage, read_write> g1: array<f16>;
+@group(0) @binding(5) var<storage, read_write> g0: array<f16>;
+@group(0) @binding(6) var<storage, read_write> g1: array<f16>;
 #else
-@group(0) @binding(6) var<storage, read_write> g0: array<f32>;
-@group(0) @binding(7) var<storage, read_write> g1: array<f32>;
+@group(0) @binding(5) var<storage, read_write> g0: array<f32>;
+@group(0) @binding(6) var<storage, read_write> g1: array<f32>;
 #endif
 #endif
 #if ${MASK}
-@group(0) @binding(8) var<storage, read> kv_len: array<u32>;
+@group(0) @binding(7) var<storage, read> kv_len: array<u32>;
 #endif
-@group(0) @binding(9) var<uniform> p: Params;
+@group(0) @binding(8) var<uniform> p: Params;
 
 const DP = ${DP}u;
 const DF = DP / 16u;
@@ -238,6 +239,12 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
   if (lid == 0u) { wg_nk = key_count(b); }
   let nk = workgroupUniformLoad(&wg_nk);
 
+  var ra: array<vec4<u32>, PER>;   // the next Q and dO tiles' chunks (the first ones in flight while the outer tile is staged)
+  var rb: array<vec4<u32>, PER>;
+  for (var i = 0u; i < PER; i++) {
+    ra[i] = fetch_chunk(0u, lid + i * THREADS, qbase, 0u, p.nq);
+    rb[i] = fetch_chunk(3u, lid + i * THREADS, qbase, 0u, p.nq);
+  }
   // This subgroup's 16 keys as left fragments of K and V (rows = keys), via the A / Bt tiles.
   stage(0u, 1u, lid, kbase, k0, nk);
   stage(1u, 2u, lid, kbase, k0, nk);
@@ -314,12 +321,6 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
   let prow = sg * 16u * TS + r * TS;
   var pv: array<vec4<f32>, 8>;
 
-  var ra: array<vec4<u32>, PER>;   // the next Q and dO tiles' chunks
-  var rb: array<vec4<u32>, PER>;
-  for (var i = 0u; i < PER; i++) {
-    ra[i] = fetch_chunk(0u, lid + i * THREADS, qbase, 0u, p.nq);
-    rb[i] = fetch_chunk(3u, lid + i * THREADS, qbase, 0u, p.nq);
-  }
   for (var q0 = 0u; q0 < p.nq; q0 += BI) {
     workgroupBarrier();
     for (var i = 0u; i < PER; i++) {
@@ -327,9 +328,9 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u,
       put_chunk(1u, lid + i * THREADS, rb[i]);   // dO tile
     }
     if (lid < BI) {
-      let i = min(q0 + lid, p.nq - 1u);
-      lse_t[lid / 4u][lid % 4u] = lse[lbase + i] * 1.4426950408889634;
-      delta_t[lid / 4u][lid % 4u] = delta[lbase + i];
+      let ld = lse_delta[lbase + min(q0 + lid, p.nq - 1u)];
+      lse_t[lid / 4u][lid % 4u] = ld.x;
+      delta_t[lid / 4u][lid % 4u] = ld.y;
     }
     workgroupBarrier();
     // next Q/dO tile in flight during this tile (no `if`: fetch_chunk skips rows past the end; a branch here cost 8 %)
@@ -487,6 +488,12 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
   if (lid == 0u) { wg_nk = key_count(b); }
   let nk = workgroupUniformLoad(&wg_nk);
 
+  var ra: array<vec4<u32>, PER>;   // the next K and V tiles' chunks (the first ones in flight while the outer tile is staged)
+  var rb: array<vec4<u32>, PER>;
+  for (var i = 0u; i < PER; i++) {
+    ra[i] = fetch_chunk(1u, lid + i * THREADS, kbase, 0u, nk);
+    rb[i] = fetch_chunk(2u, lid + i * THREADS, kbase, 0u, nk);
+  }
   // This subgroup's 16 queries as left fragments of Q and dO, via the A / Bt tiles.
   stage(0u, 0u, lid, qbase, q0, p.nq);
   stage(1u, 3u, lid, qbase, q0, p.nq);
@@ -554,19 +561,14 @@ fn dq(@builtin(workgroup_id) wid: vec3u,
   var lse_r = 0.0;
   var delta_r = 0.0;
   if (qi < p.nq) {
-    lse_r = lse[lbase + qi] * 1.4426950408889634;
-    delta_r = delta[lbase + qi];
+    let ld = lse_delta[lbase + qi];
+    lse_r = ld.x;
+    delta_r = ld.y;
   }
   let srow = sg * 16u * BI + r * BI;
   let prow = sg * 16u * TS + r * TS;
   var pv: array<vec4<f32>, 8>;
 
-  var ra: array<vec4<u32>, PER>;   // the next K and V tiles' chunks
-  var rb: array<vec4<u32>, PER>;
-  for (var i = 0u; i < PER; i++) {
-    ra[i] = fetch_chunk(1u, lid + i * THREADS, kbase, 0u, nk);
-    rb[i] = fetch_chunk(2u, lid + i * THREADS, kbase, 0u, nk);
-  }
   for (var k0 = 0u; k0 < nk; k0 += BI) {
     workgroupBarrier();
     for (var i = 0u; i < PER; i++) {

@@ -4,7 +4,7 @@
 // sequences a workgroup, and every product is its own 16 × 16 block:
 //   S = Q·Kᵀ, dP = dO·Vᵀ → P = exp(scale·S − lse) (zero past the keys in use and past Nq), dS = P∘(dP − Δ)
 //   dV = Pᵀ·dO, dK = scale·dSᵀ·Q, dQ = scale·dS·K
-// (lse_i · log2 e and Δ_i = Σ_d dO_id·O_id as pairs from attention_delta.wgsl's LSE variant: with q, k, v, dO and
+// (lse_i · log2 e and Δ_i = Σ_d dO_id·O_id as pairs from attention_delta.wgsl: with q, k, v, dO and
 // the three gradients that makes the 8 storage bindings WebGPU guarantees a stage.) Q, K, V and dO are fetched at once as 16-byte chunks (one
 // round of latency); P and dS go to workgroup memory once as f16 and are read back as left operands, Pᵀ and dSᵀ
 // through column-major loads; each gradient leaves through Ss, O_STEP 16-wide fragments a pass, 8 columns a lane.

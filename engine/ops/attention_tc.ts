@@ -1,6 +1,6 @@
 // Flash attention on tensor cores: forward (shaders/attention_tc.wgsl: entry main, O in subgroup-matrix
 // accumulators with a lazily raised reference max; entry packed for sequences of ≤ 16) and backward
-// (shaders/attention_tc_backward.wgsl, Δ from shaders/attention_delta.wgsl); f16 q/k/v, f32 softmax/accumulation.
+// (shaders/attention_tc_backward.wgsl; (lse, Δ) pairs from shaders/attention_delta.wgsl); f16 q/k/v, f32 softmax/accumulation.
 // Called by the attention op for variant 'tensorcore'; shapes are checked there.
 import type { Gpu } from '../gpu.js';
 import type { Tensor } from '../tensor.js';
@@ -174,15 +174,15 @@ function packedBackwardBytes(DP: number): number {
 }
 
 /**
- * Δ_i = Σ_d dO_id · O_id ([B, H, Nq] f32) for the attention backward; with lse, (lse_i · log2 e, Δ_i) pairs
- * ([B, H, Nq, 2] f32) for the packed backward.
+ * (lse_i · log2 e, Δ_i = Σ_d dO_id · O_id) pairs ([B, H, Nq, 2] f32) for the tensor-core backward kernels (one
+ * binding for both keeps them at 8 storage buffers).
  */
-export function attentionDelta(gpu: Gpu, o: Tensor, dout: Tensor, delta: Tensor, lse?: Tensor): void {
+export function attentionDelta(gpu: Gpu, o: Tensor, dout: Tensor, lse: Tensor, lseDelta: Tensor): void {
   const D = o.shape[o.rank - 1]!;
   const rows = o.size / D;
   if (o.dtype !== dout.dtype) throw new ShapeError(`attention backward: o (${o.dtype}) and dout (${dout.dtype}) must share a dtype for the Δ kernel`);
   const g = gpu.grid1d(Math.ceil(rows / 64));
-  gpu.dispatch(gpu.kernel(DELTA, 'main', { F16: o.dtype === 'f16', LSE: !!lse }), lse ? [o, dout, delta, lse] : [o, dout, delta], [rows, D, g[0]], g);
+  gpu.dispatch(gpu.kernel(DELTA, 'main', { F16: o.dtype === 'f16' }), [o, dout, lseDelta, lse], [rows, D, g[0]], g);
 }
 
 /** dQ, dK, dV on tensor cores, recomputing the scores from q, k and lse (no N×N matrix). */
@@ -199,24 +199,21 @@ export function attentionBackwardTc(gpu: Gpu, a: AttentionTcBackwardArgs): void 
   const dout = a.dout;
   if (a.o.dtype !== dout.dtype) throw new ShapeError(`attention backward: o (${a.o.dtype}) and dout (${dout.dtype}) must share a dtype`);
   const vec = D % 8 === 0 && !a.noVec;
+  // (lse · log2 e, Δ) pairs a query row: one binding for both keeps every backward kernel at 8 storage buffers
+  const lseDelta = gpu.tensor([B, H, Nq, 2], 'f32', 'attention lse·log2e, delta'); // only once the inputs are checked
+  attentionDelta(gpu, a.o, dout, a.lse, lseDelta);
   if (packed) {
-    // short sequences (temporal attention): dQ, dK, dV in one pass, one sequence a subgroup; (lse · log2 e, Δ)
-    // pairs a query row, one binding for both (8 storage buffers)
-    const lseDelta = gpu.tensor([B, H, Nq, 2], 'f32', 'attention lse·log2e, delta');
-    attentionDelta(gpu, a.o, dout, lseDelta, a.lse);
+    // short sequences (temporal attention): dQ, dK, dV in one pass, one sequence a subgroup
     const grid = gpu.grid1d(Math.ceil((B * H) / PACKED_BACKWARD_SEQS));
     const kernel = attentionTcBackwardPackedKernel(gpu, { DP, outF16: a.dq.dtype === 'f16', vec });
     gpu.dispatch(kernel, [a.q, a.k, a.v, dout, lseDelta, a.dq, a.dk, a.dv], [Nq, Nk, D, H, { f32: a.scale }, { f32: a.scale * Math.LOG2E }, B * H, grid[0]], grid);
-    lseDelta.release();
-    return;
+  } else {
+    const mask = a.kvLen ? [a.kvLen] : [];
+    const defines: Defines = { DP, OUT_F16: a.dq.dtype === 'f16', MASK: !!a.kvLen, VEC: vec, ...fragmentFlags(DP) };
+    const params = [Nq, Nk, D, H, { f32: a.scale }, { f32: a.scale * Math.LOG2E }];
+    gpu.dispatch(gpu.kernel(BACKWARD, 'dkdv', defines), [a.q, a.k, a.v, dout, lseDelta, a.dk, a.dv, ...mask], params, [Math.ceil(Nk / 64), B * H, 1]);
+    // dq writes only its first gradient binding; dv fills the second slot of the shared layout.
+    gpu.dispatch(gpu.kernel(BACKWARD, 'dq', defines), [a.q, a.k, a.v, dout, lseDelta, a.dq, a.dv, ...mask], params, [Math.ceil(Nq / 64), B * H, 1]);
   }
-  const delta = gpu.tensor([B, H, Nq], 'f32', 'attention delta'); // allocated only once the inputs are checked
-  attentionDelta(gpu, a.o, dout, delta);
-  const mask = a.kvLen ? [a.kvLen] : [];
-  const defines: Defines = { DP, OUT_F16: a.dq.dtype === 'f16', MASK: !!a.kvLen, VEC: vec, ...fragmentFlags(DP) };
-  const params = [Nq, Nk, D, H, { f32: a.scale }, { f32: a.scale * Math.LOG2E }];
-  gpu.dispatch(gpu.kernel(BACKWARD, 'dkdv', defines), [a.q, a.k, a.v, dout, a.lse, delta, a.dk, a.dv, ...mask], params, [Math.ceil(Nk / 64), B * H, 1]);
-  // dq writes only its first gradient binding; dv fills the second slot of the shared layout.
-  gpu.dispatch(gpu.kernel(BACKWARD, 'dq', defines), [a.q, a.k, a.v, dout, a.lse, delta, a.dq, a.dv, ...mask], params, [Math.ceil(Nq / 64), B * H, 1]);
-  delta.release();
+  lseDelta.release();
 }
