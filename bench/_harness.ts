@@ -32,8 +32,32 @@ export async function profileOnce(gpu: Gpu, record: () => void): Promise<KernelT
   return rows;
 }
 
-/** Times `record` (which records one call's dispatches): warm-up, then `iters` calls. */
+/** When the harness last had the GPU busy (performance.now() ms). */
+let lastBusy = -Infinity;
+
+/**
+ * Keeps the GPU at its working clocks before a measurement. Measured on the H200 (nvidia-smi beside an attention
+ * kernel): after about 2 s without work the SM clock falls from 1980 to 345 MHz (throttle reason: GPU idle), and a
+ * timing loop with readbacks between its samples does not bring it back — the kernel then times 5× slower and the
+ * copy kernel at 40 % bandwidth. A CPU-heavy step between measurements (uploading random data, PyTorch in a
+ * subprocess) is enough to get there. 0.3 s of back-to-back work restores 1980 MHz, so after any pause of more
+ * than half a second `record` runs back to back for `ms` first.
+ */
+async function warmClocks(gpu: Gpu, record: () => void, ms = 300): Promise<void> {
+  if (performance.now() - lastBusy < 500) return;
+  const end = performance.now() + ms;
+  let batch = 1;
+  while (performance.now() < end) {
+    const t0 = performance.now();
+    for (let i = 0; i < batch; i++) record();
+    await gpu.sync();
+    if (performance.now() - t0 < 20) batch *= 2; // submit ≥ 20 ms at a time: no gaps for the clocks to see
+  }
+}
+
+/** Times `record` (which records one call's dispatches): clocks warmed, one more call, then `iters` calls. */
 export async function time(gpu: Gpu, record: () => void, iters = 20): Promise<Timing> {
+  await warmClocks(gpu, record);
   record();
   await gpu.sync();
   let gpuMs = NaN;
@@ -47,6 +71,7 @@ export async function time(gpu: Gpu, record: () => void, iters = 20): Promise<Ti
   for (let i = 0; i < iters; i++) record();
   await gpu.sync();
   const wallMs = (performance.now() - t0) / iters;
+  lastBusy = performance.now();
   return { gpuMs, wallMs };
 }
 
