@@ -5,7 +5,7 @@
 // (FlashAttention's count). Where the f32 models' matmul precision 'high' would take the materialised-score path
 // (ops/attention_matmul.ts: f16x3 tensor-core products), that path is timed too ('high' columns).
 // --force-f16x3 times that path on a device without tensor cores too (tiled f16x3 products: for trying it).
-//   node dist/bench/attention.mjs [--quick] [--sweep] [--no-torch] [--safe] [--force-f16x3]
+//   node dist/bench/attention.mjs [--quick] [--sweep] [--no-torch] [--safe] [--force-f16x3] [--tc-only]
 // --sweep first times the tiled forward's variants (prefetch, wideLoads, stageOutput, mixed dtypes) and tiles
 // (each with and without prefetch) and the backward's tiles on the first case.
 import { attention, attentionBackward, attentionFlops, chooseAttentionTile, type AttentionOptions, type AttentionTile, type AttentionVariant } from '../engine/ops/attention.js';
@@ -144,13 +144,14 @@ if (process.argv.includes('--sweep')) {
 }
 
 const tc = !tensorcoreUnavailable(gpu);
+const tcOnly = tc && process.argv.includes('--tc-only'); // for A/B runs of the tensor-core kernels
 const ours: { fwd: number; fwd16: number; bwd: number; tcFwd: number; tcBwd: number; highFwd: number; highBwd: number }[] = [];
 for (const c of cases) {
-  const high = tc || forceF16x3 ? await matmulPath(gpu, c) : { fwd: NaN, bwd: NaN };
+  const high = (tc || forceF16x3) && !tcOnly ? await matmulPath(gpu, c) : { fwd: NaN, bwd: NaN };
   const r = {
-    fwd: await forward(gpu, c, 'f32'),
-    fwd16: await forward(gpu, c, 'f16'),
-    bwd: await backward(gpu, c),
+    fwd: tcOnly ? NaN : await forward(gpu, c, 'f32'),
+    fwd16: tcOnly ? NaN : await forward(gpu, c, 'f16'),
+    bwd: tcOnly ? NaN : await backward(gpu, c),
     tcFwd: tc ? await forward(gpu, c, 'f16', { variant: 'tensorcore' }) : NaN,
     tcBwd: tc ? await backward(gpu, c, undefined, 'f16', 'tensorcore') : NaN,
     highFwd: high.fwd,
