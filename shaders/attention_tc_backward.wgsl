@@ -32,20 +32,7 @@ struct Params {
   scale_log2: f32, // scale · log2(e)
 }
 
-#if ${VEC}
-@group(0) @binding(0) var<storage, read> q: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> v: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> dout: array<vec4<u32>>;
-#else
-@group(0) @binding(0) var<storage, read> q: array<f16>;
-@group(0) @binding(1) var<storage, read> k: array<f16>;
-@group(0) @binding(2) var<storage, read> v: array<f16>;
-@group(0) @binding(3) var<storage, read> dout: array<f16>;
-#endif
-// (lse · log2 e, Δ) a query row, from attention_delta.wgsl: one binding for both keeps the masked
-// kernels at 8 storage buffers (WebGPU's default maxStorageBuffersPerShaderStage)
-@group(0) @binding(4) var<storage, read> lse_delta: array<vec2<f32>>;
+// q, k, v, dout, lse_delta (bindings 0–4) and load_chunk: shaders/attention_tc_backward_inputs.wgsl
 // dkdv: g0 dK, g1 dV; dq: g0 dQ. VEC: 16-byte words (8 halves or 4 floats).
 #if ${VEC}
 #if ${OUT_F16}
@@ -97,19 +84,6 @@ fn key_count(b: u32) -> u32 {
 
 // Tile staging (fetch_chunk / put_chunk / stage; sources 0 q, 1 k, 2 v, 3 dout; tiles 0 A, 1 Bt):
 // shaders/attention_tc_staging.wgsl, appended by the TS op, through these accessors.
-#if ${VEC}
-fn load_chunk(src: u32, i: u32) -> vec4<u32> {
-#else
-fn load_half(src: u32, i: u32) -> f16 {
-#endif
-  switch src {
-    case 0u: { return q[i]; }
-    case 1u: { return k[i]; }
-    case 2u: { return v[i]; }
-    default: { return dout[i]; }
-  }
-}
-
 fn store_chunk(dst: u32, off: u32, w: vec4<u32>) {
   if (dst == 0u) { A[off / 4u] = w.xy; A[off / 4u + 1u] = w.zw; } else { Bt[off / 4u] = w.xy; Bt[off / 4u + 1u] = w.zw; }
 }

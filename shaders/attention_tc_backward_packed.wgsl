@@ -17,25 +17,13 @@ struct Params {
   nq: u32,
   nk: u32,
   d: u32,
-  heads: u32,
   scale: f32,      // softmax scale
   scale_log2: f32, // scale · log2(e)
   bh_total: u32,   // B·H
   groups_x: u32,   // width of a folded 2-D grid
 }
 
-#if ${VEC}
-@group(0) @binding(0) var<storage, read> q: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> v: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> dout: array<vec4<u32>>;
-#else
-@group(0) @binding(0) var<storage, read> q: array<f16>;
-@group(0) @binding(1) var<storage, read> k: array<f16>;
-@group(0) @binding(2) var<storage, read> v: array<f16>;
-@group(0) @binding(3) var<storage, read> dout: array<f16>;
-#endif
-@group(0) @binding(4) var<storage, read> lse_delta: array<vec2<f32>>; // (lse · log2 e, Δ) a query row
+// q, k, v, dout, lse_delta (bindings 0–4) and load_chunk: shaders/attention_tc_backward_inputs.wgsl
 // gradients: VEC as 16-byte words (8 halves or 4 floats), else one element each
 #if ${VEC}
 #if ${OUT_F16}
@@ -75,19 +63,6 @@ var<workgroup> Ps: array<vec2<u32>, TILE_ROWS * TS / 4u>;
 
 // Tile staging (fetch_chunk / put_chunk; sources and tiles 0 q, 1 k, 2 v, 3 dout): shaders/attention_tc_staging.wgsl,
 // appended by the TS op with attention_tc_common.wgsl (pack4), through these accessors.
-#if ${VEC}
-fn load_chunk(src: u32, i: u32) -> vec4<u32> {
-#else
-fn load_half(src: u32, i: u32) -> f16 {
-#endif
-  switch src {
-    case 0u: { return q[i]; }
-    case 1u: { return k[i]; }
-    case 2u: { return v[i]; }
-    default: { return dout[i]; }
-  }
-}
-
 fn store_chunk(dst: u32, off: u32, w: vec4<u32>) {
   let i = off / 4u;
   switch dst {

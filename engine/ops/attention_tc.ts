@@ -11,13 +11,15 @@ import attentionTcBackwardWgsl from '../../shaders/attention_tc_backward.wgsl';
 import attentionTcBackwardPackedWgsl from '../../shaders/attention_tc_backward_packed.wgsl';
 import attentionDeltaWgsl from '../../shaders/attention_delta.wgsl';
 import stagingWgsl from '../../shaders/attention_tc_staging.wgsl';
+import backwardInputsWgsl from '../../shaders/attention_tc_backward_inputs.wgsl';
 import commonWgsl from '../../shaders/attention_tc_common.wgsl';
 
 // Both forward entries (main, packed) render from one source: the packed one stages its tiles through the same
 // chunk fetches (seq_chunk → fetch_chunk) and packs with pack4.
 const SHADER = { name: 'attention_tc', template: attentionTcWgsl + stagingWgsl + commonWgsl };
-const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl + stagingWgsl + commonWgsl };
-const PACKED_BACKWARD = { name: 'attention_tc_backward_packed', template: attentionTcBackwardPackedWgsl + stagingWgsl + commonWgsl };
+// Both backward kernels bind their inputs (q, k, v, dO, (lse, Δ) pairs) through one snippet.
+const BACKWARD = { name: 'attention_tc_backward', template: attentionTcBackwardWgsl + backwardInputsWgsl + stagingWgsl + commonWgsl };
+const PACKED_BACKWARD = { name: 'attention_tc_backward_packed', template: attentionTcBackwardPackedWgsl + backwardInputsWgsl + stagingWgsl + commonWgsl };
 const DELTA = { name: 'attention_delta', template: attentionDeltaWgsl };
 
 export interface AttentionTcArgs {
@@ -206,7 +208,7 @@ export function attentionBackwardTc(gpu: Gpu, a: AttentionTcBackwardArgs): void 
     // short sequences (temporal attention): dQ, dK, dV in one pass, one sequence a subgroup
     const grid = gpu.grid1d(Math.ceil((B * H) / PACKED_BACKWARD_SEQS));
     const kernel = attentionTcBackwardPackedKernel(gpu, { DP, outF16: a.dq.dtype === 'f16', vec });
-    gpu.dispatch(kernel, [a.q, a.k, a.v, dout, lseDelta, a.dq, a.dk, a.dv], [Nq, Nk, D, H, { f32: a.scale }, { f32: a.scale * Math.LOG2E }, B * H, grid[0]], grid);
+    gpu.dispatch(kernel, [a.q, a.k, a.v, dout, lseDelta, a.dq, a.dk, a.dv], [Nq, Nk, D, { f32: a.scale }, { f32: a.scale * Math.LOG2E }, B * H, grid[0]], grid);
   } else {
     const mask = a.kvLen ? [a.kvLen] : [];
     const defines: Defines = { DP, OUT_F16: a.dq.dtype === 'f16', MASK: !!a.kvLen, VEC: vec, ...fragmentFlags(DP) };
