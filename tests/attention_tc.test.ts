@@ -2,7 +2,7 @@
 // reference on the GPU; compiled on Dawn's null backend everywhere.
 import * as assert from 'uvu/assert';
 import { suite, assertClose, assertThrows, type Ctx } from './harness.js';
-import { attentionDelta, attentionTcFits, attentionForwardTc, attentionBackwardTc, attentionTcBackwardPackedKernel, attentionTcForwardKernel, stagingWidths } from '../engine/ops/attention_tc.js';
+import { attentionDelta, attentionTcFits, attentionForwardTc, attentionBackwardTc, attentionTcBackwardPackedKernel, attentionTcForwardKernel, packable, stagingWidths } from '../engine/ops/attention_tc.js';
 import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { roundToF16 } from '../engine/dtype.js';
 import { Gpu } from '../engine/gpu.js';
@@ -166,7 +166,7 @@ async function checkBackward({ gpu, rng }: Ctx, c: Case): Promise<void> {
 s.gpuTest('tensor-core backward: dq, dk, dv against the f64 reference', (gpu) => tensorcoreUnavailable(gpu), async (ctx) => {
   await assertThrows(() => checkBackward(ctx, { B: 1, H: 1, Nq: 20, Nk: 20, D: 112 }), /needs \d+ bytes of workgroup memory for head dim 112.*use variant 'tiled'/, 'D 112');
   // the general backward's tiles fit 48 KiB up to head dim 80, the packed one's (short unmasked sequences) to 128
-  await checkAll(cases.filter((c) => c.D <= 80 || (c.Nq <= 16 && c.Nk <= 16 && !c.kvLen && !c.noPack)), (c) => checkBackward(ctx, c));
+  await checkAll(cases.filter((c) => c.D <= 80 || (packable(c.Nq, c.Nk) && !c.kvLen && !c.noPack)), (c) => checkBackward(ctx, c));
 });
 
 // What variant 'auto' asks before taking tensor cores: the kernels' workgroup memory against a 48 KiB device.
@@ -204,22 +204,23 @@ s.test('attention Δ kernel: (lse·log2 e, Σ dO·O) pairs per row against f64',
   }
 });
 
+// The null device's 16 KiB of workgroup memory fails pipelines after their WGSL compiled; compile errors (kind
+// 'compilation') and any other validation error, e.g. more than WebGPU's default 8 storage buffers a stage (which
+// a browser without raised limits would refuse), are rethrown. `record` is checked on its own: the limit fails
+// every general forward pipeline, which must not skip the kernels recorded after it.
+const LIMIT_ONLY = /total use of workgroup storage \(\d+ bytes\) is larger than the maximum allowed \(16384 bytes\)/;
+async function compilesOrHitsLimit(g: Gpu, record: () => void): Promise<void> {
+  try {
+    record(); // a variant that failed before throws its error again here
+    await g.sync();
+  } catch (e) {
+    if (!(e instanceof GpuError && e.kind === 'validation' && LIMIT_ONLY.test(e.message))) throw e;
+  }
+}
+
 s.test('tensor-core forward and backward compile on Dawn null backend', async () => {
   const g = await Gpu.open({ device: 'null' });
-  // The null device's 16 KiB of workgroup memory fails pipelines after their WGSL compiled; compile errors (kind
-  // 'compilation') and any other validation error, e.g. more than WebGPU's default 8 storage buffers a stage
-  // (which a browser without raised limits would refuse), are rethrown.
-  const limitOnly = /total use of workgroup storage \(\d+ bytes\) is larger than the maximum allowed \(16384 bytes\)/;
-  // Each op checked on its own: the null device's 16 KiB limit fails every general forward pipeline, which must
-  // not skip the kernels recorded after it.
-  const compiles = async (record: () => void) => {
-    try {
-      record(); // a variant that failed before throws its error again here
-      await g.sync();
-    } catch (e) {
-      if (!(e instanceof GpuError && e.kind === 'validation' && limitOnly.test(e.message))) throw e;
-    }
-  };
+  const compiles = (record: () => void) => compilesOrHitsLimit(g, record);
   for (const c of cases) {
     const { B, H, Nq, Nk, D } = c;
     const o = g.tensor([B, H, Nq, D], c.outF16 ? 'f16' : 'f32');
@@ -242,7 +243,6 @@ s.test('tensor-core forward and backward compile on Dawn null backend', async ()
 // or not (SW 68). Only the workgroup-memory limit may fail.
 s.test('tensor-core forward kernels and the packed backward compile on Dawn null backend for every define set', async () => {
   const g = await Gpu.open({ device: 'null' });
-  const limitOnly = /total use of workgroup storage \(\d+ bytes\) is larger than the maximum allowed \(16384 bytes\)/;
   let n = 0;
   for (const pack of [false, true])
     for (let DP = 16; DP <= 128; DP += 16)
@@ -250,12 +250,7 @@ s.test('tensor-core forward kernels and the packed backward compile on Dawn null
         for (const outF16 of [false, true])
           for (const mask of [false, true])
             for (const vec of [false, true]) {
-              attentionTcForwardKernel(g, { DP, outF16, mask, vec, SW, pack });
-              try {
-                await g.sync();
-              } catch (e) {
-                if (!(e instanceof GpuError && e.kind === 'validation' && limitOnly.test(e.message))) throw e;
-              }
+              await compilesOrHitsLimit(g, () => attentionTcForwardKernel(g, { DP, outF16, mask, vec, SW, pack }));
               n++;
             }
   assert.is(n, 4 * 16 + 4 * 24 + 8 * 8); // main: DP ≤ 64 two SW (72, 68), wider three; packed: 8 DP × o × mask × VEC
@@ -264,12 +259,7 @@ s.test('tensor-core forward kernels and the packed backward compile on Dawn null
   for (let DP = 16; DP <= 128; DP += 16)
     for (const outF16 of [false, true])
       for (const vec of [false, true]) {
-        attentionTcBackwardPackedKernel(g, { DP, outF16, vec });
-        try {
-          await g.sync();
-        } catch (e) {
-          if (!(e instanceof GpuError && e.kind === 'validation' && /total use of workgroup storage \(\d+ bytes\)/.test(e.message))) throw e;
-        }
+        await compilesOrHitsLimit(g, () => attentionTcBackwardPackedKernel(g, { DP, outF16, vec }));
         m++;
       }
   assert.is(m, 8 * 4);
