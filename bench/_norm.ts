@@ -2,7 +2,8 @@
 // rows, variant labels, the forward's part of a variant, the packed f16 kernel's block/slot settings and the
 // packed-vs-unit summary printed after the table.
 import type { NormBackwardVariant, NormVariant } from '../engine/ops/layernorm.js';
-import { table, torch } from './_harness.js';
+import type { Gpu } from '../engine/gpu.js';
+import { copyCeiling, table, torch } from './_harness.js';
 
 export interface NormRow {
   name: string;
@@ -75,4 +76,17 @@ export function printVsTorch(title: string, results: readonly NormRow[], rows: n
   });
   console.log(`\n${title}`);
   console.log(table(['case', 'dtype', 'GB/s', 'torch GB/s', 'ratio', 'torch bf16 GB/s'], cells));
+}
+
+/**
+ * Prints the results table under `label` and `shape`: GB/s in % of the 1 GiB copy (`ceiling`, the issue's measure)
+ * and of the same 16-byte copy over one tensor of `shape` in the row's dtype (context: a kernel this small also
+ * pays launch and tail time, as does that copy).
+ */
+export async function printNormTable(gpu: Gpu, label: string, shape: readonly number[], results: readonly NormRow[], ceiling: { copy16: number; copyBuffer: number }): Promise<void> {
+  const elements = shape.reduce((a, b) => a * b, 1);
+  const sameSize = { f32: (await copyCeiling(gpu, (elements * 4) / 2 ** 20)).copy16, f16: (await copyCeiling(gpu, (elements * 2) / 2 ** 20)).copy16 };
+  const dims = `[${shape.join(', ')}]`;
+  console.log(`\n${label} ${dims}; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer); the same copy of one ${dims} tensor: f32 ${sameSize.f32.toFixed(0)} GB/s, f16 ${sameSize.f16.toFixed(0)} GB/s`);
+  console.log(table(['case', 'dtype', 'ms', 'GB/s', '% copy16', '% same-size copy'], results.map((r) => [r.name, r.dtype, r.ms, r.gbs, (100 * r.gbs) / ceiling.copy16, (100 * r.gbs) / sameSize[r.dtype as 'f32' | 'f16']])));
 }

@@ -16,8 +16,8 @@ import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackw
 import { subgroupRowsUnavailable, unitLayout } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { best, copyCeiling, finish, openBenchGpu, printBreakdown, table, time } from './_harness.js';
-import { forwardVariant, PACKED_SETTINGS, printPackedVsUnit, printVsTorch, variantTag, type NormBenchVariant, type NormRow } from './_norm.js';
+import { best, copyCeiling, finish, openBenchGpu, printBreakdown, time } from './_harness.js';
+import { forwardVariant, PACKED_SETTINGS, printNormTable, printPackedVsUnit, printVsTorch, variantTag, type NormBenchVariant, type NormRow } from './_norm.js';
 
 const quick = process.argv.includes('--quick');
 const [B, N, C] = quick ? [2, 512, 1152] : [4, 4096, 1152];
@@ -134,10 +134,7 @@ if (process.argv.includes('--profile')) {
   }
 }
 
-// the same 16-byte copy over one [B, N, C] tensor of each dtype (context, as in bench/layernorm.ts)
-const sameSize = { f32: (await copyCeiling(gpu, (B * N * C * 4) / 2 ** 20)).copy16, f16: (await copyCeiling(gpu, (B * N * C * 2) / 2 ** 20)).copy16 };
-console.log(`\nadaLN [${B}, ${N}, ${C}]; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer); the same copy of one [${B}, ${N}, ${C}] tensor: f32 ${sameSize.f32.toFixed(0)} GB/s, f16 ${sameSize.f16.toFixed(0)} GB/s`);
-console.log(table(['case', 'dtype', 'ms', 'GB/s', '% copy16', '% same-size copy'], results.map((r) => [r.name, r.dtype, r.ms, r.gbs, (100 * r.gbs) / ceiling.copy16, (100 * r.gbs) / sameSize[r.dtype as 'f32' | 'f16']])));
+await printNormTable(gpu, 'adaLN', [B, N, C], results, ceiling);
 printPackedVsUnit(`f16 modulate [${B}, ${N}, ${C}], % of copy16 — packed kernel ({packed: true}; the default) vs unit kernel ({packed: false}):`, results, ceiling.copy16, ['modulate backward', 'modulate forward']);
 printVsTorch(`modulate [${B}, ${N}, ${C}] beside PyTorch's eager LN·(1 + scale) + shift (same GPU, same run, same bytes counted):`, results, B * N, C, B, [
   ['f32', 'modulate forward', 'modulate', 'fwd'],

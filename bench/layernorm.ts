@@ -17,8 +17,8 @@ import { layernorm, layernormBackward, subgroupRowsUnavailable, unitLayout, type
 import { cast } from '../engine/ops/cast.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { best, copyCeiling, finish, openBenchGpu, printBreakdown, table, time } from './_harness.js';
-import { forwardVariant, PACKED_SETTINGS, printPackedVsUnit, printVsTorch, variantTag, type NormBenchVariant, type NormRow, type TorchPair } from './_norm.js';
+import { best, copyCeiling, finish, openBenchGpu, printBreakdown, time } from './_harness.js';
+import { forwardVariant, PACKED_SETTINGS, printNormTable, printPackedVsUnit, printVsTorch, variantTag, type NormBenchVariant, type NormRow, type TorchPair } from './_norm.js';
 
 const quick = process.argv.includes('--quick');
 const rows = quick ? 1024 : 16384;
@@ -158,11 +158,7 @@ if (process.argv.includes('--profile')) {
   }
 }
 
-// The same 16-byte copy over one [rows, C] tensor of each dtype (context: a kernel this small also pays launch
-// and tail time; the % copy16 column, the issue's measure, is against the 1 GiB copy above).
-const sameSize = { f32: (await copyCeiling(gpu, (rows * C * 4) / 2 ** 20)).copy16, f16: (await copyCeiling(gpu, (rows * C * 2) / 2 ** 20)).copy16 };
-console.log(`\nlayernorm [${rows}, ${C}]; copy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer); the same copy of one [${rows}, ${C}] tensor: f32 ${sameSize.f32.toFixed(0)} GB/s, f16 ${sameSize.f16.toFixed(0)} GB/s`);
-console.log(table(['case', 'dtype', 'ms', 'GB/s', '% copy16', '% same-size copy'], results.map((r) => [r.name, r.dtype, r.ms, r.gbs, (100 * r.gbs) / ceiling.copy16, (100 * r.gbs) / sameSize[r.dtype as 'f32' | 'f16']])));
+await printNormTable(gpu, 'layernorm', [rows, C], results, ceiling);
 printPackedVsUnit(`f16 [${rows}, ${C}], % of copy16 — packed kernel (the default) vs unit kernel ({packed: false}, the previous default):`, results, ceiling.copy16, ['backward affine', 'backward plain', 'forward affine', 'forward plain']);
 const vsTorch: TorchPair[] = (['affine', 'plain'] as const).flatMap((a) =>
   (['forward', 'backward'] as const).flatMap((d): TorchPair[] => [
