@@ -11,7 +11,8 @@
 // --subgroup-rows sweeps one row per subgroup (NormVariant.subgroupRows); --profile prints the kernels of one
 // modulate backward call (row kernel vs scale/shift gradient sum).
 // Last: PyTorch eager modulate at the same size in the same run (bench/torch_norm.py; --no-torch skips it).
-//   node dist/bench/adaln.mjs [--quick] [--sweep] [--subgroup-rows] [--profile] [--safe]
+// --wgrad sweeps the modulate backward's tokens per block (f16 packed and f32).
+//   node dist/bench/adaln.mjs [--quick] [--sweep] [--wgrad] [--subgroup-rows] [--profile] [--safe]
 import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackward } from '../engine/ops/adaln.js';
 import { subgroupRowsUnavailable, unitLayout } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
@@ -66,6 +67,13 @@ results.push(...(await bench(gpu, 'f32')));
 results.push(...(await bench(gpu, 'f16', { packed: true })));
 results.push(...(await bench(gpu, 'f16', { packed: false })).filter((r) => r.name.startsWith('modulate')));
 for (const v of PACKED_SETTINGS) results.push(...(await bench(gpu, 'f16', v)).filter((r) => r.name.startsWith('modulate')));
+if (process.argv.includes('--wgrad')) {
+  // f16 modulate backward (packed kernel): rows a slot has in flight, row slots, tokens per block
+  const modB = (r: NormRow) => r.name.startsWith('modulate backward');
+  for (const rowsPerBlock of [42, 44, 64]) results.push(...(await bench(gpu, 'f16', { packed: true, rowsPerBlock })).filter(modB));
+  for (const rowsPerBlock of [32, 42, 44]) results.push(...(await bench(gpu, 'f16', { packed: true, lean: true, rowsPerBlock })).filter(modB));
+  for (const rowsPerBlock of [28, 32]) results.push(...(await bench(gpu, 'f32', { rowsPerBlock })).filter(modB));
+}
 if (process.argv.includes('--sweep')) {
   for (const rowsPerBlock of [4, 8, 32, 64]) results.push(...(await bench(gpu, 'f32', { rowsPerBlock })).filter((r) => r.name.includes('backward')));
   // modulate variants

@@ -12,8 +12,10 @@
 // f32 backward call per variant and of the f16 packed and unit backward (row kernel vs weight-gradient sum).
 // --per sweeps threads per row against units (f32) or words (f16 packed) a thread (NormVariant.perThread), with slots.
 // Last: PyTorch F.layer_norm at the same size in the same run (bench/torch_norm.py; --no-torch skips it).
-//   node dist/bench/layernorm.mjs [--quick] [--sweep] [--per] [--subgroup-rows] [--profile] [--safe]
-import { layernorm, layernormBackward, subgroupRowsUnavailable, unitLayout, type LayerNormBackwardOptions } from '../engine/ops/layernorm.js';
+// --wgrad sweeps the affine backward's rows per block (f16 packed with and without lean; f32) and times the
+// column sum alone.
+//   node dist/bench/layernorm.mjs [--quick] [--sweep] [--wgrad] [--per] [--subgroup-rows] [--profile] [--safe]
+import { colsum, layernorm, layernormBackward, subgroupRowsUnavailable, unitLayout, type LayerNormBackwardOptions } from '../engine/ops/layernorm.js';
 import { cast } from '../engine/ops/cast.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -81,6 +83,23 @@ if (process.argv.includes('--per')) {
       if (perThread > 1) results.push(...(await bench(gpu, 'f32', true, sg, { perThread, slots })));
       results.push(...(await bench(gpu, 'f16', true, sg, { packed: true, perThread, slots })));
     }
+  }
+}
+if (process.argv.includes('--wgrad')) {
+  // f16 affine backward (packed kernel): rows per block (workgroups = 16384 / rows per block; an H200 has 132
+  // SMs), weights re-read at each use (lean: fewer registers)
+  for (const rowsPerBlock of [32, 42, 44, 46, 64]) results.push(...(await bench(gpu, 'f16', true, sg, { packed: true, rowsPerBlock })).slice(1));
+  for (const rowsPerBlock of [31, 32, 42, 44]) results.push(...(await bench(gpu, 'f16', true, sg, { packed: true, lean: true, rowsPerBlock })).slice(1));
+  for (const rowsPerBlock of [28, 32]) results.push(...(await bench(gpu, 'f32', true, sg, { rowsPerBlock })).slice(1));
+  // the column sum alone over [blocks, C] partials (its time inside the backward may include the row kernel's tail)
+  for (const blocks of [256, 1024]) {
+    const [pw, pb] = ['pw', 'pb'].map((n) => gpu.tensor([1, blocks, C], 'f32', n)) as [Tensor, Tensor];
+    const [dw, db] = ['dw', 'db'].map((n) => gpu.tensor([C], 'f32', n)) as [Tensor, Tensor];
+    gpu.fill(pw, 0.5);
+    gpu.fill(pb, 0.25);
+    const ms = best(await time(gpu, () => colsum(gpu, pw, pb, dw, db, 1, blocks, C), 50));
+    console.log(`# colsum alone, ${blocks} blocks × ${C}: ${(ms * 1000).toFixed(1)} µs`);
+    for (const t of [pw, pb, dw, db]) t.release();
   }
 }
 if (process.argv.includes('--sweep')) {

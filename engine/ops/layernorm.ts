@@ -50,7 +50,7 @@ export interface NormVariant {
   /**
    * f16 storage of even C: the packed-row kernel (shaders/layernorm-packed.wgsl: halves kept packed in
    * registers, 16-byte words where C % 8 == 0, several rows per workgroup, one barrier a row). Default true
-   * for f16 rows of even C unless an option of the unit kernel (wideF16, lean, subgroupRows) is given; false
+   * for f16 rows of even C unless an option of the unit kernel (wideF16, subgroupRows) is given; false
    * selects the unit kernel (layernorm.wgsl), the f16 path before. f32 rows always take the unit kernel.
    */
   packed?: boolean;
@@ -68,7 +68,10 @@ export interface NormVariant {
 }
 
 export interface NormBackwardVariant extends NormVariant {
-  /** Backward: fewer registers a thread (more threads per SM): no prefetch of the next row, weights re-read every row (default false). */
+  /**
+   * Backward: fewer registers a thread (more threads per SM). Unit kernel: no prefetch of the next row, weights
+   * re-read every row; packed kernel: weights re-read at each use (default false).
+   */
   lean?: boolean;
   /**
    * How the weight-gradient partials are added over blocks: 'colsum' (one fused pass for both gradients;
@@ -232,7 +235,7 @@ function usePacked(op: string, dtype: DType, C: number, v: NormVariant & { lean?
   if (v.packed === true && !can) {
     throw new ShapeError(`${op}: {packed: true} needs f16 rows of even length ≤ ${256 * PACKED_MAX_PER * 8} (got ${dtype} rows of ${C}); leave the option unset`);
   }
-  return v.packed ?? (can && !v.wideF16 && !v.lean && !v.subgroupRows);
+  return v.packed ?? (can && !v.wideF16 && !v.subgroupRows);
 }
 
 /** Backward with weight gradients: workgroups in all the packed kernel's block plan aims for. */
@@ -267,7 +270,7 @@ function packedKernelFor(gpu: Gpu, op: string, C: number, backward: boolean, aff
   const defines = {
     W: nw === 4 ? 'vec4<u32>' : nw === 2 ? 'vec2<u32>' : 'u32', NW: nw, NW1: nw === 1, NW2: nw === 2,
     WG: wg, SLOTS: slots, PER: per, CL: cl, NP: sg ? wg / cl : wg, TREE: 2 ** Math.ceil(Math.log2(wg)) / 2,
-    CW: Math.max(1, (slots - 1) * wg * 2 * nw), AFFINE: affine, BACKWARD: backward, SUBGROUPS: sg, FASTPACK: v.fastPack ?? true,
+    CW: Math.max(1, (slots - 1) * wg * 2 * nw), AFFINE: affine, BACKWARD: backward, SUBGROUPS: sg, FASTPACK: v.fastPack ?? true, LEAN: backward && !!v.lean,
   };
   return { kernel: gpu.kernel(PACKED, backward ? 'backward' : 'forward', defines), units: words, slots };
 }
