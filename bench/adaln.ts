@@ -70,8 +70,7 @@ for (const v of PACKED_SETTINGS) results.push(...(await bench(gpu, 'f16', v)).fi
 if (process.argv.includes('--wgrad')) {
   // f16 modulate backward (packed kernel): rows a slot has in flight, row slots, tokens per block
   const modB = (r: NormRow) => r.name.startsWith('modulate backward');
-  for (const rowsPerBlock of [42, 44, 64]) results.push(...(await bench(gpu, 'f16', { packed: true, rowsPerBlock })).filter(modB));
-  for (const rowsPerBlock of [32, 42, 44]) results.push(...(await bench(gpu, 'f16', { packed: true, lean: true, rowsPerBlock })).filter(modB));
+  for (const rowsPerBlock of [41, 42, 44, 64]) results.push(...(await bench(gpu, 'f16', { packed: true, rowsPerBlock })).filter(modB));
   for (const rowsPerBlock of [28, 32]) results.push(...(await bench(gpu, 'f32', { rowsPerBlock })).filter(modB));
 }
 if (process.argv.includes('--sweep')) {

@@ -12,8 +12,7 @@
 // f32 backward call per variant and of the f16 packed and unit backward (row kernel vs weight-gradient sum).
 // --per sweeps threads per row against units (f32) or words (f16 packed) a thread (NormVariant.perThread), with slots.
 // Last: PyTorch F.layer_norm at the same size in the same run (bench/torch_norm.py; --no-torch skips it).
-// --wgrad sweeps the affine backward's rows per block (f16 packed with and without lean; f32) and times the
-// column sum alone.
+// --wgrad sweeps the affine backward's rows per block (f16 packed; f32) and times the column sum alone.
 //   node dist/bench/layernorm.mjs [--quick] [--sweep] [--wgrad] [--per] [--subgroup-rows] [--profile] [--safe]
 import { colsum, layernorm, layernormBackward, subgroupRowsUnavailable, unitLayout, type LayerNormBackwardOptions } from '../engine/ops/layernorm.js';
 import { cast } from '../engine/ops/cast.js';
@@ -87,9 +86,8 @@ if (process.argv.includes('--per')) {
 }
 if (process.argv.includes('--wgrad')) {
   // f16 affine backward (packed kernel): rows per block (workgroups = 16384 / rows per block; an H200 has 132
-  // SMs), weights re-read at each use (lean: fewer registers)
-  for (const rowsPerBlock of [32, 42, 44, 46, 64]) results.push(...(await bench(gpu, 'f16', true, sg, { packed: true, rowsPerBlock })).slice(1));
-  for (const rowsPerBlock of [31, 32, 42, 44]) results.push(...(await bench(gpu, 'f16', true, sg, { packed: true, lean: true, rowsPerBlock })).slice(1));
+  // SMs, 3 of these workgroups each: 41 rows → 400 workgroups is past one wave)
+  for (const rowsPerBlock of [32, 41, 42, 44, 46, 64]) results.push(...(await bench(gpu, 'f16', true, sg, { packed: true, rowsPerBlock })).slice(1));
   for (const rowsPerBlock of [28, 32]) results.push(...(await bench(gpu, 'f32', true, sg, { rowsPerBlock })).slice(1));
   // the column sum alone over [blocks, C] partials (its time inside the backward may include the row kernel's tail)
   for (const blocks of [256, 1024]) {

@@ -145,17 +145,6 @@ fn slot_sum(v: vec2<f32>, buf: u32) -> vec2<f32> {
 }
 
 #if ${BACKWARD}
-// Weight pair i of the thread's word k (w_offset + weight; 1 without AFFINE): held in registers over the block,
-// or with LEAN read again (L1-resident) at each use, which frees 4·NW registers a word for occupancy.
-fn wt(grp: u32, hw: u32, k: u32, i: u32) -> vec2<f32> {
-#if ${AFFINE}
-  let j = min(t + k * WG, p.units - 1u);
-  return vec2<f32>(p.w_offset) + weight[grp * hw + j * NW + i];
-#else
-  return vec2<f32>(1.0);
-#endif
-}
-
 #if ${AFFINE}
 // Slots 1.. hand their weight-gradient sums of one word (NW pairs of Σdy·x̂, then of Σdy) to slot 0 here.
 var<workgroup> comb: array<vec2<f32>, ${CW}>;
@@ -187,10 +176,7 @@ fn backward(
   let r1 = rb.r1;
   let steps = (r1 - r0 + SLOTS - 1u) / SLOTS; // the same for every slot: barriers stay uniform
   let hw = p.len / 2u; // pairs per row
-#if ${LEAN}
-#else
   var w: array<vec2<f32>, Q>;
-#endif
 #if ${AFFINE}
   var aw: array<vec2<f32>, Q>;
   var ab: array<vec2<f32>, Q>;
@@ -199,14 +185,16 @@ fn backward(
   var cd: array<W, PER>;
   var nx: array<W, PER>; // the slot's next row
   var nd: array<W, PER>;
-#if ${LEAN}
-#else
   for (var k = 0u; k < PER; k++) {
+    let j = min(t + k * WG, p.units - 1u);
     for (var i = 0u; i < NW; i++) {
-      w[k * NW + i] = wt(grp, hw, k, i);
+#if ${AFFINE}
+      w[k * NW + i] = vec2<f32>(p.w_offset) + weight[grp * hw + j * NW + i];
+#else
+      w[k * NW + i] = vec2<f32>(1.0);
+#endif
     }
   }
-#endif
   var r = r0 + slot;
   if (r < r1) {
     for (var k = 0u; k < PER; k++) {
@@ -238,11 +226,7 @@ fn backward(
     for (var k = 0u; k < PER; k++) {
       for (var i = 0u; i < NW; i++) {
         let xh = (h2(cx[k], i) - m) * rs;
-#if ${LEAN}
-        let g = h2(cd[k], i) * wt(grp, hw, k, i);
-#else
         let g = h2(cd[k], i) * w[k * NW + i];
-#endif
         sg += g;
         sgx += g * xh;
       }
@@ -255,11 +239,7 @@ fn backward(
         for (var i = 0u; i < NW; i++) {
           let xh = (h2(cx[k], i) - m) * rs;
           let d = h2(cd[k], i);
-#if ${LEAN}
-          o[i] = (d * wt(grp, hw, k, i) - c.x - xh * c.y) * rs;
-#else
           o[i] = (d * w[k * NW + i] - c.x - xh * c.y) * rs;
-#endif
 #if ${AFFINE}
           aw[k * NW + i] += d * xh;
           ab[k * NW + i] += d;

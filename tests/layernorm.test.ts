@@ -267,9 +267,6 @@ s.test('packed f16 kernel: word widths, ragged rows and blocks, slots, the unit 
     await check(ctx, [13, 38], 'f16', { affine: true, packed: true, slots: 3, rowsPerBlock: 4, subgroups });
     await check(ctx, [9, 38], 'f16', { affine: false, packed: true, slots: 2, rowsPerBlock: 5, forwardRowsPerBlock: 1, subgroups });
   }
-  // weights re-read at each use (lean)
-  for (const subgroups of sub) await check(ctx, [37, 1152], 'f16', { affine: true, packed: true, lean: true, rowsPerBlock: 9, subgroups });
-  await check(ctx, [7, 36], 'f16', { affine: true, packed: true, lean: true, slots: 3, rowsPerBlock: 4 });
   await check(ctx, [5, 4104], 'f16', { affine: true, packed: true, rowsPerBlock: 2 });
   await check(ctx, [21, 72], 'f16', { affine: true, packed: true, rowsPerBlock: 1, slots: 1, finalSum: 'colsum' });
   await check(ctx, [6, 1152], 'f16', { affine: true, packed: true, fastPack: false, finalSum: 'reduce' });

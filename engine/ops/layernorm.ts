@@ -50,7 +50,7 @@ export interface NormVariant {
   /**
    * f16 storage of even C: the packed-row kernel (shaders/layernorm-packed.wgsl: halves kept packed in
    * registers, 16-byte words where C % 8 == 0, several rows per workgroup, one barrier a row). Default true
-   * for f16 rows of even C unless an option of the unit kernel (wideF16, subgroupRows) is given; false
+   * for f16 rows of even C unless an option of the unit kernel (wideF16, lean, subgroupRows) is given; false
    * selects the unit kernel (layernorm.wgsl), the f16 path before. f32 rows always take the unit kernel.
    */
   packed?: boolean;
@@ -68,10 +68,7 @@ export interface NormVariant {
 }
 
 export interface NormBackwardVariant extends NormVariant {
-  /**
-   * Backward: fewer registers a thread (more threads per SM). Unit kernel: no prefetch of the next row, weights
-   * re-read every row; packed kernel: weights re-read at each use (default false).
-   */
+  /** Backward: fewer registers a thread (more threads per SM): no prefetch of the next row, weights re-read every row (default false). */
   lean?: boolean;
   /**
    * How the weight-gradient partials are added over blocks: 'colsum' (one fused pass for both gradients;
@@ -235,11 +232,18 @@ function usePacked(op: string, dtype: DType, C: number, v: NormVariant & { lean?
   if (v.packed === true && !can) {
     throw new ShapeError(`${op}: {packed: true} needs f16 rows of even length ≤ ${256 * PACKED_MAX_PER * 8} (got ${dtype} rows of ${C}); leave the option unset`);
   }
-  return v.packed ?? (can && !v.wideF16 && !v.subgroupRows);
+  return v.packed ?? (can && !v.wideF16 && !v.lean && !v.subgroupRows);
 }
 
-/** Backward with weight gradients: workgroups in all the packed kernel's block plan aims for. */
-const PACKED_BLOCK_TARGET = 256;
+/**
+ * Backward with weight gradients: workgroups in all the packed kernel's block plan aims for: one wave at 3
+ * workgroups an SM on a 132-SM H100/H200 (396; the kernel's registers allow 3 of its 288-thread workgroups). H200,
+ * f16 [16384, 1152] (bench/layernorm.mjs --wgrad, session 13): 42–44-row blocks (391–373 workgroups) 48.6–50.7 %
+ * of the 1 GiB copy, 41-row blocks (400: a second wave) 39.7 %, 64-row blocks (256, the target before) 45.5–46.5 %;
+ * adaLN [4, 4096, 1152] the same (49.7 vs 45.3 %). Other GPUs: their own cliff where the blocks pass one wave
+ * (rowsPerBlock sets it).
+ */
+const PACKED_BLOCK_TARGET = 384;
 
 /** Default row slots of the packed kernel: 4 (192 threads for 1152-half rows), fewer where 4 do not fit. */
 const PACKED_SLOTS = 4;
@@ -270,7 +274,7 @@ function packedKernelFor(gpu: Gpu, op: string, C: number, backward: boolean, aff
   const defines = {
     W: nw === 4 ? 'vec4<u32>' : nw === 2 ? 'vec2<u32>' : 'u32', NW: nw, NW1: nw === 1, NW2: nw === 2,
     WG: wg, SLOTS: slots, PER: per, CL: cl, NP: sg ? wg / cl : wg, TREE: 2 ** Math.ceil(Math.log2(wg)) / 2,
-    CW: Math.max(1, (slots - 1) * wg * 2 * nw), AFFINE: affine, BACKWARD: backward, SUBGROUPS: sg, FASTPACK: v.fastPack ?? true, LEAN: backward && !!v.lean,
+    CW: Math.max(1, (slots - 1) * wg * 2 * nw), AFFINE: affine, BACKWARD: backward, SUBGROUPS: sg, FASTPACK: v.fastPack ?? true,
   };
   return { kernel: gpu.kernel(PACKED, backward ? 'backward' : 'forward', defines), units: words, slots };
 }
@@ -399,7 +403,7 @@ export function normBackward(gpu: Gpu, s: NormBackwardSpec): { dx: Tensor; dw?: 
   const packed = usePacked(op, x.dtype, C, v);
   const { kernel, units, slots } = packed ? packedKernelFor(gpu, op, C, true, affine, subgroups, v) : kernelFor(gpu, op, x.dtype, C, true, affine, subgroups, v);
   // Without weight gradients every workgroup can take `slots` rows (one per slot; packed: 4 per slot). The
-  // packed kernel's blocks: about PACKED_BLOCK_TARGET in all (one wave at 2 workgroups an SM on an H200).
+  // packed kernel's blocks: about PACKED_BLOCK_TARGET in all (one wave on an H200).
   const plainRows = packed ? Math.min(s.groupRows, s.rowsPerBlock ?? 4 * slots) : slots;
   const { blockRows, blocks } = affine
     ? blockPlan(groups, s.groupRows, s.rowsPerBlock, packed ? 1 : slots, s.blockTarget ?? (packed ? PACKED_BLOCK_TARGET : BLOCK_TARGET))
