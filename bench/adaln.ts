@@ -12,7 +12,8 @@
 // modulate backward call (row kernel vs scale/shift gradient sum).
 // Last: PyTorch eager modulate at the same size in the same run (bench/torch_norm.py; --no-torch skips it).
 // --wgrad sweeps the modulate backward's tokens per block (f16 packed and f32).
-//   node dist/bench/adaln.mjs [--quick] [--sweep] [--wgrad] [--subgroup-rows] [--profile] [--safe]
+// --gated sweeps the f16 gated residual's unit width, packing, row slots, column sum and tokens per block.
+//   node dist/bench/adaln.mjs [--quick] [--sweep] [--wgrad] [--gated] [--subgroup-rows] [--profile] [--safe]
 import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackward } from '../engine/ops/adaln.js';
 import { subgroupRowsUnavailable, unitLayout } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
@@ -43,8 +44,9 @@ async function bench(gpu: Gpu, dtype: 'f32' | 'f16', v: NormBenchVariant = {}): 
     g.dscale.release();
     g.dshift.release();
   }, iters));
-  const gatF = best(await time(gpu, () => gatedResidual(gpu, x, gate, y, o), iters));
-  const gv = { rowsPerBlock, slots: v.slots, finalSum: v.finalSum };
+  const units = { wideF16: v.wideF16, fastPack: v.fastPack };
+  const gatF = best(await time(gpu, () => gatedResidual(gpu, x, gate, y, o, units), iters));
+  const gv = { rowsPerBlock, slots: v.slots, finalSum: v.finalSum, ...units };
   const gatB = best(await time(gpu, () => gatedResidualBackward(gpu, d, gate, y, { out: o, ...gv }).dgate.release(), iters));
   for (const t of [x, y, d, o, shift, scale, gate, stats.mean, stats.rstd]) t.release();
   const S = B * N * C * eb;
@@ -54,7 +56,7 @@ async function bench(gpu: Gpu, dtype: 'f32' | 'f16', v: NormBenchVariant = {}): 
   return [
     { name: `modulate forward${ftag}`, dtype, ms: modF, gbs: (2 * S + st) / modF / 1e6 },
     { name: `modulate backward${tag}`, dtype, ms: modB, gbs: (3 * S + st) / modB / 1e6 },
-    { name: 'gated residual forward', dtype, ms: gatF, gbs: (3 * S) / gatF / 1e6 },
+    { name: `gated residual forward${variantTag(units)}`, dtype, ms: gatF, gbs: (3 * S) / gatF / 1e6 },
     { name: `gated residual backward${variantTag(gv)}`, dtype, ms: gatB, gbs: (3 * S) / gatB / 1e6 },
   ];
 }
@@ -72,6 +74,19 @@ if (process.argv.includes('--wgrad')) {
   const modB = (r: NormRow) => r.name.startsWith('modulate backward');
   for (const rowsPerBlock of [41, 42, 44, 64]) results.push(...(await bench(gpu, 'f16', { packed: true, rowsPerBlock })).filter(modB));
   for (const rowsPerBlock of [28, 32]) results.push(...(await bench(gpu, 'f32', { rowsPerBlock })).filter(modB));
+}
+if (process.argv.includes('--gated')) {
+  // f16 gated residual: 16-byte units, hardware packing, row slots, the fused column sum, tokens per block
+  const gated = (r: NormRow) => r.name.startsWith('gated');
+  const f16: NormBenchVariant[] = [
+    { fastPack: true },
+    { wideF16: true },
+    { wideF16: true, fastPack: true },
+    { wideF16: true, fastPack: true, finalSum: 'colsum' },
+    ...[2, 4].flatMap((slots) => [undefined, 16, 32].map((rowsPerBlock): NormBenchVariant => ({ wideF16: true, fastPack: true, slots, rowsPerBlock, finalSum: 'colsum' }))),
+    { fastPack: true, slots: 4, finalSum: 'colsum' },
+  ];
+  for (const v of f16) results.push(...(await bench(gpu, 'f16', v)).filter(gated));
 }
 if (process.argv.includes('--sweep')) {
   for (const rowsPerBlock of [4, 8, 32, 64]) results.push(...(await bench(gpu, 'f32', { rowsPerBlock })).filter((r) => r.name.includes('backward')));

@@ -5,8 +5,9 @@
 // threads that take every SLOTS-th row: each thread owns PER column units (unit t + k·WG: coalesced),
 // writes dy and sums dout·y over its slot's rows in registers; the slots' sums are added in shared memory
 // (slot order) and stored as the block's partial [B, blocks, C]; the op adds the partials over blocks in a second pass
-// (fixed order: deterministic). Units are as in layernorm.wgsl: vec4 (E4), f16 pairs (E2) or single
-// elements; f16 rows of odd C (ODD) read halves one at a time and write them with atomics.
+// (fixed order: deterministic). Units are as in layernorm.wgsl: 8 halves (E8, f16 with C % 8 == 0 when the op
+// asks for 16-byte units), vec4 (E4), f16 pairs (E2) or single elements; f16 rows of odd C (ODD) read halves
+// one at a time and write them with atomics.
 // (adaLN's modulate, y = LN(x)·(1 + scale) + shift, is layernorm.wgsl with per-sample weights.)
 struct Params {
   rows: u32,       // B · N
@@ -42,11 +43,8 @@ const SLOTS: u32 = ${SLOTS}; // backward: row slots per workgroup
 #endif
 @group(0) @binding(5) var<uniform> p: Params;
 
+// splat, mul, pk, half_at, to_v, st: shaders/norm_units.wgsl (appended by the TS op).
 #if ${ODD}
-fn half_at(w: u32, e: u32) -> f32 {
-  return unpack2x16float(w)[e & 1u];
-}
-
 fn ld_a(row: u32, j: u32) -> V {
   let e = row * p.len + j;
   return half_at(a[e >> 1u], e);
@@ -56,52 +54,13 @@ fn ld_y(row: u32, j: u32) -> V {
   let e = row * p.len + j;
   return half_at(y[e >> 1u], e);
 }
-
-// Writes one half with atomics: the other half of the word belongs to another thread.
-fn st(row: u32, j: u32, v: V) {
-  let e = row * p.len + j;
-  let h = f16_bits(bitcast<u32>(v));
-  if ((e & 1u) == 1u) {
-    atomicAnd(&dst[e >> 1u], 0xffffu);
-    atomicOr(&dst[e >> 1u], h << 16u);
-  } else if (e + 1u == p.total) {
-    atomicStore(&dst[e >> 1u], h); // the tensor's last element: its upper half is padding, written 0
-  } else {
-    atomicAnd(&dst[e >> 1u], 0xffff0000u);
-    atomicOr(&dst[e >> 1u], h);
-  }
-}
 #else
-fn to_v(w: ${XW}) -> V {
-#if ${F16}
-#if ${E4}
-  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-#else
-  return unpack2x16float(w);
-#endif
-#else
-  return w;
-#endif
-}
-
 fn ld_a(row: u32, j: u32) -> V {
   return to_v(a[row * p.units + j]);
 }
 
 fn ld_y(row: u32, j: u32) -> V {
   return to_v(y[row * p.units + j]);
-}
-
-fn st(row: u32, j: u32, v: V) {
-#if ${F16}
-#if ${E4}
-  dst[row * p.units + j] = vec2<u32>(pack_f16(v.x, v.y), pack_f16(v.z, v.w));
-#else
-  dst[row * p.units + j] = pack_f16(v.x, v.y);
-#endif
-#else
-  dst[row * p.units + j] = v;
-#endif
 }
 #endif
 
@@ -134,8 +93,8 @@ fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) 
       let j = t + k * WG;
       if (j < p.units) {
         let d = ld_a(r, j);
-        acc[k] += d * ld_y(r, j);
-        st(r, j, gt[k] * d);
+        acc[k] += mul(d, ld_y(r, j));
+        st(r, j, mul(gt[k], d));
       }
     }
   }
@@ -168,6 +127,6 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   }
   let row = i / p.units;
   let j = i - row * p.units;
-  st(row, j, ld_a(row, j) + gate[(row / p.group_rows) * p.units + j] * ld_y(row, j));
+  st(row, j, ld_a(row, j) + mul(gate[(row / p.group_rows) * p.units + j], ld_y(row, j)));
 }
 #endif

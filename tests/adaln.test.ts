@@ -137,9 +137,10 @@ async function checkGated({ gpu, rng }: Ctx, shape: [number, number, number], dt
   const y = gpu.upload(y0, shape, dtype, 'y');
   const dout = gpu.upload(d0, shape, dtype, 'dout');
   const gate = gpu.upload(gate0, vshape, 'f32', 'gate');
-  const what = `gatedResidual ${dtype} [${shape}] gate [${vshape}]${o.rowsPerBlock ? ` rowsPerBlock ${o.rowsPerBlock}` : ''}${o.slots ? ` slots ${o.slots}` : ''}${o.finalSum ? ` ${o.finalSum}` : ''}`;
-  const out = gatedResidual(gpu, x, gate, y);
-  const g = gatedResidualBackward(gpu, dout, gate, y, { rowsPerBlock: o.rowsPerBlock, slots: o.slots, finalSum: o.finalSum });
+  const units = { wideF16: o.wideF16, fastPack: o.fastPack };
+  const what = `gatedResidual ${dtype} [${shape}] gate [${vshape}]${o.rowsPerBlock ? ` rowsPerBlock ${o.rowsPerBlock}` : ''}${o.slots ? ` slots ${o.slots}` : ''}${o.finalSum ? ` ${o.finalSum}` : ''}${o.wideF16 ? ' wideF16' : ''}${o.fastPack ? ' fastPack' : ''}`;
+  const out = gatedResidual(gpu, x, gate, y, undefined, units);
+  const g = gatedResidualBackward(gpu, dout, gate, y, { rowsPerBlock: o.rowsPerBlock, slots: o.slots, finalSum: o.finalSum, ...units });
   if (out.shape.join() !== shape.join() || out.dtype !== dtype || g.dx !== dout || g.dgate.shape.join() !== vshape.join()) throw new Error(`${what}: outputs ${out}, ${g.dgate}`);
   const tol = RTOL[dtype]!;
   assertClose(await out.read(), refGated(seen(x0, dtype), gate0, seen(y0, dtype), N, C), { rtol: tol, what: `${what} out` });
@@ -240,6 +241,10 @@ s.test('gated residual forward and backward, f32 and f16, blocks of tokens', asy
   await checkGated(ctx, [4, 33, 1152], 'f32', { rowsPerBlock: 5, slots: 4, finalSum: 'colsum' });
   await checkGated(ctx, [3, 7, 9], 'f16', { rowsPerBlock: 2, slots: 3, finalSum: 'colsum' });
   await checkGated(ctx, [2, 5, 72], 'f32', { slots: 2 });
+  // f16: 16-byte units of 8 halves (C % 8 == 0; 36 falls back to 8-byte units) and hardware packing
+  await checkGated(ctx, [4, 33, 1152], 'f16', { rowsPerBlock: 5, slots: 4, wideF16: true, fastPack: true, finalSum: 'colsum' });
+  await checkGated(ctx, [2, 5, 72], 'f16', { rowsPerBlock: 2, wideF16: true, mid: true });
+  await checkGated(ctx, [3, 4, 36], 'f16', { wideF16: true, fastPack: true });
   // many blocks a sample (≥ 256) and few columns through colsum
   await checkGated(ctx, [2, 300, 12], 'f32', { rowsPerBlock: 1, finalSum: 'colsum' });
   await checkModulate(ctx, [2, 260, 8], 'f32', { rowsPerBlock: 1, finalSum: 'colsum' });

@@ -4,6 +4,7 @@
 // The modulate runs layernorm.wgsl's kernels with per-sample weights; the gated residual is shaders/adaln.wgsl.
 import adalnWgsl from '../../shaders/adaln.wgsl';
 import rowBlockWgsl from '../../shaders/row_block.wgsl';
+import normUnitsWgsl from '../../shaders/norm_units.wgsl';
 import f16Wgsl from '../../shaders/f16.wgsl';
 import { ShapeError } from '../errors.js';
 import type { Gpu } from '../gpu.js';
@@ -12,7 +13,7 @@ import { expectDType, expectLive, expectRank, expectSameDType, grid, output, sam
 import { blockPlan, colsum, expectParam, normBackward, normForward, rowPlan, slotsFor, unitLayout, withDefaults, type NormBackwardVariant, type NormVariant } from './layernorm.js';
 import { sum } from './reduce.js';
 
-const SHADER = { name: 'adaln', template: adalnWgsl + f16Wgsl + rowBlockWgsl };
+const SHADER = { name: 'adaln', template: adalnWgsl + normUnitsWgsl + f16Wgsl + rowBlockWgsl };
 
 /** [B, N, C] of x, checked (f32/f16, rank 3). */
 function dims(op: string, x: Tensor): [number, number, number] {
@@ -106,28 +107,34 @@ function gatedCheck(op: string, x: Tensor, gate: Tensor, y: Tensor, xName: strin
   return d;
 }
 
-function gatedKernel(gpu: Gpu, x: Tensor, backward: boolean, want = 1) {
+/** f16 storage: 16-byte units of 8 halves where C % 8 == 0 (wideF16) and hardware f16 packing (fastPack); see NormVariant. */
+export interface GatedResidualOptions {
+  wideF16?: boolean;
+  fastPack?: boolean;
+}
+
+function gatedKernel(gpu: Gpu, x: Tensor, backward: boolean, v: GatedResidualOptions, want = 1) {
   const C = x.shape[2]!;
-  const lay = unitLayout(x.dtype, C);
+  const lay = unitLayout(x.dtype, C, v.wideF16);
   const { wg, per } = rowPlan(lay.units);
   const slots = backward ? slotsFor(gpu, wg, lay.e, true, want) : 1;
-  const defines = { ...lay.defines, WG: wg, PER: per, SLOTS: slots, CW: Math.max(1, (slots - 1) * wg), BACKWARD: backward };
+  const defines = { ...lay.defines, WG: wg, PER: per, SLOTS: slots, CW: Math.max(1, (slots - 1) * wg), BACKWARD: backward, FASTPACK: !!v.fastPack };
   return { kernel: gpu.kernel(SHADER, backward ? 'backward' : 'forward', defines), units: lay.units, slots };
 }
 
 /** out = x + gate·y for x, y [B, N, C] (same dtype) and gate [B, C] or [B, 1, C] f32. */
-export function gatedResidual(gpu: Gpu, x: Tensor, gate: Tensor, y: Tensor, out?: Tensor): Tensor {
+export function gatedResidual(gpu: Gpu, x: Tensor, gate: Tensor, y: Tensor, out?: Tensor, opts: GatedResidualOptions = {}): Tensor {
   const op = 'gatedResidual';
   const [B, N, C] = gatedCheck(op, x, gate, y, 'x');
   const o = output(gpu, op, x.shape, x.dtype, out);
   if (x.size === 0) return o;
-  const { kernel, units } = gatedKernel(gpu, x, false);
+  const { kernel, units } = gatedKernel(gpu, x, false, opts);
   const { workgroups, groupsX } = grid(gpu, B * N * units, 256);
   gpu.dispatch(kernel, [x, gate, y, o], [B * N, C, units, groupsX, N, 1, 1, x.size], workgroups);
   return o;
 }
 
-export interface GatedResidualBackwardOptions {
+export interface GatedResidualBackwardOptions extends GatedResidualOptions {
   /** dy output. */
   out?: Tensor;
   /** Tokens each workgroup handles for dgate (default: about 1024 / slots workgroups in all). */
@@ -166,7 +173,7 @@ export function gatedResidualBackward(
   // H100 sweep: for f32, 4 row slots with the fused column sum 67 → 78 % of copy (f16 was best as it was).
   const f32Tuned = dout.dtype === 'f32' ? { slots: 4, finalSum: 'colsum' as const } : {};
   opts = withDefaults(f32Tuned, opts);
-  const { kernel, units, slots } = gatedKernel(gpu, dout, true, opts.slots);
+  const { kernel, units, slots } = gatedKernel(gpu, dout, true, opts, opts.slots);
   const { blockRows, blocks } = blockPlan(B, N, opts.rowsPerBlock, slots);
   const { workgroups, groupsX } = grid(gpu, B * blocks, 1);
   const direct = blocks === 1;

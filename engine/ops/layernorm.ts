@@ -9,6 +9,7 @@ import layernormWgsl from '../../shaders/layernorm.wgsl';
 import colsumWgsl from '../../shaders/layernorm-colsum.wgsl';
 import packedWgsl from '../../shaders/layernorm-packed.wgsl';
 import rowBlockWgsl from '../../shaders/row_block.wgsl';
+import normUnitsWgsl from '../../shaders/norm_units.wgsl';
 import f16Wgsl from '../../shaders/f16.wgsl';
 import type { DType } from '../dtype.js';
 import { ShapeError, shapeStr } from '../errors.js';
@@ -17,7 +18,7 @@ import type { Tensor } from '../tensor.js';
 import { expectDType, expectLive, expectSameDType, grid, output, sameShape } from './common.js';
 import { sum } from './reduce.js';
 
-const SHADER = { name: 'layernorm', template: layernormWgsl + f16Wgsl + rowBlockWgsl };
+const SHADER = { name: 'layernorm', template: layernormWgsl + normUnitsWgsl + f16Wgsl + rowBlockWgsl };
 const COLSUM = { name: 'layernorm-colsum', template: colsumWgsl };
 const PACKED = { name: 'layernorm-packed', template: packedWgsl + f16Wgsl + rowBlockWgsl };
 
