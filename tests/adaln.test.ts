@@ -241,10 +241,13 @@ s.test('gated residual forward and backward, f32 and f16, blocks of tokens', asy
   await checkGated(ctx, [4, 33, 1152], 'f32', { rowsPerBlock: 5, slots: 4, finalSum: 'colsum' });
   await checkGated(ctx, [3, 7, 9], 'f16', { rowsPerBlock: 2, slots: 3, finalSum: 'colsum' });
   await checkGated(ctx, [2, 5, 72], 'f32', { slots: 2 });
-  // f16: 16-byte units of 8 halves (C % 8 == 0; 36 falls back to 8-byte units) and hardware packing
+  // f16 (defaults: 16-byte units of 8 halves where C % 8 == 0, hardware packing): asked for explicitly; 36 falls
+  // back to 8-byte units
   await checkGated(ctx, [4, 33, 1152], 'f16', { rowsPerBlock: 5, slots: 4, wideF16: true, fastPack: true, finalSum: 'colsum' });
   await checkGated(ctx, [2, 5, 72], 'f16', { rowsPerBlock: 2, wideF16: true, mid: true });
   await checkGated(ctx, [3, 4, 36], 'f16', { wideF16: true, fastPack: true });
+  // the f16 path before those defaults: 8-byte units, exact software rounding, two-pass sum
+  await checkGated(ctx, [2, 5, 72], 'f16', { wideF16: false, fastPack: false, finalSum: 'reduce' });
   // many blocks a sample (≥ 256) and few columns through colsum
   await checkGated(ctx, [2, 300, 12], 'f32', { rowsPerBlock: 1, finalSum: 'colsum' });
   await checkModulate(ctx, [2, 260, 8], 'f32', { rowsPerBlock: 1, finalSum: 'colsum' });
