@@ -70,7 +70,8 @@ results.push(...(await bench(gpu, 'f16', { packed: true })));
 results.push(...(await bench(gpu, 'f16', { packed: false })).filter((r) => r.name.startsWith('modulate')));
 for (const v of PACKED_SETTINGS) results.push(...(await bench(gpu, 'f16', v)).filter((r) => r.name.startsWith('modulate')));
 if (process.argv.includes('--wgrad')) {
-  // f16 modulate backward (packed kernel): rows a slot has in flight, row slots, tokens per block
+  // modulate backward: tokens per block (f16 packed: 4 samples × ⌈4096 / rows⌉ workgroups; 41 rows → 400 is past
+  // one wave on an H200, see PACKED_BLOCK_TARGET in ops/layernorm.ts), f32
   const modB = (r: NormRow) => r.name.startsWith('modulate backward');
   for (const rowsPerBlock of [41, 42, 44, 64]) results.push(...(await bench(gpu, 'f16', { packed: true, rowsPerBlock })).filter(modB));
   for (const rowsPerBlock of [28, 32]) results.push(...(await bench(gpu, 'f32', { rowsPerBlock })).filter(modB));
