@@ -90,6 +90,9 @@ export async function printBreakdown(gpu: Gpu, title: string, record: () => void
 /** Best time: GPU timestamps when available, else wall clock. */
 export const best = (t: Timing): number => (Number.isFinite(t.gpuMs) ? Math.min(t.gpuMs, t.wallMs) : t.wallMs);
 
+/** The run's first copyCeiling (size and 16-byte copy GB/s), measured again by checkClocks at the end. */
+let firstCeiling: { mib: number; copy16: number } | null = null;
+
 /** Device-memory bandwidth of the 16-byte copy kernel over `mib` MiB (GB/s, read + write counted). */
 export async function copyCeiling(gpu: Gpu, mib = 1024): Promise<{ copy16: number; copyBuffer: number }> {
   const bytesMax = Math.min(mib << 20, gpu.info.limits.maxStorageBufferBindingSize);
@@ -102,7 +105,23 @@ export async function copyCeiling(gpu: Gpu, mib = 1024): Promise<{ copy16: numbe
   const c = (await time(gpu, () => gpu.copy(src, dst))).wallMs;
   src.release();
   dst.release();
-  return { copy16: bytes / k / 1e6, copyBuffer: bytes / c / 1e6 };
+  const rate = bytes / k / 1e6;
+  firstCeiling ??= { mib, copy16: rate };
+  return { copy16: rate, copyBuffer: bytes / c / 1e6 };
+}
+
+/**
+ * Measures the run's first copy ceiling again and says whether the GPU slowed down during the run. On the H200 it
+ * twice did so mid-run in session 13 despite warmClocks (every later row 2–3× slower, the copy at the end at 40 %):
+ * a drop of more than 20 % is printed as a warning naming the rows to distrust.
+ */
+export async function checkClocks(gpu: Gpu): Promise<void> {
+  if (!firstCeiling) return;
+  const { mib, copy16: first } = firstCeiling;
+  const now = (await copyCeiling(gpu, mib)).copy16;
+  const ratio = now / first;
+  const line = `copy ceiling at the end ${now.toFixed(0)} GB/s vs ${first.toFixed(0)} at the start (${(100 * ratio).toFixed(0)} %)`;
+  console.log(ratio < 0.8 ? `\n# WARNING: the GPU slowed down during this run: ${line}; rows measured after the slowdown are not comparable, run again` : `# ${line}`);
 }
 
 /** Runs a PyTorch script from bench/ and returns its JSON lines, or null when python/torch is missing. */

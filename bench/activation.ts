@@ -6,7 +6,7 @@ import { gelu, geluBackward } from '../engine/ops/activation.js';
 import { softmax, softmaxBackward } from '../engine/ops/softmax.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { best, copyCeiling, finish, openBenchGpu, table, time } from './_harness.js';
+import { best, checkClocks, copyCeiling, finish, openBenchGpu, table, time } from './_harness.js';
 
 const quick = process.argv.includes('--quick');
 const ROWS = quick ? 256 : 16384;
@@ -47,4 +47,5 @@ for (const op of ['gelu', 'geluBackward', 'softmax', 'softmaxBackward'] as const
 }
 console.log(`\ncopy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);
 console.log(table(['op', 'shape', 'dtype', 'ms', 'GB/s', '% of copy16'], rows));
+await checkClocks(gpu);
 finish();

@@ -18,7 +18,7 @@ import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackw
 import { subgroupRowsUnavailable, unitLayout } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { best, copyCeiling, finish, openBenchGpu, printBreakdown, time } from './_harness.js';
+import { best, checkClocks, copyCeiling, finish, openBenchGpu, printBreakdown, time } from './_harness.js';
 import { forwardVariant, PACKED_SETTINGS, printNormTable, printPackedVsUnit, printVsTorch, variantTag, type NormBenchVariant, type NormRow } from './_norm.js';
 
 const quick = process.argv.includes('--quick');
@@ -165,4 +165,5 @@ printVsTorch(`modulate [${B}, ${N}, ${C}] beside PyTorch's eager LN·(1 + scale)
   ['f16', 'modulate forward packed', 'modulate', 'fwd'],
   ['f16', 'modulate backward packed', 'modulate', 'bwd'],
 ]);
+await checkClocks(gpu);
 finish();

@@ -13,7 +13,7 @@ import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import { attentionMatmul, attentionMatmulBackward, matmulAttentionApplies } from '../engine/ops/attention_matmul.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { best, copyCeiling, finish, openBenchGpu, table, time, torch } from './_harness.js';
+import { best, checkClocks, copyCeiling, finish, openBenchGpu, table, time, torch } from './_harness.js';
 
 type Case = [name: string, B: number, H: number, Nq: number, Nk: number, D: number];
 
@@ -189,4 +189,5 @@ console.log(
     }),
   ),
 );
+await checkClocks(gpu);
 finish();

@@ -18,7 +18,7 @@ import { colsum, layernorm, layernormBackward, subgroupRowsUnavailable, unitLayo
 import { cast } from '../engine/ops/cast.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { best, copyCeiling, finish, openBenchGpu, printBreakdown, time } from './_harness.js';
+import { best, checkClocks, copyCeiling, finish, openBenchGpu, printBreakdown, time } from './_harness.js';
 import { forwardVariant, PACKED_SETTINGS, printNormTable, printPackedVsUnit, printVsTorch, variantTag, type NormBenchVariant, type NormRow, type TorchPair } from './_norm.js';
 
 const quick = process.argv.includes('--quick');
@@ -183,4 +183,5 @@ const vsTorch: TorchPair[] = (['affine', 'plain'] as const).flatMap((a) =>
     ['f16', `${d} ${a} packed`, `layernorm ${a}`, d === 'forward' ? 'fwd' : 'bwd'],
   ]));
 printVsTorch(`layernorm [${rows}, ${C}] beside PyTorch F.layer_norm (same GPU, same run, same bytes counted):`, results, rows, C, 4, vsTorch);
+await checkClocks(gpu);
 finish();

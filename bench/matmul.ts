@@ -10,7 +10,7 @@ import { matmul, TILED_LARGE, TC_DEFAULT, type TiledTile, type TensorcoreTile } 
 import type { Gpu } from '../engine/gpu.js';
 import { matmulF16x3, MaxAbsCache } from '../engine/ops/matmul_f16x3.js';
 import type { Tensor } from '../engine/tensor.js';
-import { best, copyCeiling, finish, openBenchGpu, table, time, torch } from './_harness.js';
+import { best, checkClocks, copyCeiling, finish, openBenchGpu, table, time, torch } from './_harness.js';
 
 type Case = [name: string, M: number, N: number, K: number, transA: boolean, transB: boolean];
 
@@ -121,4 +121,5 @@ console.log(
     }),
   ),
 );
+await checkClocks(gpu);
 finish();

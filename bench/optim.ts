@@ -6,7 +6,7 @@
 //   node dist/bench/optim.mjs [--quick] [--safe]
 import { adamw, clipGradNorm, emaUpdate, optimState, type AdamWParam } from '../engine/ops/optim.js';
 import type { Tensor } from '../engine/tensor.js';
-import { best, copyCeiling, finish, openBenchGpu, table, time } from './_harness.js';
+import { best, checkClocks, copyCeiling, finish, openBenchGpu, table, time } from './_harness.js';
 
 const quick = process.argv.includes('--quick');
 const TOTAL = quick ? 3_000_000 : 760_000_000;
@@ -71,4 +71,5 @@ for (const c of cases) {
 
 console.log(`\ncopy ceiling: ${ceiling.copy16.toFixed(0)} GB/s (16-byte copy kernel), ${ceiling.copyBuffer.toFixed(0)} GB/s (copyBufferToBuffer)`);
 console.log(table(['case', 'B/param', 'ms', 'GB/s', '% of copy16'], rows));
+await checkClocks(gpu);
 finish();
