@@ -113,7 +113,7 @@ export async function copyCeiling(gpu: Gpu, mib = 1024): Promise<{ copy16: numbe
 /**
  * Measures the run's first copy ceiling again and says whether the GPU slowed down during the run. On the H200 it
  * twice did so mid-run in session 13 despite warmClocks (every later row 2–3× slower, the copy at the end at 40 %):
- * a drop of more than 20 % is printed as a warning naming the rows to distrust.
+ * a drop of more than 20 % is printed as a warning to run the benchmark again.
  */
 export async function checkClocks(gpu: Gpu): Promise<void> {
   if (!firstCeiling) return;
