@@ -113,11 +113,12 @@ export interface GatedResidualOptions {
   fastPack?: boolean;
 }
 
-function gatedKernel(gpu: Gpu, x: Tensor, backward: boolean, v: GatedResidualOptions, want = 1) {
+/** The gated residual's kernel for x's dtype and width; the backward takes v.slots row slots (default 1). */
+function gatedKernel(gpu: Gpu, x: Tensor, backward: boolean, v: GatedResidualOptions & { slots?: number }) {
   const C = x.shape[2]!;
   const lay = unitLayout(x.dtype, C, v.wideF16);
   const { wg, per } = rowPlan(lay.units);
-  const slots = backward ? slotsFor(gpu, wg, lay.e, true, want) : 1;
+  const slots = backward ? slotsFor(gpu, wg, lay.e, true, v.slots) : 1;
   const defines = { ...lay.defines, WG: wg, PER: per, SLOTS: slots, CW: Math.max(1, (slots - 1) * wg), BACKWARD: backward, FASTPACK: !!v.fastPack };
   return { kernel: gpu.kernel(SHADER, backward ? 'backward' : 'forward', defines), units: lay.units, slots };
 }
@@ -180,7 +181,7 @@ export function gatedResidualBackward(
   // H100 sweep: for f32, 4 row slots with the fused column sum 67 → 78 % of copy; f16: see GATED_F16.
   const tuned: GatedResidualBackwardOptions = dout.dtype === 'f32' ? { slots: 4, finalSum: 'colsum' } : { ...GATED_F16, finalSum: 'colsum' };
   opts = withDefaults(tuned, opts);
-  const { kernel, units, slots } = gatedKernel(gpu, dout, true, opts, opts.slots);
+  const { kernel, units, slots } = gatedKernel(gpu, dout, true, opts);
   const { blockRows, blocks } = blockPlan(B, N, opts.rowsPerBlock, slots);
   const { workgroups, groupsX } = grid(gpu, B * blocks, 1);
   const direct = blocks === 1;
