@@ -1,8 +1,10 @@
 // A/B of tensor-core attention forward variants in one process: the production kernel (shaders/attention_tc.wgsl,
 // entry main) beside edited copies of that file, read at run time, on the same random f16 inputs (D 72), rounds
 // interleaved, with each variant's max |Δ| of O against production (--no-diff skips the readbacks).
-//   node dist/bench/attention_ab.mjs [--sweep] [--no-diff] [variant.wgsl[:SW] ...]
-// SW overrides the Ss row stride (floats; production's choice otherwise; `base:SW` runs production at another SW).
+//   node dist/bench/attention_ab.mjs [--sweep] [--no-diff] [variant.wgsl[:SW[:U]] ...]
+// SW overrides the Ss row stride (floats; production's choice otherwise; `base:SW` runs production at another SW);
+// U (default 1) is a variant's UNITS define: it takes U consecutive 64-query blocks a workgroup (grid x ÷ U);
+// U = pG dispatches a persistent variant on a 1-D grid of G workgroups (it walks the (b·h, query block) units).
 // Default shapes: B4 H16 N4096, STDiT spatial (1024 sequences of 256), and 256 sequences of 1024; --sweep adds
 // 1024 sequences with 256 queries and 64–1024 keys and 64–1024 queries with 256 keys (fixed cost per workgroup).
 // Session 12 found its spatial prologue change and the ablations in the README this way.
@@ -24,15 +26,19 @@ if (tensorcoreUnavailable(gpu)) {
 const D = 72;
 const DP = 80;
 const specs = ['base', ...process.argv.slice(2).filter((a) => !a.startsWith('--'))];
-const kernels: { name: string; kernel: Kernel }[] = specs.map((spec) => {
-  const [file, sw] = spec.split(':');
+const kernels: { name: string; kernel: Kernel; units: number; persistent?: number }[] = specs.map((spec) => {
+  const [file, sw, u] = spec.split(':');
   const SW = sw ? Number(sw) : stagingWidths(DP)[0]!;
-  if (file === 'base') return { name: spec, kernel: attentionTcForwardKernel(gpu, { DP, outF16: true, mask: false, vec: true, SW }) };
-  const defines: Record<string, number | boolean> = { DP, OUT_F16: true, MASK: false, VEC: true, PACK: false, SW };
+  const persistent = u?.startsWith('p') ? Number(u.slice(1)) : undefined;
+  const units = u && !persistent ? Number(u) : 1;
+  if (file === 'base') return { name: spec, units, kernel: attentionTcForwardKernel(gpu, { DP, outF16: true, mask: false, vec: true, SW }) };
+  const defines: Record<string, number | boolean> = { DP, OUT_F16: true, MASK: false, VEC: true, PACK: false, SW, UNITS: units };
   for (let i = 2; i <= 8; i++) defines[`F${i}`] = DP / 16 >= i;
-  return { name: spec, kernel: gpu.kernel({ name: `ab:${spec}`, template: readFileSync(file!, 'utf8') + staging + common }, 'main', defines) };
+  return { name: spec, units, persistent, kernel: gpu.kernel({ name: `ab:${spec}`, template: readFileSync(file!, 'utf8') + staging + common }, 'main', defines) };
 });
 
+const grid = (kn: (typeof kernels)[number], nq: number, bh: number): [number, number, number] =>
+  kn.persistent ? [kn.persistent, 1, 1] : [Math.ceil(Math.ceil(nq / 64) / kn.units), bh, 1];
 type Shape = [name: string, bh: number, nq: number, nk: number];
 const shapes: Shape[] = [['B4 H16 N4096', 64, 4096, 4096], ['spatial 64×256', 1024, 256, 256], ['256 × 1024', 256, 1024, 1024]];
 if (process.argv.includes('--sweep')) {
@@ -52,7 +58,7 @@ for (const [name, bh, nq, nk] of shapes) {
   const outs = kernels.map(() => gpu.tensor([1, bh, nq, D], 'f16'));
   const lse = gpu.tensor([1, bh, nq], 'f32');
   const flops = 4 * bh * nq * nk * D;
-  const run = (i: number) => gpu.dispatch(kernels[i]!.kernel, [q, k, v, outs[i]!, lse], [nq, nk, D, bh, { f32: Math.LOG2E / Math.sqrt(D) }, bh, 0], [Math.ceil(nq / 64), bh, 1]);
+  const run = (i: number) => gpu.dispatch(kernels[i]!.kernel, [q, k, v, outs[i]!, lse], [nq, nk, D, bh, { f32: Math.LOG2E / Math.sqrt(D) }, bh, 0], grid(kernels[i]!, nq, bh));
   const ms = kernels.map(() => Infinity);
   const iters = Math.max(5, Math.min(40, Math.round(2e12 / flops)));
   for (let round = 0; round < 3; round++) for (let i = 0; i < kernels.length; i++) ms[i] = Math.min(ms[i]!, best(await time(gpu, () => run(i), iters)));
