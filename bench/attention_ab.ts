@@ -38,7 +38,7 @@ const kernels: { name: string; kernel: Kernel; units: number; persistent?: numbe
 });
 
 const grid = (kn: (typeof kernels)[number], nq: number, bh: number): [number, number, number] =>
-  kn.persistent ? [kn.persistent, 1, 1] : [Math.ceil(Math.ceil(nq / 64) / kn.units), bh, 1];
+  kn.persistent ? [Math.min(kn.persistent, Math.ceil(nq / 64) * bh), 1, 1] : [Math.ceil(Math.ceil(nq / 64) / kn.units), bh, 1];
 type Shape = [name: string, bh: number, nq: number, nk: number];
 const shapes: Shape[] = [['B4 H16 N4096', 64, 4096, 4096], ['spatial 64×256', 1024, 256, 256], ['256 × 1024', 256, 1024, 1024]];
 if (process.argv.includes('--sweep')) {
