@@ -4,7 +4,8 @@
 //   node dist/bench/attention_ab.mjs [--sweep] [--no-diff] [variant.wgsl[:SW[:U]] ...]
 // SW overrides the Ss row stride (floats; production's choice otherwise; `base:SW` runs production at another SW);
 // U (default 1) is a variant's UNITS define: it takes U consecutive 64-query blocks a workgroup (grid x ÷ U);
-// U = pG dispatches a persistent variant on a 1-D grid of G workgroups (it walks the (b·h, query block) units).
+// U = pG dispatches a persistent variant on a 1-D grid of G workgroups, at most one a query block (it walks the
+// (b·h, query block) units).
 // Default shapes: B4 H16 N4096, STDiT spatial (1024 sequences of 256), and 256 sequences of 1024; --sweep adds
 // 1024 sequences with 256 queries and 64–1024 keys and 64–1024 queries with 256 keys (fixed cost per workgroup).
 // Session 12 found its spatial prologue change and the ablations in the README this way.
