@@ -18,8 +18,8 @@ import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackw
 import { subgroupRowsUnavailable, unitLayout } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { best, checkClocks, copyCeiling, finish, openBenchGpu, printBreakdown, time } from './_harness.js';
-import { forwardVariant, PACKED_SETTINGS, printNormTable, printPackedVsUnit, printVsTorch, variantTag, type NormBenchVariant, type NormRow } from './_norm.js';
+import { checkClocks, copyCeiling, finish, openBenchGpu, printBreakdown, time } from './_harness.js';
+import { forwardVariant, normRow, PACKED_SETTINGS, printNormTable, printPackedVsUnit, printVsTorch, variantTag, type NormBenchVariant, type NormRow } from './_norm.js';
 
 const quick = process.argv.includes('--quick');
 const [B, N, C] = quick ? [2, 512, 1152] : [4, 4096, 1152];
@@ -34,30 +34,30 @@ async function bench(gpu: Gpu, dtype: 'f32' | 'f16', v: NormBenchVariant = {}): 
   for (const [t, v] of [[x, 0.5], [y, 0.75], [d, 0.25], [shift, 0.1], [scale, 0.2], [gate, 0.3]] as const) gpu.fill(t, v);
   const stats = adalnModulate(gpu, x, shift, scale, { out: o, ...fv });
   const iters = quick ? 5 : 50;
-  const modF = best(await time(gpu, () => {
+  const modF = await time(gpu, () => {
     const r = adalnModulate(gpu, x, shift, scale, { out: o, ...fv });
     r.mean.release();
     r.rstd.release();
-  }, iters));
-  const modB = best(await time(gpu, () => {
+  }, iters, true);
+  const modB = await time(gpu, () => {
     const g = adalnModulateBackward(gpu, d, x, stats.mean, stats.rstd, scale, { out: o, ...v });
     g.dscale.release();
     g.dshift.release();
-  }, iters));
+  }, iters, true);
   const units = { wideF16: v.wideF16, fastPack: v.fastPack };
-  const gatF = best(await time(gpu, () => gatedResidual(gpu, x, gate, y, o, units), iters));
+  const gatF = await time(gpu, () => gatedResidual(gpu, x, gate, y, o, units), iters, true);
   const gv = { rowsPerBlock, slots: v.slots, finalSum: v.finalSum, ...units };
-  const gatB = best(await time(gpu, () => gatedResidualBackward(gpu, d, gate, y, { out: o, ...gv }).dgate.release(), iters));
+  const gatB = await time(gpu, () => gatedResidualBackward(gpu, d, gate, y, { out: o, ...gv }).dgate.release(), iters, true);
   for (const t of [x, y, d, o, shift, scale, gate, stats.mean, stats.rstd]) t.release();
   const S = B * N * C * eb;
   const st = 8 * B * N;
   const tag = variantTag(v);
   const ftag = variantTag(fv);
   return [
-    { name: `modulate forward${ftag}`, dtype, ms: modF, gbs: (2 * S + st) / modF / 1e6 },
-    { name: `modulate backward${tag}`, dtype, ms: modB, gbs: (3 * S + st) / modB / 1e6 },
-    { name: `gated residual forward${variantTag(units)}`, dtype, ms: gatF, gbs: (3 * S) / gatF / 1e6 },
-    { name: `gated residual backward${variantTag(gv)}`, dtype, ms: gatB, gbs: (3 * S) / gatB / 1e6 },
+    normRow(`modulate forward${ftag}`, dtype, modF, 2 * S + st),
+    normRow(`modulate backward${tag}`, dtype, modB, 3 * S + st),
+    normRow(`gated residual forward${variantTag(units)}`, dtype, gatF, 3 * S),
+    normRow(`gated residual backward${variantTag(gv)}`, dtype, gatB, 3 * S),
   ];
 }
 

@@ -19,7 +19,7 @@ import { cast } from '../engine/ops/cast.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { best, checkClocks, copyCeiling, finish, openBenchGpu, printBreakdown, time } from './_harness.js';
-import { forwardVariant, PACKED_SETTINGS, printNormTable, printPackedVsUnit, printVsTorch, variantTag, type NormBenchVariant, type NormRow, type TorchPair } from './_norm.js';
+import { forwardVariant, normRow, PACKED_SETTINGS, printNormTable, printPackedVsUnit, printVsTorch, variantTag, type NormBenchVariant, type NormRow, type TorchPair } from './_norm.js';
 
 const quick = process.argv.includes('--quick');
 const rows = quick ? 1024 : 16384;
@@ -41,20 +41,20 @@ async function bench(gpu: Gpu, dtype: 'f32' | 'f16', affine: boolean, subgroups:
   const stats = layernorm(gpu, x, { weight, bias, out: y, subgroups, ...fv });
   const release = (...ts: (Tensor | undefined)[]) => ts.forEach((t) => t?.release());
   const iters = quick ? 5 : 50;
-  const fwd = best(await time(gpu, () => {
+  const fwd = await time(gpu, () => {
     const r = layernorm(gpu, x, { weight, bias, out: y, subgroups, ...fv });
     release(r.mean, r.rstd);
-  }, iters));
-  const bwd = best(await time(gpu, () => {
+  }, iters, true);
+  const bwd = await time(gpu, () => {
     const g = layernormBackward(gpu, dy, x, stats.mean, stats.rstd, { weight, out: dx, subgroups, ...v });
     release(g.dweight, g.dbias);
-  }, iters));
+  }, iters, true);
   release(x, dy, y, dx, weight, bias, stats.mean, stats.rstd);
   const S = rows * C * eb;
   const tag = `${affine ? 'affine' : 'plain'}${subgroups ? '' : ' no-sg'}${variantTag(v)}`;
   return [
-    { name: `forward ${tag}`, dtype, ms: fwd, gbs: (2 * S + 8 * rows) / fwd / 1e6 },
-    { name: `backward ${tag}`, dtype, ms: bwd, gbs: (3 * S + 8 * rows) / bwd / 1e6 },
+    normRow(`forward ${tag}`, dtype, fwd, 2 * S + 8 * rows),
+    normRow(`backward ${tag}`, dtype, bwd, 3 * S + 8 * rows),
   ];
 }
 

@@ -426,6 +426,32 @@ export class Gpu {
     }
   }
 
+  /**
+   * GPU milliseconds of `record`'s dispatches recorded back to back into one compute pass with timestamps at its
+   * start and end: a stream of kernels as a training step (or PyTorch's CUDA-event timing) runs them, barriers
+   * between dependent dispatches included, without the per-dispatch passes of the profiler. For benchmarks; needs
+   * timestamp-query and the profiler off, and throws if `record` leaves the pass (a copy, an upload, a flush).
+   */
+  async timePass(record: () => void): Promise<number> {
+    if (!this.profiler.available) throw new Error('timePass: this device has no timestamp-query feature; time with the wall clock instead');
+    if (this.profiler.enabled) throw new Error('timePass: the profiler is on (it gives every dispatch its own pass); disable it first');
+    await this.sync();
+    this.profiler.reset();
+    const pass = this.commandEncoder().beginComputePass({ label: 'timed pass', timestampWrites: this.profiler.passTimestamps('timed pass') });
+    this.pass = pass;
+    record();
+    if (this.pass !== pass) {
+      this.flush();
+      await this.profiler.report();
+      this.profiler.reset();
+      throw new Error('timePass: the recorded work left the timed compute pass (a buffer copy, upload or flush inside it); time it per dispatch instead');
+    }
+    await this.sync();
+    const ms = (await this.profiler.report()).reduce((s, r) => s + r.totalMs, 0);
+    this.profiler.reset();
+    return ms;
+  }
+
   /** Number of submits so far (a training step should add few). */
   get submits(): number {
     return this.submitted;
