@@ -24,7 +24,7 @@ export interface NormBenchVariant extends NormBackwardVariant {
   rowsPerBlock?: number;
 }
 
-const KEYS = ['packed', 'subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'sharedSums', 'perThread', 'rowsPerBlock', 'forwardRowsPerBlock', 'finalSum', 'colsumTile'] as const;
+const KEYS = ['packed', 'subgroupRows', 'slots', 'wideF16', 'fastPack', 'lean', 'perThread', 'rowsPerBlock', 'forwardRowsPerBlock', 'finalSum', 'colsumTile'] as const;
 const SHORT: Partial<Record<(typeof KEYS)[number], string>> = { rowsPerBlock: 'rpb', forwardRowsPerBlock: 'frpb', perThread: 'per', colsumTile: 'ct' };
 
 /** ' packed slots 4 rpb 64 finalSum colsum' for the fields set ({packed: false}: ' unit'). */

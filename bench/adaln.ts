@@ -12,9 +12,8 @@
 // modulate backward call (row kernel vs scale/shift gradient sum).
 // Last: PyTorch eager modulate at the same size in the same run (bench/torch_norm.py; --no-torch skips it).
 // --wgrad sweeps the modulate backward's tokens per block (f16 packed and f32).
-// --shared times the f16 packed modulate backward with its weight-gradient sums in workgroup memory (sharedSums) by tokens per block and slots.
 // --gated sweeps the f16 gated residual's unit width, packing, row slots, column sum and tokens per block.
-//   node dist/bench/adaln.mjs [--quick] [--sweep] [--wgrad] [--shared] [--gated] [--subgroup-rows] [--profile] [--safe]
+//   node dist/bench/adaln.mjs [--quick] [--sweep] [--wgrad] [--gated] [--subgroup-rows] [--profile] [--safe]
 import { adalnModulate, adalnModulateBackward, gatedResidual, gatedResidualBackward } from '../engine/ops/adaln.js';
 import { subgroupRowsUnavailable, unitLayout } from '../engine/ops/layernorm.js';
 import type { Gpu } from '../engine/gpu.js';
@@ -76,15 +75,6 @@ if (process.argv.includes('--wgrad')) {
   const modB = (r: NormRow) => r.name.startsWith('modulate backward');
   for (const rowsPerBlock of [41, 42, 44, 64]) results.push(...(await bench(gpu, 'f16', { packed: true, rowsPerBlock })).filter(modB));
   for (const rowsPerBlock of [28, 32]) results.push(...(await bench(gpu, 'f32', { rowsPerBlock })).filter(modB));
-}
-if (process.argv.includes('--shared')) {
-  // modulate backward, f16 packed: the weight-gradient sums in workgroup memory (sharedSums) beside registers,
-  // tokens per block (fewer registers: more workgroups an SM, so the one-wave cliff moves) and row slots
-  const modB = (r: NormRow) => r.name.startsWith('modulate backward');
-  for (const rowsPerBlock of [32, 42]) results.push(...(await bench(gpu, 'f16', { packed: true, rowsPerBlock })).filter(modB));
-  for (const [slots, rowsPerBlock] of [[2, undefined], [2, 22], [2, 25], [2, 32], [2, 42], [3, 32], [4, 32], [4, 64]] as const) {
-    results.push(...(await bench(gpu, 'f16', { packed: true, sharedSums: true, slots, rowsPerBlock })).filter(modB));
-  }
 }
 if (process.argv.includes('--gated')) {
   // f16 gated residual: 16-byte units, hardware packing, row slots, the fused column sum, tokens per block

@@ -13,8 +13,7 @@
 // --per sweeps threads per row against units (f32) or words (f16 packed) a thread (NormVariant.perThread), with slots.
 // Last: PyTorch F.layer_norm at the same size in the same run (bench/torch_norm.py; --no-torch skips it).
 // --wgrad sweeps the affine backward's rows per block (f16 packed; f32) and times the column sum alone.
-// --shared times the f16 affine backward with its weight-gradient sums in workgroup memory (sharedSums) by rows per block and slots.
-//   node dist/bench/layernorm.mjs [--quick] [--sweep] [--wgrad] [--shared] [--per] [--subgroup-rows] [--profile] [--safe]
+//   node dist/bench/layernorm.mjs [--quick] [--sweep] [--wgrad] [--per] [--subgroup-rows] [--profile] [--safe]
 import { colsum, layernorm, layernormBackward, subgroupRowsUnavailable, unitLayout, type LayerNormBackwardOptions } from '../engine/ops/layernorm.js';
 import { cast } from '../engine/ops/cast.js';
 import type { Gpu } from '../engine/gpu.js';
@@ -99,14 +98,6 @@ if (process.argv.includes('--wgrad')) {
     const ms = best(await time(gpu, () => colsum(gpu, pw, pb, dw, db, 1, blocks, C), 50));
     console.log(`# colsum alone, ${blocks} blocks × ${C}: ${(ms * 1000).toFixed(1)} µs`);
     for (const t of [pw, pb, dw, db]) t.release();
-  }
-}
-if (process.argv.includes('--shared')) {
-  // f16 affine backward (packed): the weight-gradient sums in workgroup memory (sharedSums) beside registers,
-  // rows per block (fewer registers: more workgroups an SM, so the one-wave cliff moves) and row slots
-  for (const rowsPerBlock of [32, 42]) results.push(...(await bench(gpu, 'f16', true, sg, { packed: true, rowsPerBlock })).slice(1));
-  for (const [slots, rowsPerBlock] of [[2, undefined], [2, 22], [2, 25], [2, 32], [2, 42], [3, 32], [4, 32], [4, 64]] as const) {
-    results.push(...(await bench(gpu, 'f16', true, sg, { packed: true, sharedSums: true, slots, rowsPerBlock })).slice(1));
   }
 }
 if (process.argv.includes('--sweep')) {

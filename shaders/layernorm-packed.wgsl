@@ -146,17 +146,8 @@ fn slot_sum(v: vec2<f32>, buf: u32) -> vec2<f32> {
 
 #if ${BACKWARD}
 #if ${AFFINE}
-#if ${SHARED_SUMS}
-// SHARED_SUMS: the weight-gradient sums live in workgroup memory, one copy per slot ([slot][k·NW + i][t]: each
-// thread reads and writes only its own entries, so no barrier until the end), not in registers: 4 f32 fewer a
-// column for occupancy. The same additions in the same order as the register sums.
-var<workgroup> sum_w: array<vec2<f32>, SLOTS * Q * WG>;
-var<workgroup> sum_b: array<vec2<f32>, SLOTS * Q * WG>;
-fn sum_at(s: u32, k: u32, i: u32) -> u32 { return (s * Q + k * NW + i) * WG + t; }
-#else
 // Slots 1.. hand their weight-gradient sums of one word (NW pairs of Σdy·x̂, then of Σdy) to slot 0 here.
 var<workgroup> comb: array<vec2<f32>, ${CW}>;
-#endif
 #endif
 
 @compute @workgroup_size(WG * SLOTS)
@@ -187,17 +178,8 @@ fn backward(
   let hw = p.len / 2u; // pairs per row
   var w: array<vec2<f32>, Q>;
 #if ${AFFINE}
-#if ${SHARED_SUMS}
-  for (var k = 0u; k < PER; k++) {
-    for (var i = 0u; i < NW; i++) {
-      sum_w[sum_at(slot, k, i)] = vec2<f32>(0.0);
-      sum_b[sum_at(slot, k, i)] = vec2<f32>(0.0);
-    }
-  }
-#else
   var aw: array<vec2<f32>, Q>;
   var ab: array<vec2<f32>, Q>;
-#endif
 #endif
   var cx: array<W, PER>; // this row, packed (words past the row's end stay 0: they add nothing)
   var cd: array<W, PER>;
@@ -259,14 +241,8 @@ fn backward(
           let d = h2(cd[k], i);
           o[i] = (d * w[k * NW + i] - c.x - xh * c.y) * rs;
 #if ${AFFINE}
-#if ${SHARED_SUMS}
-          let a = sum_at(slot, k, i);
-          sum_w[a] += d * xh;
-          sum_b[a] += d;
-#else
           aw[k * NW + i] += d * xh;
           ab[k * NW + i] += d;
-#endif
 #endif
         }
         if (j < p.units) {
@@ -279,25 +255,6 @@ fn backward(
     r = nr;
   }
 #if ${AFFINE}
-#if ${SHARED_SUMS}
-  // the slots' sums added in slot order by slot 0
-  workgroupBarrier();
-  for (var k = 0u; k < PER; k++) {
-    let j = t + k * WG;
-    if (slot == 0u && j < p.units) {
-      for (var i = 0u; i < NW; i++) {
-        var sw = sum_w[sum_at(0u, k, i)];
-        var sb = sum_b[sum_at(0u, k, i)];
-        for (var s = 1u; s < SLOTS; s++) {
-          sw += sum_w[sum_at(s, k, i)];
-          sb += sum_b[sum_at(s, k, i)];
-        }
-        pw[blk * hw + j * NW + i] = sw;
-        pb[blk * hw + j * NW + i] = sb;
-      }
-    }
-  }
-#else
   // the slots' sums added in slot order, one word at a time (two barriers a word), by slot 0
   for (var k = 0u; k < PER; k++) {
     let j = t + k * WG;
@@ -324,7 +281,6 @@ fn backward(
       }
     }
   }
-#endif
 #endif
 }
 #else

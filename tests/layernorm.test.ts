@@ -91,8 +91,8 @@ async function check({ gpu, rng }: Ctx, shape: number[], dtype: DType, o: CheckO
   const bias = b0 && gpu.upload(b0, [C], 'f32', 'bias');
   const variant = { slots: o.slots, wideF16: o.wideF16, fastPack: o.fastPack, subgroupRows: o.subgroupRows, packed: o.packed, forwardRowsPerBlock: o.forwardRowsPerBlock, perThread: o.perThread };
   const { y, mean, rstd } = layernorm(gpu, x, { weight, bias, eps: o.eps, subgroups: o.subgroups, ...variant });
-  const g = layernormBackward(gpu, dy, x, mean, rstd, { weight, subgroups: o.subgroups, rowsPerBlock: o.rowsPerBlock, ...variant, finalSum: o.finalSum, lean: o.lean, sharedSums: o.sharedSums });
-  const vs = Object.entries({ ...variant, finalSum: o.finalSum, lean: o.lean, sharedSums: o.sharedSums }).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k} ${v}`).join('');
+  const g = layernormBackward(gpu, dy, x, mean, rstd, { weight, subgroups: o.subgroups, rowsPerBlock: o.rowsPerBlock, ...variant, finalSum: o.finalSum, lean: o.lean });
+  const vs = Object.entries({ ...variant, finalSum: o.finalSum, lean: o.lean }).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k} ${v}`).join('');
   const what = `layernorm ${dtype} [${shape}] affine ${!!o.affine} subgroups ${o.subgroups ?? 'default'}${o.rowsPerBlock ? ` rowsPerBlock ${o.rowsPerBlock}` : ''}${vs}`;
   if (y.dtype !== dtype || y.shape.join() !== shape.join() || g.dx.shape.join() !== shape.join() || mean.size !== numel(shape) / C) {
     throw new Error(`${what}: outputs ${y}, ${g.dx}, ${mean}`);
@@ -280,20 +280,6 @@ s.test('packed f16 kernel: word widths, ragged rows and blocks, slots, the unit 
   await assertThrows(() => check(ctx, [2, 1152], 'f32', { affine: true, perThread: 1 }), /perThread 1 needs 288 threads .* use a perThread of at least 2/, 'perThread 1 on 288 units');
 });
 
-// sharedSums: the weight-gradient sums in workgroup memory, one copy per slot (1 and 3 slots, 1 and 3 words a
-// thread, ragged blocks, 8- and 4-byte words; subgroup and shared-memory row sums), and its errors.
-s.test('packed f16 kernel: weight-gradient sums in workgroup memory (sharedSums)', async (ctx) => {
-  const sub = ctx.gpu.info.subgroups ? [false, true] : [false];
-  for (const subgroups of sub) {
-    await check(ctx, [37, 1152], 'f16', { affine: true, packed: true, sharedSums: true, rowsPerBlock: 7, subgroups });
-    await check(ctx, [13, 38], 'f16', { affine: true, packed: true, sharedSums: true, slots: 3, rowsPerBlock: 4, subgroups });
-  }
-  await check(ctx, [11, 1152], 'f16', { affine: true, packed: true, sharedSums: true, perThread: 3, slots: 1, rowsPerBlock: 5 });
-  await check(ctx, [3, 7, 36], 'f16', { affine: true, sharedSums: true, rowsPerBlock: 6, finalSum: 'reduce' });
-  await assertThrows(() => check(ctx, [4, 1152], 'f32', { affine: true, sharedSums: true }), /sharedSums is an option of the packed kernel .* f32 rows of 1152/, 'sharedSums on f32 rows');
-  await assertThrows(() => check(ctx, [4, 1152], 'f16', { affine: true, packed: false, sharedSums: true }), /sharedSums is an option of the packed kernel/, 'sharedSums with packed false');
-});
-
 s.test('packed f16 kernel: the f16 default, deterministic', async ({ gpu, rng }) => {
   const shape = [45, 1152];
   const x = gpu.upload(rowsAround(rng, shape), shape, 'f16');
@@ -306,7 +292,7 @@ s.test('packed f16 kernel: the f16 default, deterministic', async ({ gpu, rng })
     return [await f.y.read(), await f.rstd.read(), await g.dx.read(), await g.dweight!.read(), await g.dbias!.read()];
   };
   const a = await run({});
-  for (const v of [{}, { packed: true }, { sharedSums: true }]) {
+  for (const v of [{}, { packed: true }]) {
     const b = await run(v);
     a.forEach((o, i) => {
       if (!o.every((e, j) => Object.is(e, b[i]![j]))) throw new Error(`${JSON.stringify(v)}: output ${i} differs from the f16 default's`);

@@ -78,11 +78,6 @@ export interface NormBackwardVariant extends NormVariant {
   finalSum?: 'colsum' | 'reduce';
   /** 'colsum': column units a workgroup sums (16, 8, 4, 2 or 1; default: see colsum). */
   colsumTile?: number;
-  /**
-   * Packed kernel, backward with weight gradients: the per-column sums Σdy·x̂, Σdy in workgroup memory (one
-   * copy per row slot) instead of registers, for occupancy; the same sums bit for bit (default false).
-   */
-  sharedSums?: boolean;
 }
 
 export interface Plan {
@@ -269,16 +264,9 @@ function packedKernelFor(gpu: Gpu, op: string, C: number, backward: boolean, aff
   const { wg, per } = perThread ? planWithPer(op, words, perThread, 16) : packedPlan(words)!;
   const nw = nh / 2;
   const { maxComputeInvocationsPerWorkgroup: inv, maxComputeWorkgroupStorageSize: mem } = gpu.info.limits;
-  // shared memory: two buffers of per-slot sums (8 bytes each, ≤ WG a slot), and the weight-gradient sums: of one
-  // word for slots 1.. (handed to slot 0), or with sharedSums all of them for every slot
-  const wgrad = backward && affine;
-  const shared = wgrad && !!v.sharedSums;
-  const bytes = (n: number) => 16 * wg * n + (shared ? 16 * per * nw * wg * n : wgrad ? 16 * nw * wg * (n - 1) : 0);
+  // shared memory: two buffers of per-slot sums (8 bytes each, ≤ WG a slot), slots 1..'s weight-gradient sums of one word
   let slots = v.slots ?? (wgradPlan ? WGRAD_PACKED.slots : PACKED_SLOTS);
-  while (slots > 1 && (wg * slots > inv || bytes(slots) > mem)) slots--;
-  if (bytes(slots) > mem) {
-    throw new ShapeError(`${op}: {sharedSums: true} needs ${bytes(slots)} bytes of workgroup memory for rows of ${C} halves (${per} words a thread), over this device's ${mem}; leave sharedSums unset or lower perThread`);
-  }
+  while (slots > 1 && (wg * slots > inv || 16 * wg * slots + (backward && affine ? 16 * nw * wg * (slots - 1) : 0) > mem)) slots--;
   // Subgroup sums need whole subgroups of one known size: lanes f = subgroup · size + lane number the threads.
   const { min, max } = gpu.info.subgroupSize;
   const sg = subgroups && min > 0 && min === max && (wg * slots) % max === 0;
@@ -287,7 +275,7 @@ function packedKernelFor(gpu: Gpu, op: string, C: number, backward: boolean, aff
   const defines = {
     W: nw === 4 ? 'vec4<u32>' : nw === 2 ? 'vec2<u32>' : 'u32', NW: nw, NW1: nw === 1, NW2: nw === 2,
     WG: wg, SLOTS: slots, PER: per, CL: cl, NP: sg ? wg / cl : wg, TREE: 2 ** Math.ceil(Math.log2(wg)) / 2,
-    CW: shared ? 1 : Math.max(1, (slots - 1) * wg * 2 * nw), AFFINE: affine, BACKWARD: backward, SUBGROUPS: sg, FASTPACK: v.fastPack ?? true, SHARED_SUMS: shared,
+    CW: Math.max(1, (slots - 1) * wg * 2 * nw), AFFINE: affine, BACKWARD: backward, SUBGROUPS: sg, FASTPACK: v.fastPack ?? true,
   };
   return { kernel: gpu.kernel(PACKED, backward ? 'backward' : 'forward', defines), units: words, slots };
 }
@@ -414,7 +402,6 @@ export function normBackward(gpu: Gpu, s: NormBackwardSpec): { dx: Tensor; dw?: 
     return { dx, dw, db };
   }
   const packed = usePacked(op, x.dtype, C, v);
-  if (v.sharedSums && !packed) throw new ShapeError(`${op}: sharedSums is an option of the packed kernel (f16 rows of even length, packed not false); drop it for ${x.dtype} rows of ${C}`);
   const { kernel, units, slots } = packed ? packedKernelFor(gpu, op, C, true, affine, subgroups, v) : kernelFor(gpu, op, x.dtype, C, true, affine, subgroups, v);
   // Without weight gradients every workgroup can take `slots` rows (one per slot; packed: 4 per slot). The
   // packed kernel's blocks: about PACKED_BLOCK_TARGET in all (one wave on an H200).
