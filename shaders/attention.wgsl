@@ -7,9 +7,13 @@
 // in tiles of BC = TC·TX keys, with an online softmax (running max m and sum l per row, f32). The N×N
 // scores never leave registers. Thread (ty, tx) owns rows ty + r·TY (r < TR) and, per key tile, keys
 // tx + c·TX (c < TC) of the score block, and output columns (c·TX + tx)·4.. (c < TD4 vec4s) of o.
+// Lanes run along ty (ty = lid % TY): with TY a multiple of the subgroup size every K and V read of a subgroup
+// is one address, a broadcast (H100, B4 H16 N4096 D72: 17.2 → 18.8 TFLOP/s against lanes along tx, whose reads
+// of 6 different keys cost like 32 different ones).
 //   1. stage K, V tile (PREFETCH: loaded into registers a tile ahead, 3 barriers per tile, see the loop);
 //   2. S = Q·Kᵀ (dot products over d, rows of Q and K padded to an odd vec4 stride RS so lanes hit
-//   distinct banks), row max through `red`;  3. P = exp2(S − m), rescale o and l;
+//   distinct banks; the first QK vec4s of the thread's Q rows from registers, which saves a third of the
+//   loop's workgroup-memory reads), row max through `red`;  3. P = exp2(S − m), rescale o and l;
 //   4. o += P·V with P staged in workgroup memory as [key][ty] vectors of the thread's TR rows.
 // Scores are kept in log2 units (scale · log2 e), so the exponentials are exp2.
 // Grid: (row tile, bh) flattened, folded into y past the per-dimension limit.
@@ -78,6 +82,7 @@ const D4 = ${D4}u;   // vec4s per row
 const TD4 = ${TD4}u; // output vec4s per thread
 const D4P = TD4 * TX; // D4 padded to the thread layout
 const RS = ${RS}u;   // odd row stride (vec4s) of the staged Q and K tiles
+const QK = ${QK}u;   // vec4s of the thread's Q rows also held in registers (1..D4)
 const UV = ${UV}u;   // vec4s per load unit
 const U = D4 / UV;   // load units per row
 const NL = (BC * U + THREADS - 1u) / THREADS; // K (and V) tile units per thread
@@ -241,8 +246,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let r0 = (flat % p.row_tiles) * BR;
   let qb = bh * p.nq + r0; // first global query row of the tile
   let kb = bh * p.nk;
-  let tx = lid % TX;
-  let ty = lid / TX;
+  let tx = lid / TY; // lanes along ty: see the header
+  let ty = lid % TY;
 
   if (lid == 0u) {
 #if ${MASK}
@@ -265,11 +270,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var l: array<f32, TR>;
   var acc: array<vec4<f32>, TR * TD4>;
   for (var r = 0u; r < TR; r++) { m[r] = NEG; }
+  var qreg: array<vec4<f32>, TR * QK>; // the first QK vec4s of the thread's Q rows
+  for (var r = 0u; r < TR; r++) { for (var d4 = 0u; d4 < QK; d4++) { qreg[r * QK + d4] = qs[(r * TY + ty) * RS + d4]; } }
 
 #if ${PREFETCH}
   store_k(lid, load_k(lid, kb, 0u, kend));
   var rv = load_v(lid, kb, 0u, kend);
   var rk: Regs;
+  workgroupBarrier(); // K of the first tile staged (later tiles: the loop's last barrier)
 #endif
   for (var k0 = 0u; k0 < kend; k0 += BC) {
     // 1. stage the key tile.
@@ -277,7 +285,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     // Software pipeline: K of this tile was written after the previous tile's
     // scores, V is written below once everyone is past the previous P·V; the next tile's K loads are issued
     // now, its V loads after the scores, so their latency hides behind this tile's math.
-    workgroupBarrier();
     let more = k0 + BC < kend;
     if (more) { rk = load_k(lid, kb, k0 + BC, kend); }
 #else
@@ -288,7 +295,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 
     // 2. scores of the thread's TR×TC block, in log2 units; masked keys → NEG; per-thread row maxima
     var s = array<f32, TR * TC>(); // explicit zeros: a bare declaration in a loop is not re-zeroed on every driver
-    for (var d4 = 0u; d4 < D4; d4++) {
+    for (var d4 = 0u; d4 < QK; d4++) {
+      var kr: array<vec4<f32>, TC>;
+      for (var c = 0u; c < TC; c++) { kr[c] = ks[(c * TX + tx) * RS + d4]; }
+      for (var r = 0u; r < TR; r++) {
+        let qr = qreg[r * QK + d4];
+        for (var c = 0u; c < TC; c++) { s[r * TC + c] += dot(qr, kr[c]); }
+      }
+    }
+    for (var d4 = QK; d4 < D4; d4++) {
       var kr: array<vec4<f32>, TC>;
       for (var c = 0u; c < TC; c++) { kr[c] = ks[(c * TX + tx) * RS + d4]; }
       for (var r = 0u; r < TR; r++) {

@@ -230,8 +230,8 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let k0 = (flat % p.row_tiles) * BR;
   let kb = bh * p.nk + k0;
   let qb = bh * p.nq;
-  let tx = lid % TX;
-  let ty = lid / TX;
+  let tx = lid / TY;
+  let ty = lid % TY;
   if (lid == 0u) {
 #if ${MASK}
     kend_sh = min(p.nk, u32(max(i32(kv_len[bh / p.heads]), 0)));
@@ -355,8 +355,8 @@ fn dq_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   let r0 = (flat % p.row_tiles) * BR;
   let qb = bh * p.nq + r0;
   let kb = bh * p.nk;
-  let tx = lid % TX;
-  let ty = lid / TX;
+  let tx = lid / TY;
+  let ty = lid % TY;
   if (lid == 0u) {
 #if ${MASK}
     kend_sh = min(p.nk, u32(max(i32(kv_len[bh / p.heads]), 0)));

@@ -22,6 +22,7 @@ interface Case extends Shape {
   prefetch?: boolean;
   wideLoads?: boolean;
   stageOutput?: boolean;
+  qRegisters?: number;
   outDtype?: 'f32' | 'f16';
 }
 
@@ -51,7 +52,7 @@ async function check({ gpu, rng }: Ctx, c: Case): Promise<void> {
   const tile = c.tile ?? (c.defaults || c.forwardDefaults ? undefined : SMALL);
   const tiles = c.tiles ?? (c.defaults ? undefined : { dkdv: SMALL, dq: SMALL });
   // variant 'tiled': this file tests the tiled kernels ('auto' would take tensor cores for f16 on a GPU)
-  const { o, lse } = attention(gpu, q, k, v, { kvLen, scale: c.scale, tile, prefetch: c.prefetch, wideLoads: c.wideLoads, stageOutput: c.stageOutput, outDtype: c.outDtype, variant: 'tiled' });
+  const { o, lse } = attention(gpu, q, k, v, { kvLen, scale: c.scale, tile, prefetch: c.prefetch, wideLoads: c.wideLoads, stageOutput: c.stageOutput, qRegisters: c.qRegisters, outDtype: c.outDtype, variant: 'tiled' });
   const name = `${dtype} ${JSON.stringify({ ...c, dtype: undefined })}`;
   const want = refForward(round(qd), round(kd), round(vd), c, scale, c.kvLen);
   assertClose(await o.read(), want.o, { rtol: RTOL[c.outDtype ?? dtype], what: `o ${name}` });
@@ -101,8 +102,9 @@ s.test('f16 storage (forward and backward)', async (ctx) => {
 s.test('forward variants: prefetch, staged output, f16 16-byte and 8-byte loads; ragged, masked, odd D', async (ctx) => {
   for (const on of [true, false]) {
     const v = { prefetch: on, stageOutput: on, backward: false };
-    // several key tiles with a ragged last one, ragged query tiles, D 72 (TX 6 × 3 vec4s), f16 output from f32
-    await check(ctx, { B: 1, H: 2, Nq: 41, Nk: 53, D: 72, outDtype: 'f16', ...v });
+    // several key tiles with a ragged last one, ragged query tiles, D 72 (TX 6 × 3 vec4s), f16 output from f32;
+    // Q rows all in registers (18 vec4s) or one vec4 of them
+    await check(ctx, { B: 1, H: 2, Nq: 41, Nk: 53, D: 72, outDtype: 'f16', qRegisters: on ? 18 : 1, ...v });
     // NaN past kvLen (zeros must be staged for masked keys), TR 4, padded V rows (D4 5 on TX 4 × 2)
     await check(ctx, { B: 2, H: 1, Nq: 19, Nk: 50, D: 20, kvLen: [50, 13], nanMasked: true, tile: { TR: 4, TY: 4, TC: 2, TX: 4 }, ...v });
     // a single key (one tile, nothing to prefetch) and D not a multiple of 4 (scalar loads and stores)
@@ -116,11 +118,11 @@ s.test('forward variants: prefetch, staged output, f16 16-byte and 8-byte loads;
   }
 });
 
-s.test('forward variants give the same bits (prefetch and staging only move data; wide f16 loads only widen them)', async ({ gpu, rng }) => {
+s.test('forward variants give the same bits (prefetch, staging and Q registers only move data; wide f16 loads only widen them)', async ({ gpu, rng }) => {
   for (const dtype of ['f32', 'f16'] as const) {
     const sh = [2, 2, 37, 24];
     const [q, k, v] = ['q', 'k', 'v'].map((n) => gpu.upload(rng.normal(2 * 2 * 37 * 24), sh, dtype, n)) as [ReturnType<typeof gpu.upload>, ReturnType<typeof gpu.upload>, ReturnType<typeof gpu.upload>];
-    const variants = [{}, { prefetch: true }, { stageOutput: false }, ...(dtype === 'f16' ? [{ wideLoads: false }] : [])];
+    const variants = [{}, { prefetch: false }, { stageOutput: false }, { qRegisters: 1 }, { qRegisters: 5 }, ...(dtype === 'f16' ? [{ wideLoads: false }] : [])];
     for (const outDtype of dtype === 'f16' ? (['f16', 'f32'] as const) : (['f32'] as const)) {
       const runs = variants.map((o) => attention(gpu, q, k, v, { tile: SMALL, outDtype, variant: 'tiled', ...o }));
       const first = await runs[0]!.o.read();
@@ -215,6 +217,9 @@ s.test('bad inputs are clear errors', async ({ gpu }) => {
   await assertThrows(() => attention(gpu, gpu.tensor([1, 1, 4, 130]), gpu.tensor([1, 1, 4, 130]), gpu.tensor([1, 1, 4, 130])), /head dim 130 is outside 1\.\.128/, 'D too big');
   await assertThrows(() => attention(gpu, q, k, k, { variant: 'tensorcore' }), /attention: the tensorcore variant takes f16 q, k and v/, 'tensorcore f32');
   await assertThrows(() => attention(gpu, q, k, k, { tile: { TR: 4, TY: 256, TC: 8 } }), /needs \d+ (threads|bytes)/, 'tile too big');
+  for (const qRegisters of [0, 5, 1.5]) {
+    await assertThrows(() => attention(gpu, q, k, k, { variant: 'tiled', qRegisters }), /attention: qRegisters .* must be an integer in 1\.\.4 \(vec4s of a Q row at head dim 16\)/, `qRegisters ${qRegisters}`);
+  }
   const o = gpu.tensor([2, 3, 10, 16]);
   const lse = gpu.tensor([2, 3, 10]);
   await assertThrows(() => attentionBackward(gpu, q, k, k, o, lse, gpu.tensor([2, 3, 10, 16], 'f16')), /attentionBackward: dO .* must be \[2, 3, 10, 16\] f32/, 'dO dtype');

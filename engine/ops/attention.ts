@@ -146,10 +146,16 @@ export interface AttentionOptions {
   tile?: AttentionTile;
   /**
    * Tiled forward: load the next K/V tile into registers while the current one is used from workgroup
-   * memory (register prefetch); default false: on the H100 it did not speed up f32 (f16 storage: 12 → 15
-   * TFLOP/s).
+   * memory (register prefetch; 3 barriers a tile instead of 4); default true (H100, B4 H16 N4096 D72 f32:
+   * 19.5 → 21.2 TFLOP/s with it).
    */
   prefetch?: boolean;
+  /**
+   * Tiled forward: vec4s of each of the thread's Q rows held in registers for the whole key loop (the rest read
+   * from workgroup memory per key tile); default min(D/4, 8 for TR 2, 4 for TR 4). H100, D72: 8 → 21.2 TFLOP/s,
+   * 6 → 20.7, 12 → 20.4, none → 20.0 (odd counts 3, 7, 9: 19.0–20.0).
+   */
+  qRegisters?: number;
   /** Tiled forward with f16 storage and D a multiple of 8: load 8 halves (16 bytes) at a time; default true. */
   wideLoads?: boolean;
   /**
@@ -241,31 +247,45 @@ export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: Atten
     attentionForwardTc(gpu, { q, k, v, o, lse, kvLen: opts.kvLen, scale });
     return { o, lse };
   }
+  const { defines, rowTiles } = tiledForwardPlan(gpu, q.dtype, outDtype, D, Nq, Nk, opts);
+  const total = rowTiles * B * H;
+  const { groups, gx } = grid(gpu, total);
+  const tensors = [q, k, v, o, lse, ...(opts.kvLen ? [opts.kvLen] : [])];
+  gpu.dispatch(gpu.kernel(FORWARD, 'main', defines), tensors, [Nq, Nk, H, rowTiles, gx, total, { f32: scale * Math.LOG2E }], groups);
+  return { o, lse };
+}
+
+/**
+ * The tiled forward's defines (shaders/attention.wgsl) and query tiles per sequence for these dtypes, dims and
+ * options: the tile (opts.tile or the device's choice) checked against the device. bench/attention_tiled_ab
+ * builds edited copies of the shader from them.
+ */
+export function tiledForwardPlan(gpu: Gpu, qDtype: DType, outDtype: DType, D: number, Nq: number, Nk: number, opts: AttentionOptions = {}): { defines: Defines; rowTiles: number } {
   const tile = opts.tile ?? chooseAttentionTile(gpu, 'forward', D, Nq, Nk);
-  const l = checkTile(gpu, op, 'forward', D, tile);
-  const vec8 = q.dtype === 'f16' && D % 8 === 0 && opts.wideLoads !== false;
+  const l = checkTile(gpu, 'attention', 'forward', D, tile);
+  const qRegisters = opts.qRegisters ?? Math.min(l.D4, l.TR === 2 ? 8 : 4);
+  if (!Number.isInteger(qRegisters) || qRegisters < 1 || qRegisters > l.D4) {
+    throw new ShapeError(`attention: qRegisters ${opts.qRegisters} must be an integer in 1..${l.D4} (vec4s of a Q row at head dim ${D})`);
+  }
+  const vec8 = qDtype === 'f16' && D % 8 === 0 && opts.wideLoads !== false;
   const stage = opts.stageOutput !== false;
   const ovec = stage && D % (outDtype === 'f16' ? 8 : 4) === 0;
   const defines: Defines = {
     ...tileDefines(D, l),
-    QKV_F16: q.dtype === 'f16',
+    QKV_F16: qDtype === 'f16',
     O_F16: outDtype === 'f16',
     VEC: D % 4 === 0,
     VEC8: vec8,
     UV: vec8 ? 2 : 1,
-    PREFETCH: opts.prefetch === true,
+    PREFETCH: opts.prefetch !== false,
+    QK: qRegisters,
     STAGE_O: stage,
     OVEC: ovec,
     UO: ovec ? D / (outDtype === 'f16' ? 8 : 4) : outDtype === 'f16' ? D / 2 : D,
     MASK: !!opts.kvLen,
     KVT: opts.kvLen?.dtype ?? 'u32',
   };
-  const rowTiles = Math.ceil(Nq / (l.TR * l.TY));
-  const total = rowTiles * B * H;
-  const { groups, gx } = grid(gpu, total);
-  const tensors = [q, k, v, o, lse, ...(opts.kvLen ? [opts.kvLen] : [])];
-  gpu.dispatch(gpu.kernel(FORWARD, 'main', defines), tensors, [Nq, Nk, H, rowTiles, gx, total, { f32: scale * Math.LOG2E }], groups);
-  return { o, lse };
+  return { defines, rowTiles: Math.ceil(Nq / (l.TR * l.TY)) };
 }
 
 /**
