@@ -9,7 +9,8 @@
 //   DQ    dq:   a workgroup per query tile (BR queries) accumulates dQ while it loops over key tiles.
 // Both tile kernels use the layout of the forward (shaders/attention.wgsl): thread (ty, tx) owns tile rows
 // ty + r·TY and streamed columns tx + c·TX of the score block, and output columns (c·TX + tx)·4.. of the
-// gradient rows; rows read by dot products are staged with an odd vec4 stride RS (distinct banks).
+// gradient rows; rows read by dot products are staged with an odd vec4 stride RS (distinct banks). Lanes run along
+// ty as in the forward (reads of the streamed tile: one address per TY lanes).
 // Layout: q/o/dO [B, H, Nq, D], k/v [B, H, Nk, D], lse/Dr [B, H, Nq], contiguous, head-major.
 
 struct Params {

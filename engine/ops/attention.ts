@@ -8,8 +8,8 @@
 // shaders/attention_backward.wgsl); 'tensorcore' (f16 q/k/v on subgroup matrices, engine/ops/attention_tc.ts,
 // only when asked for); 'auto' picks tensor cores for f16 with more than 16 keys or short unmasked sequences (≤ 16
 // queries and keys, the packed kernels: temporal attention). The tiled forward's options prefetch (K/V a tile ahead in
-// registers), wideLoads (16-byte f16 loads) and stageOutput (o stored in whole units) default on; benchmarks
-// turn them off to compare.
+// registers), wideLoads (16-byte f16 loads) and stageOutput (o stored in whole units) default on, qRegisters (Q
+// vec4s held in registers) to 8 (TR 2) or 4; benchmarks change them to compare.
 // The backward is FlashAttention-2: Dr = rowsum(dO∘O), then one kernel per key tile (dK, dV) and one per
 // query tile (dQ), each recomputing the scores from q, k and lse; deterministic (no atomics).
 import type { DType } from '../dtype.js';
