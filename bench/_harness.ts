@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { Gpu } from '../engine/gpu.js';
 import { copy16 } from '../engine/ops/copy.js';
 import { Profiler, type KernelTime } from '../engine/profiler.js';
+import type { Tensor } from '../engine/tensor.js';
 
 export async function openBenchGpu(): Promise<Gpu> {
   const gpu = await Gpu.open({ fast: !process.argv.includes('--safe') });
@@ -89,6 +90,26 @@ export async function time(gpu: Gpu, record: () => void, iters = 20, pass = fals
   const wallMs = (performance.now() - t0) / iters;
   lastBusy = performance.now();
   return { gpuMs, wallMs, passMs };
+}
+
+/**
+ * A/B of `count` variants whose call i `run(i)` records: the best of 3 interleaved rounds of `time` (ms a call) and,
+ * unless --no-diff, each variant's max |Δ| of outs[i] against outs[0] (the baseline), as text.
+ */
+export async function abCompare(gpu: Gpu, count: number, run: (i: number) => void, iters: number, outs: readonly Tensor[]): Promise<{ ms: number[]; diffs: string[] }> {
+  const ms = Array.from({ length: count }, () => Infinity);
+  for (let round = 0; round < 3; round++) for (let i = 0; i < count; i++) ms[i] = Math.min(ms[i]!, best(await time(gpu, () => run(i), iters)));
+  const diffs: string[] = [];
+  if (!process.argv.includes('--no-diff')) {
+    const ref = await outs[0]!.read();
+    for (const o of outs.slice(1)) {
+      const x = await o.read();
+      let m = 0;
+      for (let j = 0; j < x.length; j++) m = Math.max(m, Math.abs(x[j]! - ref[j]!));
+      diffs.push(m.toExponential(1));
+    }
+  }
+  return { ms, diffs };
 }
 
 /** Prints the kernels of one call of `record` (after a warm-up call) under a title, or why there are none. */

@@ -17,7 +17,7 @@ import { tensorcoreUnavailable } from '../engine/ops/matmul.js';
 import type { Kernel } from '../engine/shader.js';
 import staging from '../shaders/attention_tc_staging.wgsl';
 import common from '../shaders/attention_tc_common.wgsl';
-import { best, finish, openBenchGpu, time } from './_harness.js';
+import { abCompare, finish, openBenchGpu } from './_harness.js';
 
 const gpu = await openBenchGpu();
 if (tensorcoreUnavailable(gpu)) {
@@ -60,19 +60,8 @@ for (const [name, bh, nq, nk] of shapes) {
   const lse = gpu.tensor([1, bh, nq], 'f32');
   const flops = 4 * bh * nq * nk * D;
   const run = (i: number) => gpu.dispatch(kernels[i]!.kernel, [q, k, v, outs[i]!, lse], [nq, nk, D, bh, { f32: Math.LOG2E / Math.sqrt(D) }, bh, 0], grid(kernels[i]!, nq, bh));
-  const ms = kernels.map(() => Infinity);
   const iters = Math.max(5, Math.min(40, Math.round(2e12 / flops)));
-  for (let round = 0; round < 3; round++) for (let i = 0; i < kernels.length; i++) ms[i] = Math.min(ms[i]!, best(await time(gpu, () => run(i), iters)));
-  const diffs: string[] = [];
-  if (!process.argv.includes('--no-diff')) {
-    const ref = await outs[0]!.read();
-    for (const o of outs.slice(1)) {
-      const x = await o.read();
-      let m = 0;
-      for (let j = 0; j < x.length; j++) m = Math.max(m, Math.abs(x[j]! - ref[j]!));
-      diffs.push(m.toExponential(1));
-    }
-  }
+  const { ms, diffs } = await abCompare(gpu, kernels.length, run, iters, outs);
   const cells = kernels.map((kn, i) => `${kn.name} ${(ms[i]! * 1e3).toFixed(1)} µs ${(flops / ms[i]! / 1e9).toFixed(1)} TF/s${i && diffs.length ? ` |Δ| ${diffs[i - 1]}` : ''}`);
   const line = `${name.padEnd(18)} ${Math.ceil(nq / 64) * bh} workgroups × ${Math.ceil(nk / 64)} key tiles | ${cells.join(' | ')}`;
   console.log(line);

@@ -11,7 +11,7 @@ import { attention, tiledForwardPlan, type AttentionTile } from '../engine/ops/a
 import { randn } from '../engine/ops/random.js';
 import type { Kernel } from '../engine/shader.js';
 import f16Wgsl from '../shaders/f16.wgsl';
-import { best, finish, openBenchGpu, time } from './_harness.js';
+import { abCompare, finish, openBenchGpu } from './_harness.js';
 
 const gpu = await openBenchGpu();
 const D = 72;
@@ -58,19 +58,8 @@ for (const [name, bh, nq, nk] of shapes) {
     const groups = gpu.grid1d(total);
     gpu.dispatch(x.kernel, [q, k, v, outs[i]!, lse], [nq, nk, 1, x.rowTiles, groups[0], total, { f32: scale2 }], groups);
   };
-  const ms = variants.map(() => Infinity);
   const iters = Math.max(3, Math.min(20, Math.round(2e11 / flops)));
-  for (let round = 0; round < 3; round++) for (let i = 0; i < variants.length; i++) ms[i] = Math.min(ms[i]!, best(await time(gpu, () => run(i), iters)));
-  const diffs: string[] = [];
-  if (!process.argv.includes('--no-diff')) {
-    const ref = await outs[0]!.read();
-    for (const o of outs.slice(1)) {
-      const x = await o.read();
-      let m = 0;
-      for (let j = 0; j < x.length; j++) m = Math.max(m, Math.abs(x[j]! - ref[j]!));
-      diffs.push(m.toExponential(1));
-    }
-  }
+  const { ms, diffs } = await abCompare(gpu, variants.length, run, iters, outs);
   const cells = variants.map((x, i) => `${x.spec} ${(ms[i]! * 1e3).toFixed(0)} µs ${(flops / ms[i]! / 1e9).toFixed(2)} TF/s${i && diffs.length ? ` |Δ| ${diffs[i - 1]}` : ''}`);
   const line = `${name.padEnd(15)} | ${cells.join(' | ')}`;
   console.log(line);

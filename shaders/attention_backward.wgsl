@@ -39,10 +39,7 @@ const D4P = TD4 * TX;
 const RS = ${RS}u; // odd, ≥ D4P
 const LOG2E = 1.4426950408889634;
 alias RV = vec${TR}<f32>;
-// The streamed tile (BC rows of D4P vec4s) in registers, a thread's share: units lid + j·THREADS, j < NS, and its
-// BC per-row scalars (lse, Dr) in NC; the next tile is fetched during this one's math and stored after it.
-const NS = (BC * D4P + THREADS - 1u) / THREADS;
-const NC = (BC + THREADS - 1u) / THREADS;
+
 
 // ---- bindings ---------------------------------------------------------------------------------------
 // Word types: QW for q, k, v and the gradients, OW for o and dO: vec4<f32> or vec2<u32> (4 packed halves)
@@ -216,6 +213,46 @@ fn pre(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: 
 }
 #endif
 
+// ---- the streamed tile of both tile kernels ----------------------------------------------------------------
+// Rows t0 .. t0 + BC of two tensors (dK/dV: Q and dO; dQ: K and V), zero at and past `end` and past D, a thread's
+// share in registers (units lid + j·THREADS, j < NS): fetched during the tile before and stored after that tile's
+// last barrier by the kernel's store_unit.
+#if ${PRE}
+#else
+const NS = (BC * D4P + THREADS - 1u) / THREADS;
+alias Tile = array<vec4<f32>, NS>;
+#if ${DKDV}
+fn ld_a(row: u32, d4: u32) -> vec4<f32> { return ld_q(row, d4); }
+fn ld_b(row: u32, d4: u32) -> vec4<f32> { return ld_do(row, d4); }
+#else
+fn ld_a(row: u32, d4: u32) -> vec4<f32> { return ld_k(row, d4); }
+fn ld_b(row: u32, d4: u32) -> vec4<f32> { return ld_v(row, d4); }
+#endif
+
+fn fetch_tile(lid: u32, base: u32, t0: u32, end: u32, ra: ptr<function, Tile>, rb: ptr<function, Tile>) {
+  for (var j = 0u; j < NS; j++) {
+    let i = lid + j * THREADS;
+    let c = i / D4P;
+    let d4 = i % D4P;
+    var a = vec4<f32>(0.0);
+    var b = vec4<f32>(0.0);
+    if (c < BC && t0 + c < end && d4 < D4) {
+      a = ld_a(base + t0 + c, d4);
+      b = ld_b(base + t0 + c, d4);
+    }
+    (*ra)[j] = a;
+    (*rb)[j] = b;
+  }
+}
+
+fn put_tile(lid: u32, ra: Tile, rb: Tile) {
+  for (var j = 0u; j < NS; j++) {
+    let i = lid + j * THREADS;
+    if (i < BC * D4P) { store_unit((i / D4P) * RS + i % D4P, ra[j], rb[j]); }
+  }
+}
+#endif
+
 // ---- dK, dV: a workgroup per key tile ---------------------------------------------------------------------
 #if ${DKDV}
 var<workgroup> ks: array<vec4<f32>, BR * RS>;
@@ -228,22 +265,14 @@ var<workgroup> ls: array<f32, BC>;            // lse · log2 e
 var<workgroup> drs: array<f32, BC>;
 var<workgroup> kend_sh: u32;
 
-// The thread's share of query tile q0 (Q, dO rows, lse·log2 e, Dr), zero past Nq and past D.
-fn fetch_q(lid: u32, qb: u32, q0: u32, rq: ptr<function, array<vec4<f32>, NS>>, ro: ptr<function, array<vec4<f32>, NS>>,
-           rl: ptr<function, array<f32, NC>>, rd: ptr<function, array<f32, NC>>) {
-  for (var j = 0u; j < NS; j++) {
-    let i = lid + j * THREADS;
-    let c = i / D4P;
-    let d4 = i % D4P;
-    var qx = vec4<f32>(0.0);
-    var ox = vec4<f32>(0.0);
-    if (c < BC && q0 + c < p.nq && d4 < D4) {
-      qx = ld_q(qb + q0 + c, d4);
-      ox = ld_do(qb + q0 + c, d4);
-    }
-    (*rq)[j] = qx;
-    (*ro)[j] = ox;
-  }
+fn store_unit(at: u32, a: vec4<f32>, b: vec4<f32>) {
+  qs[at] = a;
+  os[at] = b;
+}
+
+// lse·log2 e and Dr of query tile q0 (zero past Nq), a thread's share (NC) in registers as the tile's rows.
+const NC = (BC + THREADS - 1u) / THREADS;
+fn fetch_stats(lid: u32, qb: u32, q0: u32, rl: ptr<function, array<f32, NC>>, rd: ptr<function, array<f32, NC>>) {
   for (var j = 0u; j < NC; j++) {
     let c = lid + j * THREADS;
     let ok = c < BC && q0 + c < p.nq;
@@ -253,14 +282,7 @@ fn fetch_q(lid: u32, qb: u32, q0: u32, rq: ptr<function, array<vec4<f32>, NS>>, 
   }
 }
 
-fn put_q(lid: u32, rq: array<vec4<f32>, NS>, ro: array<vec4<f32>, NS>, rl: array<f32, NC>, rd: array<f32, NC>) {
-  for (var j = 0u; j < NS; j++) {
-    let i = lid + j * THREADS;
-    if (i < BC * D4P) {
-      qs[(i / D4P) * RS + i % D4P] = rq[j];
-      os[(i / D4P) * RS + i % D4P] = ro[j];
-    }
-  }
+fn put_stats(lid: u32, rl: array<f32, NC>, rd: array<f32, NC>) {
   for (var j = 0u; j < NC; j++) {
     let c = lid + j * THREADS;
     if (c < BC) {
@@ -305,15 +327,19 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var av: array<vec4<f32>, TR * TD4>;
   // A tile wholly past kend gets zero gradients; skip its work.
   let q_end = select(p.nq, 0u, k0 >= kend);
-  var rq: array<vec4<f32>, NS>;
-  var ro: array<vec4<f32>, NS>;
+  var rq: Tile;
+  var ro: Tile;
   var rl: array<f32, NC>;
   var rd: array<f32, NC>;
-  fetch_q(lid, qb, 0u, &rq, &ro, &rl, &rd);
-  put_q(lid, rq, ro, rl, rd);
+  fetch_tile(lid, qb, 0u, p.nq, &rq, &ro);
+  fetch_stats(lid, qb, 0u, &rl, &rd);
+  put_tile(lid, rq, ro);
+  put_stats(lid, rl, rd);
   for (var q0 = 0u; q0 < q_end; q0 += BC) {
     workgroupBarrier(); // this query tile staged
-    fetch_q(lid, qb, q0 + BC, &rq, &ro, &rl, &rd); // the next one (zeros past the end), stored after this one's math
+    // the next one (zeros past the end), stored after this one's math
+    fetch_tile(lid, qb, q0 + BC, p.nq, &rq, &ro);
+    fetch_stats(lid, qb, q0 + BC, &rl, &rd);
 
     // Sᵀ and dPᵀ blocks: keys (rows) × queries (columns)
     var s = array<f32, TR * TC>(); // explicit zeros: a bare declaration in a loop is not re-zeroed on every driver
@@ -363,7 +389,8 @@ fn dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       }
     }
     workgroupBarrier();
-    put_q(lid, rq, ro, rl, rd);
+    put_tile(lid, rq, ro);
+    put_stats(lid, rl, rd);
   }
 
   for (var r = 0u; r < TR; r++) {
@@ -386,31 +413,9 @@ var<workgroup> vs: array<vec4<f32>, BC * RS>;
 var<workgroup> dss: array<RV, BC * TY>;       // dS: [key][ty], the thread's TR queries
 var<workgroup> kend_sh: u32;
 
-// The thread's share of key tile k0 (K, V rows), zero at and past kend and past D.
-fn fetch_kv(lid: u32, kb: u32, k0: u32, kend: u32, rk: ptr<function, array<vec4<f32>, NS>>, rv: ptr<function, array<vec4<f32>, NS>>) {
-  for (var j = 0u; j < NS; j++) {
-    let i = lid + j * THREADS;
-    let c = i / D4P;
-    let d4 = i % D4P;
-    var kx = vec4<f32>(0.0);
-    var vx = vec4<f32>(0.0);
-    if (c < BC && k0 + c < kend && d4 < D4) {
-      kx = ld_k(kb + k0 + c, d4);
-      vx = ld_v(kb + k0 + c, d4);
-    }
-    (*rk)[j] = kx;
-    (*rv)[j] = vx;
-  }
-}
-
-fn put_kv(lid: u32, rk: array<vec4<f32>, NS>, rv: array<vec4<f32>, NS>) {
-  for (var j = 0u; j < NS; j++) {
-    let i = lid + j * THREADS;
-    if (i < BC * D4P) {
-      ks[(i / D4P) * RS + i % D4P] = rk[j];
-      vs[(i / D4P) * RS + i % D4P] = rv[j];
-    }
-  }
+fn store_unit(at: u32, a: vec4<f32>, b: vec4<f32>) {
+  ks[at] = a;
+  vs[at] = b;
 }
 
 @compute @workgroup_size(THREADS)
@@ -454,13 +459,13 @@ fn dq_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   let kend = workgroupUniformLoad(&kend_sh);
 
   var acc: array<vec4<f32>, TR * TD4>;
-  var rk: array<vec4<f32>, NS>;
-  var rv: array<vec4<f32>, NS>;
-  fetch_kv(lid, kb, 0u, kend, &rk, &rv);
-  put_kv(lid, rk, rv);
+  var rk: Tile;
+  var rv: Tile;
+  fetch_tile(lid, kb, 0u, kend, &rk, &rv);
+  put_tile(lid, rk, rv);
   for (var k0 = 0u; k0 < kend; k0 += BC) {
     workgroupBarrier(); // this key tile staged
-    fetch_kv(lid, kb, k0 + BC, kend, &rk, &rv); // the next one (zeros past kend), stored after this one's math
+    fetch_tile(lid, kb, k0 + BC, kend, &rk, &rv); // the next one (zeros past kend), stored after this one's math
 
     var s = array<f32, TR * TC>(); // explicit zeros: a bare declaration in a loop is not re-zeroed on every driver
     var dp = array<f32, TR * TC>();
@@ -500,7 +505,7 @@ fn dq_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
       }
     }
     workgroupBarrier();
-    put_kv(lid, rk, rv);
+    put_tile(lid, rk, rv);
   }
 
   for (var r = 0u; r < TR; r++) {
