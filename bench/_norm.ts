@@ -89,8 +89,8 @@ export function printVsTorch(title: string, results: readonly NormRow[], rows: n
 /**
  * Prints the results table under `label` and `shape`: GB/s in % of the 1 GiB copy (`ceiling`, the issue's measure)
  * and of the same 16-byte copy over one tensor of `shape` in the row's dtype (context: a kernel this small also
- * pays launch and tail time, as does that copy); then the same calls timed back to back in one pass (as a training
- * step runs them and as PyTorch's CUDA events time them) against the 1 GiB copy timed so.
+ * pays launch and tail time, as does that copy); and in two more columns the same calls timed back to back in one
+ * pass (as a training step runs them and as PyTorch's CUDA events time them) against the 1 GiB copy timed so.
  */
 export async function printNormTable(gpu: Gpu, label: string, shape: readonly number[], results: readonly NormRow[], ceiling: { copy16: number; copy16Pass: number; copyBuffer: number }): Promise<void> {
   const elements = shape.reduce((a, b) => a * b, 1);

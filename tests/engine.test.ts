@@ -131,6 +131,27 @@ s.test('an invalid dispatch surfaces as a GpuError naming the kernel', async ({ 
   await gpu.sync();
 });
 
+s.test('timePass: dispatches back to back in one timed pass, with the result written; clear errors', async ({ gpu, rng }) => {
+  const a = gpu.upload(rng.normal(4099), [4099]);
+  const b = gpu.upload(rng.normal(4099), [4099]);
+  const out = gpu.tensor([4099]);
+  if (!gpu.info.timestamps) {
+    await assertThrows(() => gpu.timePass(() => add(gpu, a, b, out)), /timePass: this device has no timestamp-query feature/, 'no timestamps');
+  } else {
+    const ms = await gpu.timePass(() => {
+      for (let i = 0; i < 3; i++) add(gpu, a, b, out);
+    });
+    if (!(Number.isFinite(ms) && ms > 0)) throw new Error(`timePass returned ${ms} ms`);
+    const [x, y] = [await a.read(), await b.read()];
+    assertClose(await out.read(), x.map((v, i) => v + y[i]!), { rtol: 1e-6, what: 'add recorded in the timed pass' });
+    await assertThrows(() => gpu.timePass(() => gpu.copy(a, out)), /timePass: the recorded work left the timed compute pass/, 'a copy inside');
+    gpu.profiler.enable();
+    await assertThrows(() => gpu.timePass(() => add(gpu, a, b, out)), /timePass: the profiler is on/, 'profiler on');
+    gpu.profiler.enable(false);
+  }
+  for (const t of [a, b, out]) t.release();
+});
+
 s.test('missing software drivers give an install command', async () => {
   const { openDevice } = await import('../engine/device.js');
   const paths = { swiftshaderIcd: '/nonexistent/vk_swiftshader_icd.json', vulkanLoader: ['/nonexistent/libvulkan.so.1'], mesaEgl: ['/nonexistent/libEGL_mesa.so.0'] };
