@@ -282,9 +282,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   for (var k0 = 0u; k0 < kend; k0 += BC) {
     // 1. stage the key tile.
 #if ${PREFETCH}
-    // Software pipeline: K of this tile was written after the previous tile's
-    // scores, V is written below once everyone is past the previous P·V; the next tile's K loads are issued
-    // now, its V loads after the scores, so their latency hides behind this tile's math.
+    // Software pipeline: K of this tile was written after the previous tile's scores (visible since that tile's
+    // last barrier), V is written below once everyone is past the previous P·V; the next tile's K loads are
+    // issued now, its V loads after the scores, so their latency hides behind this tile's math.
     let more = k0 + BC < kend;
     if (more) { rk = load_k(lid, kb, k0 + BC, kend); }
 #else

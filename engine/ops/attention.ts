@@ -146,8 +146,8 @@ export interface AttentionOptions {
   tile?: AttentionTile;
   /**
    * Tiled forward: load the next K/V tile into registers while the current one is used from workgroup
-   * memory (register prefetch; 3 barriers a tile instead of 4); default true (H100, B4 H16 N4096 D72 f32:
-   * 19.5 → 21.2 TFLOP/s with it).
+   * memory (register prefetch; 3 barriers a tile instead of 4); default true (H100, B4 H16 N4096 D72 f32 before
+   * qRegisters: 18.8 TFLOP/s without, 20.0 with).
    */
   prefetch?: boolean;
   /**
